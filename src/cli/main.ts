@@ -1,0 +1,13 @@
+/**
+ * The `shoal` command line: one entry point for running members, a local dev cluster, benchmarks
+ * and administration. Each subcommand lives in its own module and is registered here.
+ */
+import { Command } from 'commander';
+
+const program = new Command();
+program
+  .name('shoal')
+  .description('A fault-tolerant distributed key-value and file store')
+  .version('0.1.0');
+
+await program.parseAsync(process.argv);
