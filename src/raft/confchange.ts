@@ -46,7 +46,8 @@ export function encodeConfChange(cc: ConfChange): Uint8Array {
 }
 
 export function decodeConfChange(bytes: Uint8Array): ConfChange {
-  const bad = (why: string) => new RaftError('BAD_CONF_CHANGE', `cannot decode conf change: ${why}`);
+  const bad = (why: string) =>
+    new RaftError('BAD_CONF_CHANGE', `cannot decode conf change: ${why}`);
   if (bytes.byteLength < 4) throw bad('too short');
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (view.getUint8(0) !== ENCODING_VERSION) throw bad(`version ${view.getUint8(0)}`);

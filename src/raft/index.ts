@@ -54,10 +54,10 @@ export {
   encodeConfChange,
 } from './confchange.js';
 export { MemoryStorage } from './memory-storage.js';
-export { PENDING_READS_MAX } from './read-only.js';
 export type { Logger, RaftConfig, ReadOnlyMode } from './raft.js';
 export { message } from './raft.js';
 export type { ProgressStatus, Ready, Status } from './raw-node.js';
 export { RawNode } from './raw-node.js';
+export { PENDING_READS_MAX } from './read-only.js';
 export type { InitialState, LogStorage, RaftStorage } from './storage.js';
 export * from './types.js';

@@ -182,7 +182,10 @@ export class RaftLog {
     const lastNew = index + entries.length;
     const conflict = this.findConflict(entries);
     if (conflict !== 0) {
-      assert(conflict > this.committed, () => `conflict at ${conflict} <= commit ${this.committed}`);
+      assert(
+        conflict > this.committed,
+        () => `conflict at ${conflict} <= commit ${this.committed}`,
+      );
       this.append(conflict === entries[0]!.index ? entries : entries.slice(conflict - index - 1));
     }
     this.commitTo(Math.min(committed, lastNew));

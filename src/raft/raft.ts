@@ -1042,7 +1042,9 @@ export class Raft {
     if (this.pendingConfIndex > this.log.applied) return;
     const leave = encodeConfChange({ transition: 0, changes: [], context: EMPTY_BYTES });
     this.pendingConfIndex = this.log.lastIndex() + 1;
-    if (this.appendEntries([{ term: 0, index: 0, type: EntryType.ConfChange, data: leave }], true)) {
+    if (
+      this.appendEntries([{ term: 0, index: 0, type: EntryType.ConfChange, data: leave }], true)
+    ) {
       this.broadcastPending = true;
     }
   }
@@ -1055,7 +1057,8 @@ export class Raft {
 
 function validateConfig(config: RaftConfig): void {
   const bad = (why: string) => new RaftError('BAD_CONFIG', why);
-  if (!Number.isSafeInteger(config.id) || config.id <= 0) throw bad('id must be a positive integer');
+  if (!Number.isSafeInteger(config.id) || config.id <= 0)
+    throw bad('id must be a positive integer');
   if (config.heartbeatTick <= 0) throw bad('heartbeatTick must be positive');
   if (config.electionTick <= config.heartbeatTick) {
     throw bad('electionTick must be greater than heartbeatTick');

@@ -5,7 +5,7 @@
  */
 import { assert } from './assert.js';
 import { encodeConfChange } from './confchange.js';
-import { configToConfState, ProgressState } from './progress.js';
+import { configToConfState, type ProgressState } from './progress.js';
 import { isLocalMessage, message, Raft, type RaftConfig } from './raft.js';
 import {
   type ConfChange,
@@ -145,7 +145,12 @@ export class RawNode {
   }
 
   proposeConfChange(cc: ConfChange): void {
-    this.proposeEntry({ term: 0, index: 0, type: EntryType.ConfChange, data: encodeConfChange(cc) });
+    this.proposeEntry({
+      term: 0,
+      index: 0,
+      type: EntryType.ConfChange,
+      data: encodeConfChange(cc),
+    });
   }
 
   private proposeEntry(entry: Entry): void {
