@@ -410,9 +410,9 @@ export class Raft {
   }
 
   private stepLowerTerm(m: Message): void {
-    if ((this.checkQuorum || this.preVote) && this.isFromLeader(m)) {
+    if (this.isFromLeader(m)) {
       // A stale leader (e.g. healed from a partition) learns our term from this response and
-      // steps down; otherwise, with pre-vote or check-quorum, it might never find out.
+      // steps down (Raft §5.1: a stale request is answered with the current term).
       this.send(message(MessageType.AppResp, { to: m.from }));
     } else if (m.type === MessageType.PreVote) {
       this.send(message(MessageType.PreVoteResp, { to: m.from, term: this.term, reject: true }));

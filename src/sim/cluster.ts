@@ -30,7 +30,7 @@ import {
   type Snapshot,
 } from '../raft/index.js';
 import { entryKey, InvariantChecker, SafetyViolation } from './invariants.js';
-import { type NetworkFaults, RELIABLE, SimNetwork } from './network.js';
+import { type NetworkFaults, SimNetwork } from './network.js';
 import { Rng } from './rng.js';
 
 export const TICK_UNITS = 10;
