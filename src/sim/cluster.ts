@@ -55,6 +55,11 @@ export interface SimOptions {
   readonly maxSizePerMsgBytes?: number;
   readonly maxInflightMsgs?: number;
   readonly maxUncommittedEntriesBytes?: number;
+  /**
+   * Deliberately breaks the persistence contract (sends `messagesAfterPersist` before the write
+   * is durable). Only for tests proving the checker catches what the contract prevents.
+   */
+  readonly unsafeSendBeforePersist?: boolean;
 }
 
 /** The replicated state machine of the simulation: a running hash of every applied entry. */
@@ -393,6 +398,7 @@ export class SimCluster {
       this.checker.checkPersisted(member.id, ready.entries, raw.raft.log.term(first - 1));
     }
     this.send(ready.messages);
+    if (this.options.unsafeSendBeforePersist) this.send(ready.messagesAfterPersist);
     this.apply(member, ready.committedEntries);
     for (const read of ready.readStates) this.checkRead(member, read);
     const o = this.options;
@@ -414,7 +420,7 @@ export class SimCluster {
     if (storage.initialState().hardState.commit < durableCommit) {
       this.violation(`member ${member.id}: durable commit went back below ${durableCommit}`);
     }
-    this.send(ready.messagesAfterPersist);
+    if (!this.options.unsafeSendBeforePersist) this.send(ready.messagesAfterPersist);
     member.raw!.advance();
     this.maybeSnapshot(member);
     this.handleReady(member);

@@ -14,6 +14,8 @@ export interface ExploreOptions {
   readonly faultTicks?: number;
   /** Ticks the healed cluster gets to elect a leader and commit the fresh proposals. */
   readonly livenessTicks?: number;
+  /** Breaks the persistence contract on purpose (see SimOptions). */
+  readonly unsafeSendBeforePersist?: boolean;
 }
 
 export interface ExploreResult {
@@ -44,6 +46,7 @@ export function exploreSeed(seed: number, options: ExploreOptions = {}): Explore
     compactKeepEntries: setup.pick([0, 4]),
     maxSizePerMsgBytes: setup.pick([64, 1024, 65536]),
     maxInflightMsgs: setup.pick([1, 4, 64]),
+    unsafeSendBeforePersist: options.unsafeSendBeforePersist ?? false,
   };
   const description = JSON.stringify(config);
   const cluster = new SimCluster(config);
