@@ -146,7 +146,13 @@ export interface RecordView {
 }
 
 /** Why a record could not be read. `zero` means the header is all zero bytes (unwritten space). */
-export type RecordFault = 'zero' | 'truncated' | 'bad-length' | 'bad-type' | 'bad-crc';
+export type RecordFault =
+  | 'zero'
+  | 'truncated'
+  | 'bad-length'
+  | 'bad-type'
+  | 'bad-crc'
+  | 'bad-padding';
 
 /**
  * Reads and verifies the record at `offset` within `buffer[0 .. limit)`. Returns the record, or the
@@ -169,11 +175,16 @@ export function readRecord(
   if (end > limit) return 'truncated';
   const stored = buffer.readUInt32LE(offset);
   if (crc32c(buffer.subarray(offset + 4, end)) !== stored) return 'bad-crc';
+  // The padding is not under the CRC, so it is checked to be zero: no flipped bit goes unnoticed.
+  const padded = offset + recordSizeBytes(bodyBytes);
+  if (padded > limit) return 'truncated';
+  if (!isZero(buffer, end, padded) || !isZero(buffer, offset + 9, offset + 12))
+    return 'bad-padding';
   return {
     type: type as RecordType,
     bodyStart: offset + RECORD_HEADER_BYTES,
     bodyBytes,
-    end: offset + recordSizeBytes(bodyBytes),
+    end: padded,
   };
 }
 

@@ -347,10 +347,14 @@ export class Wal {
         }
         batch = this.takeBatch();
         await this.writeBatch(batch);
-        for (const pending of batch) pending.resolve();
-        batch = [];
+        // Saves settle at once; compactions and resets once the segments they free are deleted.
+        const markers = batch.filter((p) => p.operation.kind !== 'save');
+        for (const pending of batch) if (pending.operation.kind === 'save') pending.resolve();
+        batch = markers;
         this.index.evict();
-        if (batch.some((p) => p.operation.kind !== 'save')) await this.releaseSegments();
+        if (markers.length > 0) await this.releaseSegments();
+        for (const pending of markers) pending.resolve();
+        batch = [];
         this.maybePrepareNext();
       }
     } catch (error) {
