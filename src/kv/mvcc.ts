@@ -49,7 +49,10 @@ import {
   openDatabases,
 } from './layout.js';
 import { boundsOf, header, latestAt, type ReadContext, rangeRequest } from './reader.js';
-import { restoreSnapshot, writeSnapshot } from './snapshot.js';
+import { restoreSnapshot, type SnapshotStream, writeSnapshot } from './snapshot.js';
+
+export type { SnapshotStream };
+
 import { applyDeleteRange, applyPut, applyTxnOps, checkTxnPath, compareToPath } from './txn.js';
 import type {
   CompactionRequest,
@@ -138,6 +141,8 @@ export class MvccStore {
   private readonly minLeaseTtlSeconds: number;
   private readonly log: Logger;
   private closed = false;
+  /** Set while a snapshot restore rewrites the databases; the store refuses work meanwhile. */
+  private unavailableReason: string | undefined;
 
   private constructor(
     private readonly dbs: KvDatabases,
@@ -203,6 +208,7 @@ export class MvccStore {
         `apply batch of ${entries.length} entries exceeds ${APPLY_BATCH_ENTRIES_MAX}`,
       );
     }
+    this.assertAvailable();
     const saved = [this.currentRevision, this.compactRevision, this.appliedIndexValue] as const;
     const results: ApplyResult[] = [];
     const revisions: RevisionEvents[] = [];
@@ -270,7 +276,14 @@ export class MvccStore {
     throw new KvError('INVALID_ARGUMENT', 'shoal: unknown key-value request');
   }
 
+  private assertAvailable(): void {
+    if (this.unavailableReason !== undefined) {
+      throw new Error(`kv store unavailable: ${this.unavailableReason}`);
+    }
+  }
+
   private readContext(): ReadContext {
+    this.assertAvailable();
     return {
       dbs: this.dbs,
       currentRevision: this.currentRevision,
@@ -426,14 +439,22 @@ export class MvccStore {
     };
   }
 
-  /** The whole state as bounded chunks, from one consistent read snapshot (see snapshot.ts). */
-  snapshot(): AsyncIterable<Uint8Array> {
+  /** The whole state now, as bounded chunks from one read transaction (see snapshot.ts). */
+  snapshot(): SnapshotStream {
     return writeSnapshot(this.dbs);
   }
 
   /** Replaces the whole state with a snapshot's; subscribers get no events for it. */
   async restore(chunks: AsyncIterable<Uint8Array>): Promise<void> {
-    await restoreSnapshot(this.dbs, chunks);
+    this.assertAvailable();
+    this.unavailableReason = 'a snapshot restore is in progress';
+    try {
+      await restoreSnapshot(this.dbs, chunks);
+    } catch (error) {
+      this.unavailableReason = `a snapshot restore failed: ${(error as Error).message}`;
+      throw error;
+    }
+    this.unavailableReason = undefined;
     this.currentRevision = decodeNumber(
       this.dbs.meta.get(MetaKey.currentRevision),
       INITIAL_REVISION,

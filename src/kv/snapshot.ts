@@ -12,8 +12,10 @@
  * clears the mark only after the end chunk verified: a store whose restore was interrupted refuses
  * to open instead of serving half a state.
  */
+
+import type { Transaction } from 'lmdb';
 import { Packr } from 'msgpackr';
-import { type KvDatabases, MetaKey, SNAPSHOT_DATABASES } from './layout.js';
+import { decodeNumber, type KvDatabases, MetaKey, SNAPSHOT_DATABASES } from './layout.js';
 
 export const SNAPSHOT_CHUNK_BYTES_MAX = 1024 * 1024;
 const FORMAT = 'shoal-kv-snapshot';
@@ -34,8 +36,44 @@ interface SnapshotChunk {
   recordCount?: number;
 }
 
-export async function* writeSnapshot(dbs: KvDatabases): AsyncGenerator<Uint8Array> {
+/** A snapshot being read: its position, its chunks, and a way to abandon it early. */
+export interface SnapshotStream {
+  /** The raft index and revision the snapshot reflects (raft's snapshot metadata needs them). */
+  appliedIndex: number;
+  revision: number;
+  chunks: AsyncIterable<Uint8Array>;
+  /** Ends the read transaction; called automatically when `chunks` is exhausted. Idempotent. */
+  release(): void;
+}
+
+/**
+ * Opens the read transaction now, so the snapshot is the state at this call even if batches are
+ * applied while the chunks are consumed. Consume `chunks` or call `release()`: an open read
+ * transaction keeps LMDB from reusing the pages it sees.
+ */
+export function writeSnapshot(dbs: KvDatabases): SnapshotStream {
   const transaction = dbs.env.useReadTransaction();
+  let released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    transaction.done();
+  };
+  const read = (key: Buffer, fallback: number) =>
+    decodeNumber(dbs.meta.get(key, { transaction } as never), fallback);
+  return {
+    appliedIndex: read(MetaKey.appliedIndex, 0),
+    revision: read(MetaKey.currentRevision, 1),
+    chunks: snapshotChunks(dbs, transaction, release),
+    release,
+  };
+}
+
+async function* snapshotChunks(
+  dbs: KvDatabases,
+  transaction: Transaction,
+  release: () => void,
+): AsyncGenerator<Uint8Array> {
   let sequence = 0;
   let recordCount = 0;
   let records: SnapshotRecord[] = [];
@@ -62,7 +100,7 @@ export async function* writeSnapshot(dbs: KvDatabases): AsyncGenerator<Uint8Arra
       recordCount,
     });
   } finally {
-    transaction.done();
+    release();
   }
 }
 
