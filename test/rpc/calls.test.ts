@@ -31,7 +31,10 @@ test('5000 concurrent calls on one connection each get their own answer', async 
   const stub = client.stub(testService);
   const calls = Array.from({ length: 5000 }, (_, i) => stub.echo({ text: `call ${i}` }));
   const results = await Promise.all(calls);
-  results.forEach((result, i) => assert.equal(result.text, `call ${i}`));
+  assert.deepEqual(
+    results.map((result) => result.text),
+    calls.map((_, i) => `call ${i}`),
+  );
   assert.equal(server.connectionCount, 1, 'all calls shared one connection');
   await close();
 });
