@@ -77,7 +77,8 @@ export class ClientConnection extends Connection implements CallHost {
 
   callFinished(call: ClientCall): void {
     this.calls.delete(call.id);
-    if (this.draining && this.calls.size === 0) this.endGracefully();
+    // A CANCEL may be queued right after this returns; end the socket only after that.
+    if (this.draining) queueMicrotask(() => this.endIfDrained());
   }
 
   /** Stops taking calls and closes once the calls in flight have finished. */
@@ -85,6 +86,10 @@ export class ClientConnection extends Connection implements CallHost {
     if (this.draining || this.closed) return;
     this.draining = true;
     this.send(FrameKind.GOAWAY, 0, 0, 0, null, null);
+    this.endIfDrained();
+  }
+
+  private endIfDrained(): void {
     if (this.calls.size === 0) this.endGracefully();
   }
 
@@ -107,7 +112,7 @@ export class ClientConnection extends Connection implements CallHost {
       case FrameKind.GOAWAY:
         // The server is shutting down: finish what is in flight, send new calls elsewhere.
         this.draining = true;
-        if (this.calls.size === 0) this.endGracefully();
+        this.endIfDrained();
         return;
       default:
         this.protocolError(`a server sent frame kind ${kind}`);

@@ -59,7 +59,8 @@ export class ServerConnection extends Connection {
   /** Called by a ServerCall when it finishes. */
   callFinished(call: ServerCall): void {
     this.calls.delete(call.id);
-    if (this.draining) this.closeIfDrained();
+    // The call's last frame is queued right after this returns; end the socket only after that.
+    if (this.draining) queueMicrotask(() => this.closeIfDrained());
   }
 
   protected onCallFrame(

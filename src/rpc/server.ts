@@ -30,6 +30,8 @@ export class RpcServer {
   private readonly connections = new Set<ServerConnection>();
   private readonly server: Server;
   private closing: Promise<void> | null = null;
+  /** Set while close() waits for the last connection to go. */
+  private onEmpty: (() => void) | null = null;
 
   constructor(options: RpcServerOptions = {}) {
     this.options = resolveConnectionOptions(options);
@@ -99,8 +101,15 @@ export class RpcServer {
         connection.destroy(new RpcError('UNAVAILABLE', 'server closed before the call finished'));
       }
     }, graceMs);
-    await listening;
+    await Promise.all([listening, this.allConnectionsGone()]);
     clearTimeout(timer);
+  }
+
+  private allConnectionsGone(): Promise<void> {
+    if (this.connections.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.onEmpty = resolve;
+    });
   }
 
   private accept(socket: Socket): void {
@@ -108,9 +117,10 @@ export class RpcServer {
       socket.destroy();
       return;
     }
-    const connection = new ServerConnection(socket, this.options, this.methods, (gone) =>
-      this.connections.delete(gone),
-    );
+    const connection = new ServerConnection(socket, this.options, this.methods, (gone) => {
+      this.connections.delete(gone);
+      if (this.connections.size === 0) this.onEmpty?.();
+    });
     this.connections.add(connection);
   }
 }
