@@ -119,6 +119,26 @@ export class ClientConnection extends Connection implements CallHost {
     }
   }
 
+  protected onOversizedFrame(kind: FrameKindValue, callId: number, bodyLength: number): boolean {
+    const callScoped =
+      kind === FrameKind.RESPONSE || kind === FrameKind.MESSAGE || kind === FrameKind.ERROR;
+    if (!callScoped || callId === 0) return false;
+    const limit = this.options.frameBytesMax;
+    this.log.warn(
+      { peer: this.peer, kind, callId, bodyLength, limit },
+      'rpc: skipped oversized frame',
+    );
+    this.calls
+      .get(callId)
+      ?.abandon(
+        new RpcError(
+          'RESOURCE_EXHAUSTED',
+          `response frame of ${bodyLength} bytes exceeds the client's limit of ${limit}`,
+        ),
+      );
+    return true;
+  }
+
   protected onClosed(error: RpcError): void {
     const calls = [...this.calls.values()];
     this.calls.clear();

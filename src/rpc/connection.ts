@@ -39,6 +39,7 @@ export abstract class Connection {
       (kind, flags, callId, arg, methodLength, body) =>
         this.onFrame(kind, flags, callId, arg, methodLength, body),
       options.frameBytesMax,
+      (kind, callId, bodyLength) => this.onOversizedFrame(kind, callId, bodyLength),
     );
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -143,6 +144,16 @@ export abstract class Connection {
     methodLength: number,
     body: Buffer,
   ): void;
+
+  /**
+   * A well-formed frame over frameBytesMax arrived. Return true to skip its body and fail only the
+   * call it belongs to; false closes the connection.
+   */
+  protected abstract onOversizedFrame(
+    kind: FrameKindValue,
+    callId: number,
+    bodyLength: number,
+  ): boolean;
 
   /** Fails every open call with `error`; called once. */
   protected abstract onClosed(error: RpcError): void;

@@ -192,3 +192,28 @@ test('random bytes and mutated frames only ever raise FrameError', () => {
     { seed: 42, numRuns: 2000 },
   );
 });
+
+test('an oversized frame the owner skips is discarded without buffering; framing continues', () => {
+  const oversized: { kind: number; callId: number; bodyLength: number }[] = [];
+  const frames: number[] = [];
+  const decoder = new FrameDecoder(
+    (_kind, _flags, callId) => frames.push(callId),
+    1024,
+    (kind, callId, bodyLength) => {
+      oversized.push({ kind, callId, bodyLength });
+      return true;
+    },
+  );
+  const stream = Buffer.concat([
+    encodeFrame(FrameKind.MESSAGE, 0, 1, 0, null, Buffer.alloc(10)),
+    encodeFrame(FrameKind.MESSAGE, 0, 2, 0, null, Buffer.alloc(5000)),
+    encodeFrame(FrameKind.MESSAGE, 0, 3, 0, null, Buffer.alloc(10)),
+  ]);
+  for (let at = 0; at < stream.length; at += 700) {
+    decoder.push(stream.subarray(at, at + 700));
+    assert.ok(decoder.bufferedBytes <= HEADER_BYTES + 1024);
+  }
+  assert.deepEqual(frames, [1, 3]);
+  assert.deepEqual(oversized, [{ kind: FrameKind.MESSAGE, callId: 2, bodyLength: 5000 }]);
+  assert.ok(decoder.atBoundary);
+});

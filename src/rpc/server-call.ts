@@ -246,7 +246,8 @@ export class ServerCall implements CallContext {
     return encoded;
   }
 
-  private fail(error: RpcError): void {
+  /** Answers the call with `error` and aborts the handler. */
+  fail(error: RpcError): void {
     if (this.finish()) {
       this.sendError(error);
       // Stop whatever the handler is still doing (a stream being consumed or produced).

@@ -99,6 +99,26 @@ export class ServerConnection extends Connection {
     }
   }
 
+  protected onOversizedFrame(kind: FrameKindValue, callId: number, bodyLength: number): boolean {
+    const callScoped = kind === FrameKind.CALL || kind === FrameKind.MESSAGE;
+    if (!(callScoped && callId !== 0) && kind !== FrameKind.ONEWAY) return false;
+    const limit = this.options.frameBytesMax;
+    this.log.warn(
+      { peer: this.peer, kind, callId, bodyLength, limit },
+      'rpc: skipped oversized frame',
+    );
+    if (kind === FrameKind.ONEWAY) return true;
+    const error = new RpcError(
+      'RESOURCE_EXHAUSTED',
+      `request frame of ${bodyLength} bytes exceeds the server's limit of ${limit}`,
+    );
+    const call = this.calls.get(callId);
+    if (call !== undefined) call.fail(error);
+    else if (kind === FrameKind.CALL)
+      this.send(FrameKind.ERROR, FLAG_END, callId, error.status, null, Buffer.from(error.message));
+    return true;
+  }
+
   protected onClosed(error: RpcError): void {
     this.lifetime.abort(error);
     for (const call of this.calls.values()) call.cancel(error);

@@ -1,0 +1,152 @@
+/**
+ * Limits over real sockets: frame size (both directions, and a peer ignoring the limit), calls in
+ * flight (client and server side) and buffered bytes. Each limit gives the caller RpcError
+ * RESOURCE_EXHAUSTED and the connection goes on serving.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { isRpcError } from '../../src/rpc/index.js';
+import {
+  defaultImplementation,
+  recordingLogger,
+  startPair,
+  testService,
+  waitFor,
+} from './helpers.js';
+
+const exhausted = (error: unknown) => isRpcError(error, 'RESOURCE_EXHAUSTED');
+
+test('a request over the frame limit fails on the client before it is sent', async () => {
+  const { client, close } = await startPair(defaultImplementation(), {}, { frameBytesMax: 1024 });
+  const stub = client.stub(testService);
+  await assert.rejects(stub.bytes(new Uint8Array(2000)), (error: unknown) => {
+    return exhausted(error) && /exceeds the frame limit of 1024/.test((error as Error).message);
+  });
+  assert.throws(() => stub.notify({ seq: 1, pad: 'x'.repeat(2000) } as { seq: number }), exhausted);
+  assert.equal((await stub.bytes(new Uint8Array(100))).length, 100, 'still serving');
+  await close();
+});
+
+test('a request over the server limit fails only that call; the connection keeps serving', async () => {
+  const { logger, records } = recordingLogger();
+  const { client, server, close } = await startPair(defaultImplementation(), {
+    frameBytesMax: 1024,
+    logger,
+  });
+  const stub = client.stub(testService);
+  await assert.rejects(stub.bytes(new Uint8Array(50_000)), (error: unknown) => {
+    return exhausted(error) && /server's limit of 1024/.test((error as Error).message);
+  });
+  assert.equal((await stub.bytes(new Uint8Array(10))).length, 10);
+  assert.equal(server.connectionCount, 1, 'same connection');
+  assert.ok(records.some((record) => record.msg === 'rpc: skipped oversized frame'));
+  await close();
+});
+
+test('a response over the server limit fails the call with RESOURCE_EXHAUSTED', async () => {
+  const { client, close } = await startPair(
+    defaultImplementation({ echo: (request) => ({ text: request.text.repeat(1000) }) }),
+    { frameBytesMax: 4096 },
+  );
+  const stub = client.stub(testService);
+  await assert.rejects(stub.echo({ text: 'abcdefgh' }), exhausted);
+  assert.deepEqual(await stub.echo({ text: 'a' }), { text: 'a'.repeat(1000) });
+  await close();
+});
+
+test('a response over the client limit fails the call with RESOURCE_EXHAUSTED', async () => {
+  const { client, close } = await startPair(defaultImplementation(), {}, { frameBytesMax: 70_000 });
+  const stub = client.stub(testService);
+  const big = stub.download({ count: 1, size: 100_000 });
+  await assert.rejects(
+    (async () => {
+      for await (const _ of big);
+    })(),
+    (error: unknown) => exhausted(error) && /client's limit/.test((error as Error).message),
+  );
+  assert.deepEqual(await stub.echo({ text: 'ok' }), { text: 'ok' });
+  await close();
+});
+
+test('the client refuses calls past callsInFlightMax', async () => {
+  const { client, close } = await startPair(
+    defaultImplementation({ wait: () => new Promise<string>(() => {}) }),
+    {},
+    { callsInFlightMax: 10 },
+  );
+  const stub = client.stub(testService);
+  await stub.echo({ text: 'connect first' });
+  const controller = new AbortController();
+  const waiting = Array.from({ length: 10 }, (_, i) =>
+    stub.wait({ id: String(i) }, { signal: controller.signal }).catch(() => 'cancelled'),
+  );
+  await assert.rejects(stub.echo({ text: 'one too many' }), exhausted);
+  controller.abort();
+  assert.deepEqual(await Promise.all(waiting), Array(10).fill('cancelled'));
+  assert.deepEqual(await stub.echo({ text: 'room again' }), { text: 'room again' });
+  await close();
+});
+
+test('the server refuses calls past its callsInFlightMax', async () => {
+  let started = 0;
+  const { client, close } = await startPair(
+    defaultImplementation({
+      wait: (_request, context) => {
+        started++;
+        return new Promise<string>((resolve) =>
+          context.signal.addEventListener('abort', () => resolve('aborted')),
+        );
+      },
+    }),
+    { callsInFlightMax: 5 },
+  );
+  const stub = client.stub(testService);
+  const controller = new AbortController();
+  let settled = 0;
+  const calls = Array.from({ length: 8 }, (_, i) =>
+    stub
+      .wait({ id: String(i) }, { signal: controller.signal })
+      .then(
+        () => 'ok',
+        (error: unknown) => (isRpcError(error) ? error.code : 'other'),
+      )
+      .finally(() => settled++),
+  );
+  await waitFor(() => started === 5 && settled === 3, 'five calls to start, three to be refused');
+  controller.abort();
+  const outcomes = await Promise.all(calls);
+  assert.equal(outcomes.filter((code) => code === 'RESOURCE_EXHAUSTED').length, 3);
+  assert.equal(outcomes.filter((code) => code === 'CANCELLED').length, 5);
+  await close();
+});
+
+test('one-way sends past bufferedBytesMax throw RESOURCE_EXHAUSTED; the ones accepted arrive', async () => {
+  const received: number[] = [];
+  const { client, close } = await startPair(
+    defaultImplementation({ notify: (message) => void received.push(message.seq) }),
+    {},
+    { bufferedBytesMax: 64 * 1024 },
+  );
+  const stub = client.stub(testService);
+  await stub.echo({ text: 'connect first' });
+  let accepted = 0;
+  let refused = 0;
+  // One synchronous burst: nothing is flushed until the loop yields, so the buffer fills.
+  for (let seq = 0; seq < 2000; seq++) {
+    try {
+      stub.notify({ seq, pad: 'x'.repeat(100) } as { seq: number });
+      accepted++;
+    } catch (error) {
+      assert.ok(exhausted(error), String(error));
+      refused++;
+    }
+  }
+  assert.ok(refused > 0 && accepted > 0, `accepted ${accepted}, refused ${refused}`);
+  await waitFor(() => received.length === accepted, 'every accepted message');
+  assert.deepEqual(
+    received,
+    Array.from({ length: accepted }, (_, i) => i),
+  );
+  await assert.doesNotReject(stub.echo({ text: 'still fine' }));
+  await close();
+});
