@@ -6,6 +6,7 @@
 import { decodeMessage, type EncodedPayload, encodeMessage } from './codec.js';
 import { RpcError, statusFromNumber } from './errors.js';
 import { FLAG_END, FrameKind, type FrameKindValue } from './frame.js';
+import { TIMEOUT_MS_MAX } from './options.js';
 import type { ResponseStream } from './service.js';
 import {
   CreditGate,
@@ -67,8 +68,8 @@ export abstract class ClientCall {
     this.method = method;
     this.signal = signal;
     if (timeoutMs !== undefined) {
-      if (!(timeoutMs > 0))
-        throw new RpcError('INVALID_ARGUMENT', `timeoutMs must be positive, got ${timeoutMs}`);
+      if (!(timeoutMs > 0 && timeoutMs <= TIMEOUT_MS_MAX))
+        throw new RpcError('INVALID_ARGUMENT', `timeoutMs must be in (0, 2^31), got ${timeoutMs}`);
       this.deadlineAt = performance.now() + timeoutMs;
       this.timer = setTimeout(() => this.expire(timeoutMs), timeoutMs);
     }

@@ -8,6 +8,9 @@ import pino from 'pino';
 import { FRAME_BYTES_MAX_DEFAULT, FRAME_BYTES_MAX_LIMIT } from './frame.js';
 import { INITIAL_WINDOW_BYTES } from './stream.js';
 
+/** The longest deadline a call can carry: Node timers hold at most 2^31-1 ms (about 24 days). */
+export const TIMEOUT_MS_MAX = 0x7fff_ffff;
+
 export interface ConnectionOptions {
   /**
    * Largest frame body accepted or sent. Receiving a larger frame closes the connection (the stream

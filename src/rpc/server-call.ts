@@ -6,6 +6,7 @@
 import { decodeMessage, encodeMessage } from './codec.js';
 import { RpcError } from './errors.js';
 import { FLAG_END, FLAG_RAW, FrameKind } from './frame.js';
+import { TIMEOUT_MS_MAX } from './options.js';
 import type { RegisteredMethod, ServerConnection } from './server-connection.js';
 import type { CallContext } from './service.js';
 import {
@@ -46,6 +47,8 @@ export class ServerCall implements CallContext {
     this.id = id;
     this.registered = registered;
     if (timeoutMs > 0) {
+      // Node timers hold at most 2^31-1 ms (about 24 days); a longer deadline is as good as none.
+      timeoutMs = Math.min(timeoutMs, TIMEOUT_MS_MAX);
       this.deadline = performance.now() + timeoutMs;
       this.timer = setTimeout(() => this.expire(timeoutMs), timeoutMs);
     } else {

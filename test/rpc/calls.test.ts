@@ -102,6 +102,11 @@ test('a deadline fails the call and aborts the handler with DEADLINE_EXCEEDED', 
   );
   const stub = client.stub(testService);
   await assert.rejects(stub.wait({ id: 'a' }, { timeoutMs: 30 }), isCode('DEADLINE_EXCEEDED'));
+  await assert.rejects(stub.echo({ text: 'x' }, { timeoutMs: 0 }), isCode('INVALID_ARGUMENT'));
+  await assert.rejects(
+    stub.echo({ text: 'x' }, { timeoutMs: 2 ** 40 }),
+    isCode('INVALID_ARGUMENT'),
+  );
   await waitFor(() => handlerReason !== null, 'the handler to see the deadline');
   assert.ok(isCode('DEADLINE_EXCEEDED')(handlerReason));
   await close();
