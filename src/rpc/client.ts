@@ -289,7 +289,9 @@ export class RpcClient {
       connection.sendEncodedOneWay(pending.method, pending.flags, pending.bytes);
     this.pendingOneWays = [];
     this.pendingOneWayBytes = 0;
-    if (this.closed) connection.drain();
+    // Closed while dialing: the calls that waited for this dial start first (their callbacks run
+    // once this returns), then the connection drains them.
+    if (this.closed) setImmediate(() => connection.drain());
     return connection;
   }
 

@@ -39,6 +39,41 @@ test('5000 concurrent calls on one connection each get their own answer', async 
   await close();
 });
 
+test('handlers see unary calls in the order they were issued', async () => {
+  const seen: string[] = [];
+  const { client, close } = await startPair(
+    defaultImplementation({
+      echo: (request) => {
+        seen.push(request.text);
+        return request;
+      },
+    }),
+  );
+  const stub = client.stub(testService);
+  const texts = Array.from({ length: 1000 }, (_, i) => String(i));
+  await Promise.all(texts.map((text) => stub.echo({ text })));
+  assert.deepEqual(seen, texts);
+  await close();
+});
+
+test('calls issued while the client dials wait for the connection, then run', async () => {
+  const notified: number[] = [];
+  const { client, close } = await startPair(
+    defaultImplementation({ notify: (message) => void notified.push(message.seq) }),
+  );
+  const stub = client.stub(testService);
+  assert.equal(client.state, 'idle');
+  const first = stub.echo({ text: 'a' });
+  assert.equal(client.state, 'connecting');
+  stub.notify({ seq: 1 });
+  const second = stub.echo({ text: 'b' });
+  assert.deepEqual(await Promise.all([first, second]), [{ text: 'a' }, { text: 'b' }]);
+  assert.equal(client.state, 'ready');
+  await waitFor(() => notified.length === 1, 'the one-way message queued while dialing');
+  assert.deepEqual(notified, [1]);
+  await close();
+});
+
 test('one-way messages arrive in the order they were sent', async () => {
   const received: number[] = [];
   const { client, close } = await startPair(
