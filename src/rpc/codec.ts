@@ -34,6 +34,21 @@ export function encodeMessage(message: unknown): EncodedPayload {
  */
 export function decodeMessage(flags: number, payload: Buffer): unknown {
   if ((flags & FLAG_RAW) !== 0) return payload;
-  // unpack throws on truncated data and on trailing bytes after the value.
-  return unpackr.unpack(payload);
+  // msgpackr builds (and caches on the Buffer object) a DataView for every new source Buffer. Frame
+  // payloads are fresh views into the same socket chunk, so decode from one view of the chunk's
+  // whole ArrayBuffer, reused for every frame in it, with start and end offsets instead.
+  const buffer = payload.buffer;
+  if (buffer !== lastArrayBuffer) {
+    lastArrayBuffer = buffer;
+    lastView = Buffer.from(buffer);
+  }
+  const start = payload.byteOffset;
+  // unpack throws on truncated data and on trailing bytes after the value. An empty payload never
+  // gets here (it means "no message"), so `end` is never 0, which msgpackr would read as "to the end".
+  return unpackr.unpack(lastView, { start, end: start + payload.length });
 }
+
+/** The ArrayBuffer of the last decoded payload and a Buffer over all of it. Holds at most one
+ * socket chunk alive. */
+let lastArrayBuffer: ArrayBufferLike | null = null;
+let lastView: Buffer = Buffer.alloc(0);
