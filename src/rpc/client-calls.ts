@@ -58,6 +58,8 @@ export abstract class ClientCall {
   id = 0;
   readonly method: Uint8Array;
   protected host: CallHost | null = null;
+  /** True for streaming calls (they count against streamsInFlightMax). */
+  readonly streaming: boolean = false;
   protected finished = false;
   private readonly deadlineAt: number | undefined;
   private timer: NodeJS.Timeout | null = null;
@@ -191,6 +193,7 @@ export class UnaryCall extends ClientCall {
 
 /** One request, a flow-controlled stream of responses. */
 export class ServerStreamCall extends ClientCall implements ResponseStream<unknown> {
+  override readonly streaming = true;
   private readonly payload: EncodedPayload;
   private readonly queue: MessageQueue<unknown>;
   private returner: CreditReturner | null = null;
@@ -268,6 +271,7 @@ export class ServerStreamCall extends ClientCall implements ResponseStream<unkno
 
 /** A flow-controlled stream of requests, one response. */
 export class ClientStreamCall extends ClientCall {
+  override readonly streaming = true;
   readonly promise: Promise<unknown>;
   private resolve!: (value: unknown) => void;
   private reject!: (error: RpcError) => void;

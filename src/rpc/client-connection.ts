@@ -17,6 +17,8 @@ export class ClientConnection extends Connection implements CallHost {
   private readonly calls = new Map<number, ClientCall>();
   private nextCallId = 1;
   private draining = false;
+  /** Streaming calls among `calls`. Invariant: streamCount <= options.streamsInFlightMax. */
+  private streamCount = 0;
   private readonly onGone: (connection: ClientConnection) => void;
 
   constructor(
@@ -53,12 +55,22 @@ export class ClientConnection extends Connection implements CallHost {
       );
       return;
     }
+    if (call.streaming && this.streamCount >= this.options.streamsInFlightMax) {
+      call.fail(
+        new RpcError(
+          'RESOURCE_EXHAUSTED',
+          `too many streams open to ${this.peer} (limit ${this.options.streamsInFlightMax})`,
+        ),
+      );
+      return;
+    }
     if (this.wouldOverflow(openingBytes)) {
       call.fail(this.overflowError());
       return;
     }
     const id = this.allocateCallId();
     this.calls.set(id, call);
+    if (call.streaming) this.streamCount++;
     call.attach(this, id);
   }
 
@@ -77,6 +89,7 @@ export class ClientConnection extends Connection implements CallHost {
 
   callFinished(call: ClientCall): void {
     this.calls.delete(call.id);
+    if (call.streaming) this.streamCount--;
     // A CANCEL may be queued right after this returns; end the socket only after that.
     if (this.draining) queueMicrotask(() => this.endIfDrained());
   }

@@ -64,6 +64,11 @@ export class ServerCall implements CallContext {
     return this.controller.signal;
   }
 
+  /** True for server- and client-streaming calls (they count against streamsInFlightMax). */
+  get streaming(): boolean {
+    return this.registered.kind === 'serverStream' || this.registered.kind === 'clientStream';
+  }
+
   get peer(): string {
     return this.connection.peer;
   }

@@ -28,6 +28,8 @@ export class ServerConnection extends Connection {
   private readonly methods: MethodTable;
   private readonly onGone: (connection: ServerConnection) => void;
   private draining = false;
+  /** Streaming calls among `calls`. Invariant: streamCount <= options.streamsInFlightMax. */
+  private streamCount = 0;
   /** Aborts when the connection closes; the signal one-way handlers see. */
   private readonly lifetime = new AbortController();
   private readonly oneWayContexts = new Map<string, CallContext>();
@@ -59,6 +61,7 @@ export class ServerConnection extends Connection {
   /** Called by a ServerCall when it finishes. */
   callFinished(call: ServerCall): void {
     this.calls.delete(call.id);
+    if (call.streaming) this.streamCount--;
     // The call's last frame is queued right after this returns; end the socket only after that.
     if (this.draining) queueMicrotask(() => this.closeIfDrained());
   }
@@ -153,6 +156,7 @@ export class ServerConnection extends Connection {
     }
     const call = new ServerCall(this, callId, method!, timeoutMs);
     this.calls.set(callId, call);
+    if (call.streaming) this.streamCount++;
     call.start(flags, body.subarray(methodLength));
   }
 
@@ -166,6 +170,13 @@ export class ServerConnection extends Connection {
       return new RpcError(
         'RESOURCE_EXHAUSTED',
         `too many calls in flight on this connection (limit ${this.options.callsInFlightMax})`,
+      );
+    }
+    const streaming = method.kind === 'serverStream' || method.kind === 'clientStream';
+    if (streaming && this.streamCount >= this.options.streamsInFlightMax) {
+      return new RpcError(
+        'RESOURCE_EXHAUSTED',
+        `too many streams open on this connection (limit ${this.options.streamsInFlightMax})`,
       );
     }
     return null;

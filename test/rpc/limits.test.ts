@@ -150,3 +150,55 @@ test('one-way sends past bufferedBytesMax throw RESOURCE_EXHAUSTED; the ones acc
   await assert.doesNotReject(stub.echo({ text: 'still fine' }));
   await close();
 });
+
+test('the server refuses streams past its streamsInFlightMax; unary calls go on', async () => {
+  const { client, close } = await startPair(
+    defaultImplementation({
+      async *download(_request, context) {
+        yield { index: 0, data: new Uint8Array(1) };
+        await new Promise((resolve) => context.signal.addEventListener('abort', resolve));
+      },
+    }),
+    { streamsInFlightMax: 2 },
+  );
+  const stub = client.stub(testService);
+  const first = stub.download({ count: 1, size: 1 });
+  const second = stub.download({ count: 1, size: 1 });
+  const open: AsyncIterator<unknown>[] = [first, second].map((s) => s[Symbol.asyncIterator]());
+  for (const iterator of open) await iterator.next(); // both streams are running on the server
+  const third = stub.download({ count: 1, size: 1 })[Symbol.asyncIterator]();
+  await assert.rejects(
+    third.next(),
+    (error: unknown) =>
+      exhausted(error) && /streams open on this connection/.test((error as Error).message),
+  );
+  first.cancel();
+  second.cancel();
+  assert.deepEqual(await stub.echo({ text: 'unary calls unaffected' }), {
+    text: 'unary calls unaffected',
+  });
+  await close();
+});
+
+test('the client refuses streams past its own streamsInFlightMax before sending them', async () => {
+  const { client, close } = await startPair(
+    defaultImplementation({
+      async *download(_request, context) {
+        await new Promise((resolve) => context.signal.addEventListener('abort', resolve));
+      },
+    }),
+    {},
+    { streamsInFlightMax: 1 },
+  );
+  const stub = client.stub(testService);
+  await stub.echo({ text: 'connect first' });
+  const first = stub.download({ count: 1, size: 1 });
+  const second = stub.download({ count: 1, size: 1 })[Symbol.asyncIterator]();
+  await assert.rejects(
+    second.next(),
+    (error: unknown) =>
+      exhausted(error) && /too many streams open to/.test((error as Error).message),
+  );
+  first.cancel();
+  await close();
+});
