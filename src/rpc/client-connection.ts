@@ -5,6 +5,7 @@
  */
 import type { Socket } from 'node:net';
 import { type CallHost, type ClientCall, encodeRequest } from './client-calls.js';
+import { messageFlags } from './codec.js';
 import { Connection } from './connection.js';
 import { RpcError } from './errors.js';
 import { FrameKind, type FrameKindValue } from './frame.js';
@@ -77,9 +78,9 @@ export class ClientConnection extends Connection implements CallHost {
   /** Sends a one-way message. Throws RpcError when it cannot be queued. */
   oneWay(method: Uint8Array, message: unknown): void {
     if (!this.usable) throw new RpcError('UNAVAILABLE', `connection to ${this.peer} is closing`);
-    const { bytes, flags } = encodeRequest(message, this.options.frameBytesMax);
+    const bytes = encodeRequest(message, this.options.frameBytesMax);
     if (this.wouldOverflow(bytes.length)) throw this.overflowError();
-    this.send(FrameKind.ONEWAY, flags, 0, 0, method, bytes);
+    this.send(FrameKind.ONEWAY, messageFlags(message), 0, 0, method, bytes);
   }
 
   /** Sends already-encoded one-way messages that waited for this connection to open. */

@@ -16,6 +16,7 @@ import {
   UnaryCall,
 } from './client-calls.js';
 import { ClientConnection } from './client-connection.js';
+import { messageFlags } from './codec.js';
 import { RpcError } from './errors.js';
 import { type ConnectionOptions, resolveConnectionOptions } from './options.js';
 import {
@@ -111,8 +112,9 @@ export class RpcClient {
     let openingBytes: number;
     try {
       const payload = encodeRequest(request, this.options.frameBytesMax);
-      openingBytes = payload.bytes.length;
-      call = new UnaryCall(method, payload, options?.timeoutMs, options?.signal);
+      openingBytes = payload.length;
+      const flags = messageFlags(request);
+      call = new UnaryCall(method, payload, flags, options?.timeoutMs, options?.signal);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -126,8 +128,9 @@ export class RpcClient {
     options?: CallOptions,
   ): ResponseStream<unknown> {
     const payload = encodeRequest(request, this.options.frameBytesMax);
-    const call = new ServerStreamCall(method, payload, options?.timeoutMs, options?.signal);
-    this.startCall(call, payload.bytes.length, options?.signal);
+    const flags = messageFlags(request);
+    const call = new ServerStreamCall(method, payload, flags, options?.timeoutMs, options?.signal);
+    this.startCall(call, payload.length, options?.signal);
     return call;
   }
 
@@ -160,7 +163,8 @@ export class RpcClient {
       return;
     }
     const dialing = this.acquire();
-    const { bytes, flags } = encodeRequest(message, this.options.frameBytesMax);
+    const bytes = encodeRequest(message, this.options.frameBytesMax);
+    const flags = messageFlags(message);
     if (this.pendingOneWayBytes + bytes.length > this.options.bufferedBytesMax) {
       throw new RpcError(
         'RESOURCE_EXHAUSTED',

@@ -12,20 +12,19 @@ import { FLAG_RAW } from './frame.js';
 const packr = new Packr({ useRecords: false, moreTypes: false });
 const unpackr = new Unpackr({ useRecords: false, int64AsType: 'bigint' });
 
-/** An encoded payload plus the frame flags it needs (FLAG_RAW or 0). */
-export interface EncodedPayload {
-  bytes: Uint8Array;
-  flags: number;
+/**
+ * Encodes one message (pair it with `messageFlags`; two calls instead of a result object keep the
+ * hot path free of a per-message allocation). The returned bytes of a msgpack encoding are a view
+ * into msgpackr's own buffer, which it never overwrites (it moves on to a fresh buffer when full),
+ * so they stay valid until written.
+ */
+export function encodeMessage(message: unknown): Uint8Array {
+  return message instanceof Uint8Array ? message : packr.pack(message);
 }
 
-/**
- * Encodes one message. The returned bytes of a msgpack encoding are a view into msgpackr's own
- * buffer, which it never overwrites (it moves on to a fresh buffer when full), so they stay valid
- * until written.
- */
-export function encodeMessage(message: unknown): EncodedPayload {
-  if (message instanceof Uint8Array) return { bytes: message, flags: FLAG_RAW };
-  return { bytes: packr.pack(message), flags: 0 };
+/** The frame flags a message's payload needs: FLAG_RAW for a top-level Uint8Array, else 0. */
+export function messageFlags(message: unknown): number {
+  return message instanceof Uint8Array ? FLAG_RAW : 0;
 }
 
 /**

@@ -188,7 +188,7 @@ test('the server enforces the deadline a call carries even if the client never g
     if (kind === FrameKind.ERROR) errors.push({ callId, status: arg, message: body.toString() });
   });
   socket.on('data', (chunk) => decoder.push(chunk));
-  const payload = encodeMessage({ id: 'raw' }).bytes;
+  const payload = encodeMessage({ id: 'raw' });
   socket.write(encodeFrame(FrameKind.CALL, FLAG_END, 9, 40, Buffer.from('test.wait'), payload));
   await waitFor(() => errors.length === 1, 'the server-side deadline');
   assert.equal(errors[0]!.callId, 9);

@@ -18,7 +18,7 @@ import {
 import { recordingLogger, startPair, testService, waitFor } from './helpers.js';
 
 const method = (name: string) => Buffer.from(name);
-const msgpack = (value: unknown) => Buffer.from(encodeMessage(value).bytes);
+const msgpack = (value: unknown) => Buffer.from(encodeMessage(value));
 
 /** Frames a client might send, valid and invalid, built from fast-check choices. */
 const frameArbitrary: fc.Arbitrary<Buffer> = fc.oneof(
