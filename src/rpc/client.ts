@@ -127,10 +127,20 @@ export class RpcClient {
     request: unknown,
     options?: CallOptions,
   ): ResponseStream<unknown> {
-    const payload = encodeRequest(request, this.options.frameBytesMax);
-    const flags = messageFlags(request);
-    const call = new ServerStreamCall(method, payload, flags, options?.timeoutMs, options?.signal);
-    this.startCall(call, payload.length, options?.signal);
+    let call: ServerStreamCall;
+    let openingBytes: number;
+    try {
+      const payload = encodeRequest(request, this.options.frameBytesMax);
+      openingBytes = payload.length;
+      const flags = messageFlags(request);
+      call = new ServerStreamCall(method, payload, flags, options?.timeoutMs, options?.signal);
+    } catch (error) {
+      // Report the failure where stream errors always surface: when the caller iterates.
+      const failed = new ServerStreamCall(method, new Uint8Array(0), 0);
+      failed.fail(RpcError.from(error));
+      return failed;
+    }
+    this.startCall(call, openingBytes, options?.signal);
     return call;
   }
 

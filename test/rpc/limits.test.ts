@@ -23,6 +23,11 @@ test('a request over the frame limit fails on the client before it is sent', asy
     return exhausted(error) && /exceeds the frame limit of 1024/.test((error as Error).message);
   });
   assert.throws(() => stub.notify({ seq: 1, pad: 'x'.repeat(2000) } as { seq: number }), exhausted);
+  const stream = stub.download({ count: 1, size: 1, pad: 'x'.repeat(2000) } as {
+    count: number;
+    size: number;
+  });
+  await assert.rejects(stream[Symbol.asyncIterator]().next(), exhausted);
   assert.equal((await stub.bytes(new Uint8Array(100))).length, 100, 'still serving');
   await close();
 });
