@@ -113,6 +113,8 @@ export abstract class Connection {
       this.readsPaused = true;
       this.socket.pause();
     }
+    // The kernel may have taken everything at once, in which case no 'drain' event follows.
+    this.releaseDrainWaiters();
   }
 
   /** Closes the connection now; every open call fails with `error`. Idempotent. */
@@ -208,6 +210,10 @@ export abstract class Connection {
       this.readsPaused = false;
       this.socket.resume();
     }
+    this.releaseDrainWaiters();
+  }
+
+  private releaseDrainWaiters(): void {
     if (this.drainWaiters.length === 0 || this.congested()) return;
     const waiters = this.drainWaiters;
     this.drainWaiters = [];

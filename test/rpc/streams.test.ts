@@ -215,3 +215,24 @@ test('a stream deadline ends the stream with DEADLINE_EXCEEDED', async () => {
   );
   await close();
 });
+
+test('stream senders wait for a congested socket to drain instead of buffering past the limit', async () => {
+  // A large window but a small connection buffer: the socket, not credit, is what holds the
+  // server back, through whenWritable(); the transfer must still complete in order.
+  const { client, close } = await startPair(
+    defaultImplementation(),
+    { bufferedBytesMax: 32 * 1024 },
+    { streamWindowBytes: 8 * 1024 * 1024, bufferedBytesMax: 32 * 1024 },
+  );
+  const stub = client.stub(testService);
+  let expected = 0;
+  for await (const chunk of stub.download({ count: 300, size: CHUNK_BYTES })) {
+    assert.equal(chunk.index, expected++);
+  }
+  assert.equal(expected, 300);
+  async function* chunks(): AsyncGenerator<Chunk> {
+    for (let index = 0; index < 300; index++) yield { index, data: new Uint8Array(CHUNK_BYTES) };
+  }
+  assert.deepEqual(await stub.upload(chunks()), { count: 300, bytes: 300 * CHUNK_BYTES });
+  await close();
+});
