@@ -148,7 +148,7 @@ test('a peer that answers pings keeps the connection through many keepalive roun
   const client = new RpcClient(`127.0.0.1:${port}`, {
     logger: recordingLogger().logger,
     keepaliveIntervalMs: 10,
-    keepaliveTimeoutMs: 1_000,
+    keepaliveTimeoutMs: 10_000,
   });
   client.stub(testService).notify({ seq: 1 }); // dials the connection
   await waitFor(() => pingsAnswered >= 10, 'ten keepalive rounds');

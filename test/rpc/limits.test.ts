@@ -4,7 +4,9 @@
  * RESOURCE_EXHAUSTED and the connection goes on serving.
  */
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { test } from 'node:test';
+import { encodeFrame, FLAG_END, FLAG_RAW, FrameDecoder, FrameKind } from '../../src/rpc/frame.js';
 import { isRpcError } from '../../src/rpc/index.js';
 import {
   defaultImplementation,
@@ -205,5 +207,49 @@ test('the client refuses streams past its own streamsInFlightMax before sending 
       exhausted(error) && /too many streams open to/.test((error as Error).message),
   );
   first.cancel();
+  await close();
+});
+
+test('a server stops reading from a client that does not read its responses, then resumes', async () => {
+  let handled = 0;
+  const { address, close } = await startPair(
+    defaultImplementation({
+      bytes: (request) => {
+        handled++;
+        return request;
+      },
+    }),
+    { bufferedBytesMax: 256 * 1024 },
+  );
+  const [host, port] = address.split(':');
+  const socket = connect({ host: host!, port: Number(port) });
+  await new Promise((resolve) => socket.once('connect', resolve));
+  socket.pause(); // read nothing: responses pile up on the server side
+  const calls = 2000;
+  const payload = new Uint8Array(16 * 1024);
+  for (let id = 1; id <= calls; id++) {
+    socket.write(
+      encodeFrame(FrameKind.CALL, FLAG_END | FLAG_RAW, id, 0, Buffer.from('test.bytes'), payload),
+    );
+  }
+  // Wait until the server stalls: the handled count stops moving for many event-loop turns.
+  let last = -1;
+  let stableTurns = 0;
+  while (stableTurns < 200) {
+    await new Promise((resolve) => setImmediate(resolve));
+    stableTurns = handled === last ? stableTurns + 1 : 0;
+    last = handled;
+  }
+  assert.ok(handled < calls, `server handled all ${calls} calls for a client that reads nothing`);
+  // Reading again lets the server drain and resume; every call is answered.
+  let responses = 0;
+  const decoder = new FrameDecoder((kind) => {
+    if (kind === FrameKind.RESPONSE) responses++;
+  });
+  socket.on('data', (chunk) => decoder.push(chunk));
+  socket.resume();
+  await waitFor(() => responses === calls, 'every response after resuming', 20_000);
+  assert.equal(handled, calls);
+  socket.destroy();
   await close();
 });
