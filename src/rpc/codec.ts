@@ -28,23 +28,26 @@ export function messageFlags(message: unknown): number {
 }
 
 /**
- * Decodes a payload. Throws when the bytes are not exactly one valid msgpack value, so a peer's
- * garbage becomes a call-scoped INVALID_ARGUMENT rather than a crash.
+ * Decodes the payload that starts `offset` bytes into `body`. Throws when the bytes are not exactly
+ * one valid msgpack value, so a peer's garbage becomes a call-scoped INVALID_ARGUMENT rather than a
+ * crash.
  */
-export function decodeMessage(flags: number, payload: Buffer): unknown {
-  if ((flags & FLAG_RAW) !== 0) return payload;
+export function decodeMessage(flags: number, body: Buffer, offset = 0): unknown {
+  if ((flags & FLAG_RAW) !== 0) return offset === 0 ? body : body.subarray(offset);
   // msgpackr builds (and caches on the Buffer object) a DataView for every new source Buffer. Frame
-  // payloads are fresh views into the same socket chunk, so decode from one view of the chunk's
+  // bodies are fresh views into the same socket chunk, so decode from one view of the chunk's
   // whole ArrayBuffer, reused for every frame in it, with start and end offsets instead.
-  const buffer = payload.buffer;
+  const buffer = body.buffer;
   if (buffer !== lastArrayBuffer) {
     lastArrayBuffer = buffer;
     lastView = Buffer.from(buffer);
   }
-  const start = payload.byteOffset;
-  // unpack throws on truncated data and on trailing bytes after the value. An empty payload never
-  // gets here (it means "no message"), so `end` is never 0, which msgpackr would read as "to the end".
-  return unpackr.unpack(lastView, { start, end: start + payload.length });
+  const start = body.byteOffset + offset;
+  const end = body.byteOffset + body.length;
+  // An empty range must not reach msgpackr, which reads an `end` of 0 as "to the end of the buffer".
+  if (start >= end) throw new Error('empty msgpack payload');
+  // unpack throws on truncated data and on trailing bytes after the value.
+  return unpackr.unpack(lastView, { start, end });
 }
 
 /** The ArrayBuffer of the last decoded payload and a Buffer over all of it. Holds at most one

@@ -6,8 +6,9 @@
 import { decodeMessage, encodeMessage, messageFlags } from './codec.js';
 import { RpcError } from './errors.js';
 import { FLAG_END, FLAG_RAW, FrameKind } from './frame.js';
+import type { RegisteredMethod } from './method-table.js';
 import { TIMEOUT_MS_MAX } from './options.js';
-import type { RegisteredMethod, ServerConnection } from './server-connection.js';
+import type { ServerConnection } from './server-connection.js';
 import type { CallContext } from './service.js';
 import {
   CreditGate,

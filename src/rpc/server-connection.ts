@@ -9,19 +9,10 @@ import { decodeMessage } from './codec.js';
 import { Connection } from './connection.js';
 import { RpcError, statusFromNumber } from './errors.js';
 import { FLAG_END, FLAG_RAW, FrameKind, type FrameKindValue } from './frame.js';
+import type { MethodTable, RegisteredMethod } from './method-table.js';
 import type { ConnectionOptions } from './options.js';
 import { ServerCall } from './server-call.js';
-import type { CallContext, MethodKind, Validator } from './service.js';
-
-/** A method as the server runs it: the typed handler, erased to one calling convention. */
-export interface RegisteredMethod {
-  readonly path: string;
-  readonly kind: MethodKind;
-  readonly handler: (input: unknown, context: CallContext) => unknown;
-  readonly validate: Validator<unknown> | undefined;
-}
-
-export type MethodTable = ReadonlyMap<string, RegisteredMethod>;
+import type { CallContext } from './service.js';
 
 export class ServerConnection extends Connection {
   readonly calls = new Map<number, ServerCall>();
@@ -140,9 +131,8 @@ export class ServerConnection extends Connection {
       this.protocolError(`call id ${callId} is zero or already in use`);
       return;
     }
-    const path = body.toString('utf8', 0, methodLength);
-    const method = this.methods.get(path);
-    const refusal = this.refusal(path, method);
+    const method = this.methods.lookup(body, methodLength);
+    const refusal = this.refusal(body, methodLength, method);
     if (refusal !== null) {
       this.send(
         FrameKind.ERROR,
@@ -161,8 +151,16 @@ export class ServerConnection extends Connection {
   }
 
   /** Why a new call cannot run, or null when it can. */
-  private refusal(path: string, method: RegisteredMethod | undefined): RpcError | null {
-    if (method === undefined) return new RpcError('UNIMPLEMENTED', `unknown method ${path}`);
+  private refusal(
+    body: Buffer,
+    methodLength: number,
+    method: RegisteredMethod | undefined,
+  ): RpcError | null {
+    if (method === undefined) {
+      const path = body.toString('utf8', 0, methodLength);
+      return new RpcError('UNIMPLEMENTED', `unknown method ${path}`);
+    }
+    const path = method.path;
     if (method.kind === 'oneWay')
       return new RpcError('UNIMPLEMENTED', `method ${path} is one-way and takes no calls`);
     if (this.draining) return new RpcError('UNAVAILABLE', 'server is shutting down');
@@ -183,9 +181,9 @@ export class ServerConnection extends Connection {
   }
 
   private runOneWay(flags: number, methodLength: number, body: Buffer): void {
-    const path = body.toString('utf8', 0, methodLength);
-    const method = this.methods.get(path);
+    const method = this.methods.lookup(body, methodLength);
     if (method === undefined || method.kind !== 'oneWay') {
+      const path = body.toString('utf8', 0, methodLength);
       this.log.warn(
         { peer: this.peer, method: path },
         'rpc: dropped one-way message for unknown method',
@@ -194,23 +192,26 @@ export class ServerConnection extends Connection {
     }
     let message: unknown;
     try {
-      message = decodeMessage(flags & FLAG_RAW, body.subarray(methodLength));
+      message = decodeMessage(flags & FLAG_RAW, body, methodLength);
     } catch (error) {
       this.log.warn(
-        { peer: this.peer, method: path, err: error },
+        { peer: this.peer, method: method.path, err: error },
         'rpc: dropped undecodable one-way message',
       );
       return;
     }
     if (method.validate !== undefined && !method.validate(message)) {
-      this.log.warn({ peer: this.peer, method: path }, 'rpc: dropped invalid one-way message');
+      this.log.warn(
+        { peer: this.peer, method: method.path },
+        'rpc: dropped invalid one-way message',
+      );
       return;
     }
     try {
-      const result = method.handler(message, this.oneWayContext(path));
-      if (result instanceof Promise) result.catch((error) => this.oneWayFailed(path, error));
+      const result = method.handler(message, this.oneWayContext(method.path));
+      if (result instanceof Promise) result.catch((error) => this.oneWayFailed(method.path, error));
     } catch (error) {
-      this.oneWayFailed(path, error);
+      this.oneWayFailed(method.path, error);
     }
   }
 

@@ -5,8 +5,9 @@
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { RpcError } from './errors.js';
+import { MethodTable, type RegisteredMethod } from './method-table.js';
 import { type ConnectionOptions, resolveConnectionOptions } from './options.js';
-import { type RegisteredMethod, ServerConnection } from './server-connection.js';
+import { ServerConnection } from './server-connection.js';
 import { methodPath, type ServiceDefinition, type ServiceImplementation } from './service.js';
 
 /** Connections one server accepts at once; the kernel's backlog holds the rest. */
@@ -26,7 +27,7 @@ export interface ListenOptions {
 export class RpcServer {
   private readonly options: ConnectionOptions;
   private readonly log: Logger;
-  private readonly methods = new Map<string, RegisteredMethod>();
+  private readonly methods = new MethodTable();
   private readonly connections = new Set<ServerConnection>();
   private readonly server: Server;
   private closing: Promise<void> | null = null;
@@ -48,10 +49,9 @@ export class RpcServer {
   ): this {
     for (const [name, method] of Object.entries(definition.methods)) {
       const path = methodPath(definition.name, name);
-      if (this.methods.has(path)) throw new Error(`method ${path} is already registered`);
       const handler = (implementation as Record<string, unknown>)[name];
       if (typeof handler !== 'function') throw new TypeError(`no handler for method ${path}`);
-      this.methods.set(path, {
+      this.methods.add({
         path,
         kind: method.kind,
         handler: handler.bind(implementation) as RegisteredMethod['handler'],
