@@ -90,6 +90,7 @@ class Nemesis {
     for (let tick = 0; tick < faultTicks; tick++) {
       const proposals = rng.int(0, 3);
       for (let i = 0; i < proposals; i++) c.propose();
+      if (rng.chance(0.1)) this.read();
       if (rng.chance(0.08)) this.fault();
       this.retireRemoved();
       c.runTicks(1);
@@ -102,7 +103,13 @@ class Nemesis {
     const rng = c.rng;
     const live = c.liveIds().filter((id) => !this.retired.has(id));
     const all = c.ids().filter((id) => !this.retired.has(id));
-    switch (rng.int(0, 11)) {
+    switch (rng.int(0, 12)) {
+      case 12: {
+        // Leadership transfer to a random voter (it may be down or cut off: then it times out).
+        const leader = c.leader();
+        if (leader !== null) c.node(leader).transferLeader(rng.pick(all));
+        return;
+      }
       case 0: {
         const shuffled = rng.shuffle([...all]);
         const cut = rng.int(1, shuffled.length - 1);
@@ -199,14 +206,40 @@ class Nemesis {
     }
   }
 
+  private readCount = 0;
+
+  /** A linearizable read on a random member; the cluster checks the index it gets. */
+  private read(): void {
+    const c = this.cluster;
+    const live = c.liveIds().filter((id) => !c.member(id).paused);
+    if (live.length === 0) return;
+    const context = new Uint8Array(4);
+    new DataView(context.buffer).setUint32(0, ++this.readCount);
+    c.readIndex(c.rng.pick(live), context);
+  }
+
+  /**
+   * Ends the faults: heals the network and restarts or resumes members. Sometimes one voter stays
+   * down, so liveness is also checked with only a majority healed.
+   */
   private healAll(): void {
     const c = this.cluster;
     c.network.heal();
     c.setFaults(RELIABLE);
+    let keepDown: NodeId | null = null;
+    const leader = c.leader();
+    if (leader !== null && c.rng.chance(0.3)) {
+      const config = c.node(leader).status().config;
+      if (config.votersOutgoing.length === 0) {
+        keepDown = c.rng.pick(config.voters.filter((id) => id !== leader));
+      }
+    }
     for (const id of c.ids()) {
       if (this.retired.has(id)) continue;
       const member = c.member(id);
-      if (!member.alive) c.restart(id);
+      if (id === keepDown) {
+        if (member.alive) c.crash(id);
+      } else if (!member.alive) c.restart(id);
       else if (member.paused) c.resume(id);
     }
   }
@@ -258,7 +291,8 @@ function everyMemberCaughtUp(c: SimCluster): boolean {
   const config = c.node(leader).status().config;
   for (const id of [...config.voters, ...config.learners]) {
     const member = c.members.get(id);
-    if (member === undefined || !member.alive) return false;
+    if (member === undefined) return false;
+    if (!member.alive) continue; // Kept down on purpose (a minority) or retired.
     if (member.sm.applied < raft.log.committed) return false;
   }
   return true;
