@@ -111,6 +111,8 @@ export class TestNetwork {
   private transcript: string[] = [];
   /** Messages that leave a member are passed here first; returning false drops them. */
   filter: (m: Message) => boolean = () => true;
+  /** Applied to every delivered message, e.g. to send it through a real encoding. */
+  wire: (m: Message) => Message = (m) => m;
 
   constructor(
     voters: readonly NodeId[],
@@ -210,7 +212,7 @@ export class TestNetwork {
     const to = this.members.get(m.to);
     if (to === undefined || this.cut.has(`${m.from}>${m.to}`) || !this.filter(m)) return;
     this.transcript.push(describeMessage(m));
-    to.raw.step(m);
+    to.raw.step(this.wire(m));
   }
 
   private handleReady(member: TestMember): void {
