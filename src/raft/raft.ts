@@ -324,6 +324,7 @@ export class Raft {
     // post of 2015: a new leader must commit an entry of its term before changing membership).
     this.pendingConfIndex = this.log.lastIndex() + 1;
     this.appendEntries([{ term: 0, index: 0, type: EntryType.Normal, data: EMPTY_BYTES }], true);
+    this.checkInvariants();
     this.logger.info({ id: this.id, term: this.term }, 'became leader');
   }
 
@@ -1012,7 +1013,10 @@ export class Raft {
     }
     const self = this.trk.progress.get(this.id);
     this.isLearner = self?.isLearner ?? false;
-    if (this.role !== Role.Leader) return;
+    if (this.role !== Role.Leader) {
+      this.checkInvariants();
+      return;
+    }
     if (self === undefined || self.isLearner) {
       // We were removed or demoted: stop leading; the remaining voters elect a new leader.
       this.becomeFollower(this.term, NONE);
@@ -1023,6 +1027,30 @@ export class Raft {
     }
     if (this.maybeCommit()) this.onCommitAdvanced();
     this.broadcastPending = true;
+    this.checkInvariants();
+  }
+
+  /**
+   * Checks the invariants that tie the tracker, the log and the role together. Runs after every
+   * configuration change and leadership change; a failure stops the member (InvariantViolation).
+   */
+  checkInvariants(): void {
+    const last = this.log.lastIndex();
+    assert(this.log.applied <= this.log.committed, 'applied beyond commit');
+    assert(this.log.committed <= last, () => `commit ${this.log.committed} beyond last ${last}`);
+    const config = this.trk.config;
+    for (const id of [...config.voters, ...config.votersOutgoing, ...config.learners]) {
+      assert(this.trk.progress.has(id), () => `member ${id} in the config has no progress`);
+    }
+    for (const id of config.learners) {
+      assert(!config.voters.has(id), () => `member ${id} is both learner and voter`);
+    }
+    if (this.role !== Role.Leader) return;
+    assert(this.lead === this.id, 'a leader leads itself');
+    for (const [id, pr] of this.trk.progress) {
+      assert(pr.match < pr.next, () => `progress of ${id}: match ${pr.match} >= next ${pr.next}`);
+      assert(pr.match <= last, () => `progress of ${id}: match ${pr.match} beyond our log`);
+    }
   }
 
   /** Candidate: the hard state with our own vote became durable; now count it. */
