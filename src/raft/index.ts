@@ -42,7 +42,14 @@
  *    deliver to the receiver's `step()` a message whose snapshot holds the complete data. On the
  *    sending side it calls `reportSnapshot(to, 'finish' | 'failure')` when done. When a peer
  *    cannot be reached, call `reportUnreachable(id)`.
- * 10. Messages are plain objects (numbers, booleans, arrays, Uint8Array) and can be encoded with
+ * 10. Reads: `readIndex(ctx)` yields a ReadState once a heartbeat round confirms leadership (all
+ *    reads queued before a round share it). With `readOnly: 'lease'` (requires checkQuorum) the
+ *    leader answers at once while its lease holds: a quorum acknowledged a heartbeat sent less
+ *    than electionTick - 1 ticks ago, and members refuse votes for an election timeout after
+ *    hearing from a leader (after a restart too). This assumes ticks advance at the same rate on
+ *    every member; a process that was paused (GC, SIGSTOP, VM migration) longer than a tick must
+ *    not rely on it, so prefer the default 'safe' mode unless that is guaranteed.
+ * 11. Messages are plain objects (numbers, booleans, arrays, Uint8Array) and can be encoded with
  *    msgpack as they are. Messages may be lost, duplicated and reordered: the core copes.
  *
  * An `InvariantViolation` thrown by the core means a bug or corrupted storage: stop the member.

@@ -446,18 +446,28 @@ test('ReadIndex: a partitioned leader cannot confirm reads', () => {
   assert.deepEqual(net.members.get(1)!.readStates, []);
 });
 
-test('lease reads need check-quorum and answer without a heartbeat round', () => {
+test('lease reads need check-quorum, answer without a round trip, and lapse when cut off', () => {
   assert.throws(
     () => new TestNetwork([1], { readOnly: 'lease' }),
     (e: unknown) => e instanceof RaftError && e.code === 'BAD_CONFIG',
   );
   const net = new TestNetwork([1, 2, 3], { readOnly: 'lease', checkQuorum: true });
   elect(net, 1);
+  net.tickAll(1); // One acknowledged heartbeat round starts the lease.
   net.takeTranscript();
   net.node(1).readIndex(data(1));
   net.settle();
   assert.deepEqual(net.takeTranscript(), []);
   assert.equal(net.members.get(1)!.readStates.length, 1);
+  // Cut off, the leader's lease runs out before anyone else may be elected.
+  net.isolate(1);
+  for (let i = 0; i < 9; i++) net.tick(1);
+  net.settle();
+  assert.equal(net.node(1).status().role, Role.Leader);
+  assert.equal(net.node(1).raft.leaseValid(), false);
+  net.node(1).readIndex(data(2));
+  net.settle();
+  assert.equal(net.members.get(1)!.readStates.length, 1, 'no read answered without a lease');
 });
 
 test('refusals carry codes: no leader, uncommitted limit', () => {

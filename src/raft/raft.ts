@@ -18,6 +18,7 @@ import { RaftLog } from './log.js';
 import {
   configToConfState,
   isJoint,
+  majorityCommitted,
   ProgressState,
   ProgressTracker,
   type TrackerConfig,
@@ -86,6 +87,9 @@ export interface RaftConfig {
   readonly applied?: number;
   readonly logger?: Logger;
 }
+
+/** Ticks a lease is shortened by, for members whose ticks are out of phase with the leader's. */
+export const LEASE_MARGIN_TICKS = 1;
 
 /** Proposals waiting for the first commit of a new leader's term are bounded. */
 export const PENDING_READ_MESSAGES_MAX = PENDING_READS_MAX;
@@ -171,6 +175,12 @@ export class Raft {
   /** Ticks since the last election timeout reset (follower/candidate) or check (leader). */
   electionElapsed = 0;
   heartbeatElapsed = 0;
+  /** Ticks since this member started (lease reads: see stepHigherTerm). */
+  private ticksSinceStart = 0;
+  /** Lease reads: a restarted member refuses votes for this many ticks after it starts. */
+  private startupQuietTicks = 0;
+  /** Leader: ticks since it became leader; heartbeats carry it so acks prove when they were sent. */
+  private leaderTick = 0;
   randomizedElectionTimeout = 0;
 
   readonly electionTimeout: number;
@@ -206,6 +216,9 @@ export class Raft {
     const { hardState, confState } = config.storage.initialState();
     this.switchToConfig(configFromConfState(confState));
     if (hardState.term !== 0 || hardState.commit !== 0) this.loadHardState(hardState);
+    if (this.readOnlyMode === 'lease' && hardState.term > 0) {
+      this.startupQuietTicks = this.electionTimeout;
+    }
     if (config.applied !== undefined && config.applied > 0) this.log.appliedTo(config.applied);
     this.becomeFollower(this.term, NONE);
   }
@@ -318,6 +331,7 @@ export class Raft {
     this.reset(this.term);
     this.role = Role.Leader;
     this.lead = this.id;
+    this.leaderTick = 0;
     this.trk.progress.get(this.id)!.becomeReplicate();
     // Any conf change in the log may still be uncommitted; refuse new ones until our own term's
     // first entry is applied (this is the fix for single-server changes, see Ongaro's raft-dev
@@ -331,6 +345,7 @@ export class Raft {
   // ----------------------------------------------------------------------------- ticks
 
   tick(): void {
+    this.ticksSinceStart++;
     if (this.role === Role.Leader) this.tickHeartbeat();
     else this.tickElection();
   }
@@ -344,6 +359,7 @@ export class Raft {
   }
 
   private tickHeartbeat(): void {
+    this.leaderTick++;
     this.heartbeatElapsed++;
     this.electionElapsed++;
     if (this.electionElapsed >= this.electionTimeout) {
@@ -396,8 +412,11 @@ export class Raft {
   private stepHigherTerm(m: Message): boolean {
     if (m.type === MessageType.Vote || m.type === MessageType.PreVote) {
       const force = m.context.length > 0 && m.context[0] === CAMPAIGN_TRANSFER[0];
+      // With lease reads, a restarted member may have acknowledged a leader's lease before it
+      // went down, so it also waits an election timeout before voting for anyone else.
+      const knowsLeader = this.lead !== NONE || this.ticksSinceStart < this.startupQuietTicks;
       const inLease =
-        this.checkQuorum && this.lead !== NONE && this.electionElapsed < this.electionTimeout;
+        this.checkQuorum && knowsLeader && this.electionElapsed < this.electionTimeout;
       // We heard from a leader recently: a disruptive candidate (e.g. one rejoining after a
       // partition) must not depose it. A leadership transfer is exempt.
       if (!force && inLease) return false;
@@ -647,7 +666,10 @@ export class Raft {
   private handleHeartbeat(m: Message): void {
     // The leader sends min(our match, its commit), so this never exceeds what we hold in common.
     this.log.commitTo(Math.min(m.commit, this.log.lastIndex()));
-    this.send(message(MessageType.HeartbeatResp, { to: m.from, context: m.context }));
+    // Echo the leader's tick so it knows which heartbeat this acknowledges (lease reads).
+    this.send(
+      message(MessageType.HeartbeatResp, { to: m.from, context: m.context, index: m.index }),
+    );
   }
 
   private handleSnapshot(m: Message): void {
@@ -819,11 +841,12 @@ export class Raft {
     const pr = this.trk.progress.get(m.from)!;
     pr.recentActive = true;
     pr.probeSent = false;
+    if (m.index > pr.heartbeatAckTick) pr.heartbeatAckTick = m.index;
     // A full window may hold appends that were lost: free one slot so a probe can find out.
     if (pr.state === ProgressState.Replicate && pr.inflights.full()) pr.inflights.freeFirstOne();
     // An empty append at `next` makes a follower that lost appends reject, which repairs it.
     if (pr.match < this.log.lastIndex()) this.maybeSendAppend(m.from, true);
-    if (this.readOnlyMode !== 'safe' || m.context.length === 0) return;
+    if (m.context.length === 0) return;
     const acks = this.readOnly.recvAck(m.from, m.context);
     if (acks === null || this.trk.voteResultOf(acks) !== VoteResult.Won) return;
     for (const status of this.readOnly.advance(m.context)) {
@@ -869,16 +892,34 @@ export class Raft {
       this.pendingReadMessages.push(m);
       return null;
     }
-    if (this.readOnlyMode === 'lease') {
+    if (this.readOnlyMode === 'lease' && this.leaseValid()) {
       this.answerRead(m, this.log.committed);
       return null;
     }
+    // Safe mode, or the lease lapsed: confirm leadership with a heartbeat round.
     if (this.readOnly.size() >= PENDING_READS_MAX) return 'READ_QUEUE_FULL';
     if (this.readOnly.add(this.log.committed, m)) {
       this.readOnly.recvAck(this.id, m.context);
       this.readHeartbeatPending = true;
     }
     return null;
+  }
+
+  /**
+   * Whether our lease holds: a quorum acknowledged a heartbeat sent at leader tick t, and each of
+   * them refuses to vote for anyone else until an election timeout after receiving it, so no
+   * other leader can exist before t + electionTimeout. One tick is kept as a margin for the
+   * members' tick phases. This assumes ticks advance at the same rate everywhere (bounded clock
+   * drift); a paused leader that resumes must not serve lease reads (see index.ts).
+   */
+  leaseValid(): boolean {
+    if (this.leadTransferee !== NONE) return false; // The transferee may win at once.
+    const ackTick = (id: NodeId) =>
+      id === this.id ? this.leaderTick : (this.trk.progress.get(id)?.heartbeatAckTick ?? -1);
+    const incoming = majorityCommitted(this.trk.config.voters, ackTick);
+    const outgoing = majorityCommitted(this.trk.config.votersOutgoing, ackTick);
+    const acked = Math.min(incoming, outgoing);
+    return acked >= 0 && this.leaderTick < acked + this.electionTimeout - LEASE_MARGIN_TICKS;
   }
 
   private answerRead(request: Message, index: number): void {
@@ -980,7 +1021,9 @@ export class Raft {
       if (id === this.id) continue;
       // Never tell a follower a commit index beyond what it holds: it might not match ours.
       const commit = Math.min(pr.match, this.log.committed);
-      this.send(message(MessageType.Heartbeat, { to: id, commit, context: ctx }));
+      this.send(
+        message(MessageType.Heartbeat, { to: id, commit, context: ctx, index: this.leaderTick }),
+      );
     }
   }
 
