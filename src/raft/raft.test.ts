@@ -546,6 +546,26 @@ test('restart: a member recovers term, vote and log from storage', () => {
   assert.ok(net.members.get(2)!.applied.some((e) => e.index === 5));
 });
 
+test('membership: a removed leader steps down and the rest elect a new one', () => {
+  const net = new TestNetwork([1, 2, 3]);
+  elect(net, 1);
+  net.node(1).proposeConfChange(single(ConfChangeType.RemoveNode, 1));
+  net.settle();
+  assert.equal(net.node(1).status().role, Role.Follower);
+  assert.deepEqual(net.node(2).status().config.voters, [2, 3]);
+  const hasNewLeader = () => [2, 3].includes(net.node(2).status().lead);
+  for (let i = 0; i < 40 && !hasNewLeader(); i++) net.tickAll();
+  const lead = net.node(2).status().lead;
+  assert.ok(lead === 2 || lead === 3, `new leader ${lead}`);
+  net.node(lead).propose(data(1));
+  net.settle();
+  assert.equal(net.node(2).status().commit, net.node(3).status().commit);
+  // The removed member never campaigns again.
+  for (let i = 0; i < 40; i++) net.tick(1);
+  net.settle();
+  assert.equal(net.node(1).status().role, Role.Follower);
+});
+
 test('conf change encoding round-trips and rejects garbage', () => {
   const cc = {
     transition: ConfChangeTransition.JointExplicit,

@@ -219,7 +219,9 @@ export class Raft {
     if (this.readOnlyMode === 'lease' && hardState.term > 0) {
       this.startupQuietTicks = this.electionTimeout;
     }
-    if (config.applied !== undefined && config.applied > 0) this.log.appliedTo(config.applied);
+    // The state machine starts from the latest snapshot unless the caller says it applied more.
+    const applied = config.applied ?? config.storage.snapshot().metadata.index;
+    if (applied > 0) this.log.appliedTo(applied);
     this.becomeFollower(this.term, NONE);
   }
 
