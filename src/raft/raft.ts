@@ -1121,11 +1121,6 @@ export class Raft {
       this.broadcastPending = true;
     }
   }
-
-  /** Throws the refusal as a RaftError (for local callers). */
-  static raise(code: RaftErrorCode, what: string): never {
-    throw new RaftError(code, `${what} refused: ${code}`);
-  }
 }
 
 function validateConfig(config: RaftConfig): void {
