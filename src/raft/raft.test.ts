@@ -532,6 +532,34 @@ test('snapshots: a follower behind the compacted log gets a snapshot and catches
   assert.equal(net.node(3).status().commit, net.node(1).status().commit);
 });
 
+test('transport reports: unreachable and failed snapshots send a follower back to probing', () => {
+  const net = new TestNetwork([1, 2, 3]);
+  elect(net, 1);
+  const state = (id: number) => net.node(1).status().progress!.get(id)!.state;
+  assert.equal(state(2), 'replicate');
+  net.node(1).reportUnreachable(2);
+  assert.equal(state(2), 'probe');
+  net.isolate(3);
+  for (let i = 0; i < 10; i++) net.node(1).propose(data(i));
+  net.settle();
+  const leader = net.members.get(1)!;
+  const applied = leader.raw.status().applied;
+  leader.storage.createSnapshot(applied, leader.raw.status().config, new Uint8Array(0));
+  leader.storage.compact(applied);
+  net.heal();
+  net.filter = (m) => m.type !== MessageType.Snap; // The snapshot transfer fails.
+  net.tickAll(1);
+  assert.equal(state(3), 'snapshot');
+  net.node(1).reportSnapshot(3, 'failure');
+  assert.equal(state(3), 'probe');
+  net.filter = () => true;
+  net.tickAll(2);
+  net.node(1).reportSnapshot(3, 'finish');
+  net.tickAll(2);
+  assert.equal(state(3), 'replicate');
+  assert.equal(net.node(3).status().commit, net.node(1).status().commit);
+});
+
 test('restart: a member recovers term, vote and log from storage', () => {
   const net = new TestNetwork([1, 2, 3]);
   elect(net, 1);
