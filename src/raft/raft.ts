@@ -171,6 +171,8 @@ export class Raft {
   private readHeartbeatPending = false;
   /** Candidate: our own vote counts only once the hard state carrying it is durable. */
   private selfVotePending = false;
+  /** Leader: we are no longer a voter; hand leadership over (see switchToConfig). */
+  private stepDownPending = false;
 
   /** Ticks since the last election timeout reset (follower/candidate) or check (leader). */
   electionElapsed = 0;
@@ -283,6 +285,7 @@ export class Raft {
     this.leadTransferee = NONE;
     this.trk.resetVotes();
     this.selfVotePending = false;
+    this.stepDownPending = false;
     const last = this.log.lastIndex();
     const durable = this.durableLastIndex();
     for (const [id, pr] of this.trk.progress) {
@@ -369,6 +372,10 @@ export class Raft {
       if (this.checkQuorum) this.step(message(MessageType.CheckQuorum, { from: this.id }));
       // A transfer that did not finish within an election timeout is abandoned.
       if (this.role === Role.Leader && this.leadTransferee !== NONE) this.leadTransferee = NONE;
+      // A leader outside the configuration has spread the commit index for an election timeout
+      // since its handover began; the new configuration's voters carry on without it (they may
+      // already have elected the successor, who does not talk to us any more).
+      if (this.role === Role.Leader && this.stepDownPending) this.becomeFollower(this.term, NONE);
     }
     if (this.role !== Role.Leader) return;
     if (this.heartbeatElapsed >= this.heartbeatTimeout) {
@@ -1063,16 +1070,34 @@ export class Raft {
       return;
     }
     if (self === undefined || self.isLearner) {
-      // We were removed or demoted: stop leading; the remaining voters elect a new leader.
-      this.becomeFollower(this.term, NONE);
-      return;
+      // We were removed or demoted. Stepping down at once could strand the new configuration: its
+      // members may not know yet that the change committed and may still count votes with the
+      // old one. So keep leading (without counting ourselves) until they learn the commit index,
+      // and hand leadership to the most up-to-date voter; step down an election timeout later.
+      this.stepDownPending = true;
     }
     if (this.leadTransferee !== NONE && !this.trk.isVoter(this.leadTransferee)) {
       this.leadTransferee = NONE;
     }
     if (this.maybeCommit()) this.onCommitAdvanced();
     this.broadcastPending = true;
+    if (this.stepDownPending) this.transferToSuccessor();
     this.checkInvariants();
+  }
+
+  /** A leader outside the voters hands over to the voter with the longest durable log. */
+  private transferToSuccessor(): void {
+    if (this.leadTransferee !== NONE) return;
+    let best: NodeId = NONE;
+    let bestMatch = -1;
+    for (const id of [...this.trk.config.voters].sort((a, b) => a - b)) {
+      const match = this.trk.progress.get(id)?.match ?? -1;
+      if (id !== this.id && match > bestMatch) {
+        best = id;
+        bestMatch = match;
+      }
+    }
+    if (best !== NONE) this.handleTransferLeader(best);
   }
 
   /**
