@@ -60,6 +60,7 @@ export {
   decodeConfChange,
   encodeConfChange,
 } from './confchange.js';
+export { describeMessage } from './describe.js';
 export { MemoryStorage } from './memory-storage.js';
 export type { Logger, RaftConfig, ReadOnlyMode } from './raft.js';
 export { message } from './raft.js';
