@@ -13,7 +13,6 @@ import {
   type Entry,
   EntryType,
   type Message,
-  MessageType,
   type NodeId,
   type ReadState,
 } from './types.js';
