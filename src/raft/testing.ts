@@ -9,13 +9,7 @@ import { describeMessage } from './describe.js';
 import { MemoryStorage } from './memory-storage.js';
 import type { RaftConfig } from './raft.js';
 import { RawNode } from './raw-node.js';
-import {
-  type Entry,
-  EntryType,
-  type Message,
-  type NodeId,
-  type ReadState,
-} from './types.js';
+import { type Entry, EntryType, type Message, type NodeId, type ReadState } from './types.js';
 
 export interface TestMember {
   readonly id: NodeId;
