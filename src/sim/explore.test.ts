@@ -8,7 +8,7 @@ import { Raft } from '../raft/raft.js';
 import { exploreSeed } from './explore.js';
 
 /** Enough seeds to cover every configuration branch many times, in well under a minute. */
-const CI_SEEDS = 1000;
+const CI_SEEDS = 2000;
 
 test(`exploration: seeds 1..${CI_SEEDS} keep every invariant and recover liveness`, () => {
   const failures: string[] = [];
