@@ -32,6 +32,9 @@
  *    so this may run in parallel with step 5. For an `EntryType.ConfChange` entry, decode it
  *    (`decodeConfChange`) and call `applyConfChange` (record the returned ConfState with the state
  *    machine). Serve each `rd.readStates` read once the applied index reaches `readState.index`.
+ *    A leader that applies its own removal keeps leading for up to an election timeout (without
+ *    counting itself) while it hands leadership to the most up-to-date voter; a removed member
+ *    may be shut down after that.
  * 8. Call `advance()` once step 5 is durable and step 7's entries are applied (or queued, in order,
  *    to the applier). This is when the leader counts its own log towards the commit quorum, and
  *    when a candidate counts its own vote (which is now durable).
