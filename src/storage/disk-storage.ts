@@ -125,6 +125,7 @@ export class DiskStorage implements RaftStorage {
   async applySnapshot(snapshot: Snapshot): Promise<void> {
     const { index, term } = snapshot.metadata;
     this.checkNewer(index);
+    this.wal.assertWritable();
     this.current = { metadata: snapshot.metadata, file: null, data: snapshot.data };
     const durable = this.persistSnapshot(snapshot);
     await this.wal.reset(index, term, this.commitAtLeast(index), durable);
@@ -136,6 +137,7 @@ export class DiskStorage implements RaftStorage {
    */
   async applyReceivedSnapshot(metadata: SnapshotMetadata): Promise<void> {
     this.checkNewer(metadata.index);
+    this.wal.assertWritable();
     const file = this.snapshots.find(metadata.index, metadata.term);
     if (file === undefined) {
       throw new WalError('INVALID_ARGUMENT', `no received snapshot at ${metadata.index}`);
@@ -147,6 +149,7 @@ export class DiskStorage implements RaftStorage {
 
   async createSnapshot(index: number, confState: ConfState, data: Uint8Array): Promise<void> {
     this.checkNewer(index);
+    this.wal.assertWritable();
     if (index > this.wal.lastIndex()) {
       throw new StorageError(
         'UNAVAILABLE',

@@ -18,7 +18,7 @@ import fs from 'node:fs';
 import type { Logger } from 'pino';
 import { type Entry, entrySizeBytes, type HardState, StorageError } from '../raft/types.js';
 import { CorruptionError, WalError } from './errors.js';
-import { closeFile, fdatasync, fsyncDirectory, writeAt } from './fs-async.js';
+import { closeFile, fdatasync, fsyncDirectory, readFullySync, writeAt } from './fs-async.js';
 import type { LogIndex } from './log-index.js';
 import {
   BATCH_BODY_BYTES,
@@ -31,6 +31,7 @@ import {
   HARD_STATE_BODY_BYTES,
   INDEX_TERM_BODY_BYTES,
   RecordType,
+  type RecordView,
   readRecord,
   recordSizeBytes,
 } from './record.js';
@@ -51,6 +52,8 @@ export const BATCH_BYTES_MAX_DEFAULT = 8 * 1024 * 1024;
 export const QUEUE_BYTES_MAX_DEFAULT = 256 * 1024 * 1024;
 /** The largest single save; it must fit one batch, so one segment is grown to hold it if needed. */
 export const SAVE_BYTES_MAX = 256 * 1024 * 1024;
+/** Largest single read of back-to-back records when serving entries from disk. */
+export const READ_SPAN_BYTES_MAX = 1024 * 1024;
 
 export interface WalOptions {
   /** Size of each preallocated segment file. */
@@ -88,6 +91,21 @@ interface Pending {
 const RESTATEMENT_BYTES =
   recordSizeBytes(HARD_STATE_BODY_BYTES) + recordSizeBytes(INDEX_TERM_BODY_BYTES);
 const BATCH_HEADER_BYTES = recordSizeBytes(BATCH_BODY_BYTES);
+
+function checkHardState(hardState: HardState | null): WalError | null {
+  if (hardState === null) return null;
+  const { term, vote, commit } = hardState;
+  for (const value of [term, vote, commit]) {
+    if (!Number.isSafeInteger(value) || value < 0) {
+      return new WalError('INVALID_ARGUMENT', `save: hard state ${JSON.stringify(hardState)}`);
+    }
+  }
+  return null;
+}
+
+function describeView(view: RecordView | string): string {
+  return typeof view === 'string' ? view : `record of type ${view.type}`;
+}
 
 function yieldTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
@@ -208,31 +226,58 @@ export class Wal {
     }
     const result: Entry[] = [];
     let bytes = 0;
-    for (let index = lo; index < hi; index++) {
-      const entry = this.index.cachedEntry(index) ?? this.readEntry(index);
-      bytes += entrySizeBytes(entry);
-      if (result.length > 0 && bytes > maxBytes) break;
-      result.push(entry);
+    for (let index = lo; index < hi; ) {
+      const cached = this.index.cachedEntry(index);
+      const run = cached === undefined ? this.readRun(index, hi, maxBytes - bytes) : [cached];
+      for (const entry of run) {
+        bytes += entrySizeBytes(entry);
+        if (result.length > 0 && bytes > maxBytes) return result;
+        result.push(entry);
+      }
+      index += run.length;
     }
     return result;
   }
 
-  /** Reads an entry that left the cache from its segment, verifying its CRC. */
-  private readEntry(index: number): Entry {
-    const location = this.index.location(index);
-    const segment = this.segments.find((s) => s.sequence === location.segment);
-    if (segment === undefined) throw new Error(`wal: entry ${index} has no segment`);
-    const buffer = Buffer.allocUnsafe(location.recordBytes);
-    fs.readSync(segment.fd, buffer, 0, location.recordBytes, location.positionBytes);
-    const view = readRecord(buffer, 0, buffer.length);
-    if (typeof view === 'string' || view.type !== RecordType.Entry) {
-      throw new CorruptionError(segment.path, location.positionBytes, `entry ${index}: ${view}`);
+  /**
+   * Reads entries that left the cache, from `from` on, with one read for a run of records that lie
+   * back to back in one segment (a follower catching up reads long runs). The run stays within
+   * `READ_SPAN_BYTES_MAX` and roughly within `budgetBytes`, but holds at least one entry. Every
+   * record's CRC is verified.
+   */
+  private readRun(from: number, hi: number, budgetBytes: number): Entry[] {
+    const first = this.index.location(from);
+    const segment = this.segments.find((s) => s.sequence === first.segment);
+    if (segment === undefined) throw new Error(`wal: entry ${from} has no segment`);
+    let spanBytes = first.recordBytes;
+    let to = from + 1;
+    while (to < hi && this.index.cachedEntry(to) === undefined) {
+      const next = this.index.location(to);
+      const adjacent =
+        next.segment === first.segment && next.positionBytes === first.positionBytes + spanBytes;
+      const grown = spanBytes + next.recordBytes;
+      if (!adjacent || grown > READ_SPAN_BYTES_MAX || grown > budgetBytes) break;
+      spanBytes = grown;
+      to++;
     }
-    const entry = decodeEntry(buffer, view);
-    if (entry.index !== index) {
-      throw new CorruptionError(segment.path, location.positionBytes, `holds entry ${entry.index}`);
+    const buffer = Buffer.allocUnsafe(spanBytes);
+    const read = readFullySync(segment.fd, buffer, spanBytes, first.positionBytes);
+    const entries: Entry[] = [];
+    let offset = 0;
+    for (let index = from; index < to; index++) {
+      const view = readRecord(buffer, offset, read);
+      const where = first.positionBytes + offset;
+      if (typeof view === 'string' || view.type !== RecordType.Entry) {
+        throw new CorruptionError(segment.path, where, `entry ${index}: ${describeView(view)}`);
+      }
+      const entry = decodeEntry(buffer, view);
+      if (entry.index !== index) {
+        throw new CorruptionError(segment.path, where, `holds entry ${entry.index}, not ${index}`);
+      }
+      entries.push(entry);
+      offset = view.end;
     }
-    return entry;
+    return entries;
   }
 
   // ---- Writes (durable when the promise resolves) ----
@@ -241,7 +286,7 @@ export class Wal {
   save(hardState: HardState | null, entries: readonly Entry[]): Promise<void> {
     let bytes = hardState === null ? 0 : recordSizeBytes(HARD_STATE_BODY_BYTES);
     for (const entry of entries) bytes += entryRecordBytes(entry);
-    const refusal = this.refusal(bytes) ?? this.checkEntries(entries);
+    const refusal = this.refusal(bytes) ?? checkHardState(hardState) ?? this.checkEntries(entries);
     if (refusal !== null) return Promise.reject(refusal);
     if (entries.length > 0) {
       const first = entries[0]!.index;
@@ -278,6 +323,12 @@ export class Wal {
     this.index.resetTo(index, term);
     this.hardStateValue = hardState;
     return this.enqueue({ kind: 'reset', index, term, hardState }, bytes, barrier);
+  }
+
+  /** Throws the error a small write would be refused with now (closed, failed, overloaded). */
+  assertWritable(): void {
+    const refusal = this.refusal(recordSizeBytes(HARD_STATE_BODY_BYTES));
+    if (refusal !== null) throw refusal;
   }
 
   /** Why a write of `bytes` must be refused now, or null. Refusals have no effect at all. */
