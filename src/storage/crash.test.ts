@@ -15,6 +15,7 @@ import type { Entry, HardState } from '../raft/types.js';
 import { comparable, entry } from './contract.js';
 import { DiskStorage } from './disk-storage.js';
 import { CorruptionError } from './errors.js';
+import { encodeBatch } from './record.js';
 import { FIRST_BATCH_OFFSET_BYTES } from './segment.js';
 
 const segmentBytes = 8 * 1024;
@@ -322,3 +323,32 @@ test('compaction releases whole segments and the log reopens from the rest', asy
 });
 
 const conf = { voters: [1], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
+
+test('entry data that looks like a batch header cannot turn a torn tail into corruption', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'shoal-fake-'));
+  try {
+    const storage = await DiskStorage.open(dir, options);
+    await storage.save(null, [entry(1, 1, 40)]);
+    const durable = readImage(dir);
+    // Payload: 3 bytes to reach 8-byte alignment in the file, then a valid batch header record.
+    const fake = Buffer.alloc(3 + 24 + 200);
+    encodeBatch(fake, 3, 64);
+    await storage.save(null, [{ ...entry(2, 1), data: new Uint8Array(fake) }, entry(3, 1, 300)]);
+    const full = readImage(dir);
+    await storage.close();
+    const name = segmentNames(full)[0]!;
+    const before = durable.get(name)!;
+    const after = full.get(name)!;
+    let end = after.length;
+    while (before[end - 1] === after[end - 1]) end--;
+    // Tear off the end of the last record: the batch header is intact, its last record is not.
+    const torn = Buffer.concat([after.subarray(0, end - 100), before.subarray(end - 100)]);
+    const recovered = writeImage(withFile(full, name, torn));
+    const reopened = await DiskStorage.open(recovered, options);
+    assert.equal(reopened.lastIndex(), 1);
+    await reopened.close();
+    rmSync(recovered, { recursive: true, force: true });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

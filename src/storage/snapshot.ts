@@ -22,7 +22,14 @@ import { crc32c } from '@node-rs/crc32';
 import type { Logger } from 'pino';
 import type { ConfState, Snapshot, SnapshotMetadata } from '../raft/types.js';
 import { CorruptionError, WalError } from './errors.js';
-import { closeFile, fsyncDirectory, fsyncFile, openFile, writeAt } from './fs-async.js';
+import {
+  closeFile,
+  fsyncDirectory,
+  fsyncFile,
+  makeDirectoryDurably,
+  openFile,
+  writeAt,
+} from './fs-async.js';
 import { readU64 } from './record.js';
 
 /** Newest snapshot files kept; older ones are deleted after each new snapshot is installed. */
@@ -159,7 +166,7 @@ export class SnapshotStore {
 
   /** Opens the store in `dir` (created if missing), deleting unfinished writes. */
   static async open(dir: string, logger: Logger): Promise<SnapshotStore> {
-    await fs.promises.mkdir(dir, { recursive: true });
+    await makeDirectoryDurably(dir);
     let removed = false;
     for (const name of await fs.promises.readdir(dir)) {
       if (!name.endsWith(TEMPORARY_SUFFIX)) continue;

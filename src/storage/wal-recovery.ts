@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { EMPTY_HARD_STATE, type HardState } from '../raft/types.js';
 import { CorruptionError } from './errors.js';
-import { fdatasync, fsyncDirectory, writeAt } from './fs-async.js';
+import { fdatasync, fsyncDirectory, makeDirectoryDurably, writeAt } from './fs-async.js';
 import { LogIndex } from './log-index.js';
 import {
   BATCH_BODY_BYTES,
@@ -118,7 +118,7 @@ export async function recoverWal(
 
 /** Segment sequence numbers in `dir`, sorted; unfinished preallocations are deleted. */
 async function listSegments(dir: string, logger: Logger): Promise<number[]> {
-  await fs.promises.mkdir(dir, { recursive: true });
+  await makeDirectoryDurably(dir);
   const sequences: number[] = [];
   let removed = false;
   for (const name of await fs.promises.readdir(dir)) {
@@ -170,11 +170,12 @@ function scanSegment(
     if (header === 'zero') {
       const nonZero = lastNonZeroEnd(buffer, position);
       if (nonZero === position) return { endBytes: position, garbageEndBytes: position };
-      return damaged(buffer, path, isLast, position, position, 'data after unwritten space');
+      const fault = { faultBytes: position, reason: 'data after unwritten space' };
+      return damaged(buffer, path, isLast, position, { ...fault, searchFromBytes: position });
     }
     const batch = readBatch(buffer, position, header);
     if ('faultBytes' in batch) {
-      return damaged(buffer, path, isLast, position, batch.faultBytes, batch.reason);
+      return damaged(buffer, path, isLast, position, batch);
     }
     for (const view of batch.records) replay.apply(buffer, view, path, sequence);
     position = batch.endBytes;
@@ -184,24 +185,35 @@ function scanSegment(
 
 type BatchRead =
   | { records: RecordView[]; endBytes: number }
-  | { faultBytes: number; reason: string };
+  | { faultBytes: number; reason: string; searchFromBytes: number };
 
 /** Reads the batch at `start` whose header read as `header`; every record in it must be intact. */
 function readBatch(buffer: Buffer, start: number, header: RecordView | string): BatchRead {
-  if (typeof header === 'string') return { faultBytes: start, reason: `batch header ${header}` };
+  // Where to look for a later intact batch: right after this one's header when its extent is
+  // unknown, after its announced end when the header is intact (its own payload is not searched,
+  // so entry data that happens to look like a batch header cannot turn a torn tail into an error).
+  const searchFromBytes = start + RECORD_ALIGN_BYTES;
+  if (typeof header === 'string') {
+    return { faultBytes: start, reason: `batch header ${header}`, searchFromBytes };
+  }
   if (header.type !== RecordType.Batch || header.bodyBytes !== BATCH_BODY_BYTES) {
-    return { faultBytes: start, reason: `expected a batch header, found type ${header.type}` };
+    const reason = `expected a batch header, found type ${header.type}`;
+    return { faultBytes: start, reason, searchFromBytes };
   }
   const end = header.end + readU64(buffer, header.bodyStart);
   if (end > buffer.length || end % RECORD_ALIGN_BYTES !== 0) {
-    return { faultBytes: start, reason: `batch length runs to ${end}, past the segment end` };
+    const reason = `batch length runs to ${end}, past the segment end`;
+    return { faultBytes: start, reason, searchFromBytes };
   }
   const records: RecordView[] = [];
   for (let position = header.end; position < end; ) {
     const view = readRecord(buffer, position, end);
-    if (typeof view === 'string') return { faultBytes: position, reason: `record ${view}` };
+    if (typeof view === 'string') {
+      return { faultBytes: position, reason: `record ${view}`, searchFromBytes: end };
+    }
     if (view.type === RecordType.Batch || view.type === RecordType.SegmentHeader) {
-      return { faultBytes: position, reason: `record of type ${view.type} inside a batch` };
+      const reason = `record of type ${view.type} inside a batch`;
+      return { faultBytes: position, reason, searchFromBytes: end };
     }
     records.push(view);
     position = view.end;
@@ -215,13 +227,13 @@ function damaged(
   path: string,
   isLast: boolean,
   batchStart: number,
-  faultBytes: number,
-  reason: string,
+  fault: { faultBytes: number; reason: string; searchFromBytes: number },
 ): ScanResult {
+  const { faultBytes, reason } = fault;
   if (!isLast) {
     throw new CorruptionError(path, faultBytes, `${reason} (in a segment that was completed)`);
   }
-  const later = findBatchHeader(buffer, batchStart + RECORD_ALIGN_BYTES);
+  const later = findBatchHeader(buffer, fault.searchFromBytes);
   if (later !== -1) {
     throw new CorruptionError(path, faultBytes, `${reason}; an intact batch follows at ${later}`);
   }
