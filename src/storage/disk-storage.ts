@@ -27,6 +27,8 @@ import {
   StorageError,
 } from '../raft/types.js';
 import { CorruptionError, WalError } from './errors.js';
+import { makeDirectoryDurably } from './fs-async.js';
+import { type DirectoryLock, lockDirectory } from './lock.js';
 import {
   SNAPSHOT_CHUNK_BYTES_DEFAULT,
   type SnapshotFile,
@@ -54,11 +56,13 @@ export class DiskStorage implements RaftStorage {
   /** Settles when the newest snapshot file is durable; compaction records wait for it. */
   private snapshotDurable: Promise<void> = Promise.resolve();
   private bootstrapConfState: ConfState = EMPTY_CONF_STATE;
+  private closed = false;
 
   private constructor(
     private readonly wal: Wal,
     private readonly snapshots: SnapshotStore,
     current: CurrentSnapshot,
+    private readonly lock: DirectoryLock,
   ) {
     this.current = current;
   }
@@ -70,13 +74,17 @@ export class DiskStorage implements RaftStorage {
    */
   static async open(dir: string, options: DiskStorageOptions = {}): Promise<DiskStorage> {
     const logger = options.logger ?? pino({ name: 'storage', level: 'warn' });
-    const wal = await Wal.open(join(dir, 'wal'), { ...options, logger });
+    await makeDirectoryDurably(dir);
+    const lock = await lockDirectory(dir);
+    let wal: Wal | null = null;
     try {
+      wal = await Wal.open(join(dir, 'wal'), { ...options, logger });
       const snapshots = await SnapshotStore.open(join(dir, 'snap'), logger);
       const current = await chooseSnapshot(wal, snapshots);
-      return new DiskStorage(wal, snapshots, current);
+      return new DiskStorage(wal, snapshots, current, lock);
     } catch (error) {
-      await wal.close();
+      await wal?.close();
+      await lock.release();
       throw error;
     }
   }
@@ -173,8 +181,11 @@ export class DiskStorage implements RaftStorage {
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     await this.snapshotDurable.catch(() => {});
     await this.wal.close();
+    await this.lock.release();
   }
 
   /** The current snapshot's file as bounded chunks, to stream to a peer (see snapshot.ts). */
