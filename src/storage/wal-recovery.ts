@@ -14,7 +14,7 @@
  * - Any other damage is corruption: `CorruptionError` with the file and byte offset.
  *
  * Released segments leave a gap in front of the first remaining segment. Each segment starts with
- * a restatement of the hard state and the compaction point (wal.ts writes them into its first
+ * a restatement of the hard state, the compaction point and the current snapshot (wal.ts writes them into its first
  * batch), and replay tolerates a gap in entry indexes until a compaction record covers it; a gap
  * that is still open at the end means entries are missing, which is corruption.
  */
@@ -56,6 +56,8 @@ export interface RecoveredWal {
   readonly lastSegmentFresh: boolean;
   /** The highest entry index written into each segment, for releasing whole segments. */
   readonly segmentIndexMax: Map<number, number>;
+  /** The current snapshot as the newest Snapshot or Reset record names it (index 0: none). */
+  readonly snapshot: { readonly index: number; readonly term: number };
   /** The segment holding the newest Reset record (everything before it is dead), or 0. */
   readonly resetSegment: number;
   /** The torn tail that was cut off, if any. */
@@ -111,6 +113,7 @@ export async function recoverWal(
     appendOffsetBytes: scan.endBytes,
     lastSegmentFresh: scan.endBytes === FIRST_BATCH_OFFSET_BYTES,
     segmentIndexMax: replay.segmentIndexMax,
+    snapshot: replay.snapshot,
     resetSegment: replay.resetSegment,
     tornTail,
   };
@@ -265,6 +268,7 @@ class Replay {
   hardState: HardState = EMPTY_HARD_STATE;
   readonly segmentIndexMax = new Map<number, number>();
   resetSegment = 0;
+  snapshot = { index: 0, term: 0 };
 
   constructor(cacheBytesMax: number) {
     this.index = new LogIndex(cacheBytesMax);
@@ -307,8 +311,12 @@ class Replay {
         const { index, term } = decodeIndexTerm(buffer, view);
         this.index.resetTo(index, term);
         this.resetSegment = sequence;
+        this.snapshot = { index, term };
         return;
       }
+      case RecordType.Snapshot:
+        this.snapshot = decodeIndexTerm(buffer, view);
+        return;
     }
   }
 

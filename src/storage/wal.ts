@@ -77,7 +77,8 @@ export interface WalStats {
 type Operation =
   | { kind: 'save'; hardState: HardState | null; entries: readonly Entry[] }
   | { kind: 'compact'; index: number; term: number }
-  | { kind: 'reset'; index: number; term: number; hardState: HardState };
+  | { kind: 'reset'; index: number; term: number; hardState: HardState }
+  | { kind: 'snapshot'; index: number; term: number };
 
 interface Pending {
   readonly operation: Operation;
@@ -87,10 +88,16 @@ interface Pending {
   readonly reject: (error: Error) => void;
 }
 
-/** Bytes of the hard state and compaction records that open every segment's first batch. */
+/** Bytes of the hard state, compaction and snapshot records opening every segment's first batch. */
 const RESTATEMENT_BYTES =
-  recordSizeBytes(HARD_STATE_BODY_BYTES) + recordSizeBytes(INDEX_TERM_BODY_BYTES);
+  recordSizeBytes(HARD_STATE_BODY_BYTES) + 2 * recordSizeBytes(INDEX_TERM_BODY_BYTES);
 const BATCH_HEADER_BYTES = recordSizeBytes(BATCH_BODY_BYTES);
+
+const recordTypeOf = {
+  compact: RecordType.Compact,
+  reset: RecordType.Reset,
+  snapshot: RecordType.Snapshot,
+} as const;
 
 function checkHardState(hardState: HardState | null): WalError | null {
   if (hardState === null) return null;
@@ -123,6 +130,10 @@ export class Wal {
   private diskHardState: HardState;
   private diskOffsetIndex: number;
   private diskOffsetTerm: number;
+  private diskSnapshot: { index: number; term: number };
+  /** The current snapshot as issued (read-your-writes) and as last made durable. */
+  private snapshotValue: { index: number; term: number };
+  private durableSnapshotValue: { index: number; term: number };
   /** Durable compaction point and newest durable reset's segment, for releasing segments. */
   private durableOffsetIndex: number;
   private durableResetSegment: number;
@@ -140,6 +151,7 @@ export class Wal {
     private segmentFresh: boolean,
     private readonly segmentIndexMax: Map<number, number>,
     resetSegment: number,
+    snapshot: { index: number; term: number },
     private readonly logger: Logger,
     options: WalOptions,
   ) {
@@ -149,6 +161,9 @@ export class Wal {
     this.diskOffsetTerm = index.offsetTerm;
     this.durableOffsetIndex = index.offsetIndex;
     this.durableResetSegment = resetSegment;
+    this.diskSnapshot = snapshot;
+    this.snapshotValue = snapshot;
+    this.durableSnapshotValue = snapshot;
     this.segmentBytes = options.segmentBytes ?? SEGMENT_BYTES_DEFAULT;
     this.batchBytesMax = options.batchBytesMax ?? BATCH_BYTES_MAX_DEFAULT;
     this.queueBytesMax = options.queueBytesMax ?? QUEUE_BYTES_MAX_DEFAULT;
@@ -176,6 +191,7 @@ export class Wal {
       fresh,
       recovered.segmentIndexMax,
       recovered.resetSegment,
+      recovered.snapshot,
       options.logger,
       options,
     );
@@ -185,6 +201,16 @@ export class Wal {
 
   hardState(): HardState {
     return this.hardStateValue;
+  }
+
+  /** The current snapshot's (index, term) as recorded in the log; index 0 when there is none. */
+  snapshot(): { index: number; term: number } {
+    return this.snapshotValue;
+  }
+
+  /** The newest snapshot whose record is durable: its file must be kept. */
+  durableSnapshot(): { index: number; term: number } {
+    return this.durableSnapshotValue;
   }
 
   firstIndex(): number {
@@ -322,7 +348,20 @@ export class Wal {
     if (refusal !== null) return Promise.reject(refusal);
     this.index.resetTo(index, term);
     this.hardStateValue = hardState;
+    this.snapshotValue = { index, term };
     return this.enqueue({ kind: 'reset', index, term, hardState }, bytes, barrier);
+  }
+
+  /**
+   * Records that the snapshot file at (index, term) is the current snapshot. `barrier` is the
+   * file's write: the record becomes durable only after the file.
+   */
+  markSnapshot(index: number, term: number, barrier: Promise<void>): Promise<void> {
+    const bytes = recordSizeBytes(INDEX_TERM_BODY_BYTES);
+    const refusal = this.refusal(bytes);
+    if (refusal !== null) return Promise.reject(refusal);
+    this.snapshotValue = { index, term };
+    return this.enqueue({ kind: 'snapshot', index, term }, bytes, barrier);
   }
 
   /** Throws the error a small write would be refused with now (closed, failed, overloaded). */
@@ -465,6 +504,8 @@ export class Wal {
         this.diskOffsetIndex,
         this.diskOffsetTerm,
       );
+      const { index, term } = this.diskSnapshot;
+      position = encodeIndexTerm(buffer, position, RecordType.Snapshot, index, term);
     }
     const written: { entry: Entry; positionBytes: number; recordBytes: number }[] = [];
     for (const pending of batch) {
@@ -490,6 +531,7 @@ export class Wal {
       this.durableResetSegment = active.sequence;
     }
     this.durableOffsetIndex = this.diskOffsetIndex;
+    this.durableSnapshotValue = this.diskSnapshot;
   }
 
   private encodeOperation(
@@ -517,13 +559,16 @@ export class Wal {
       }
       return position;
     }
-    const type = operation.kind === 'compact' ? RecordType.Compact : RecordType.Reset;
+    const type = recordTypeOf[operation.kind];
     position = encodeIndexTerm(buffer, position, type, operation.index, operation.term);
-    if (operation.kind === 'reset') {
+    if (operation.kind === 'snapshot') {
+      this.diskSnapshot = { index: operation.index, term: operation.term };
+    } else if (operation.kind === 'reset') {
       position = encodeHardState(buffer, position, operation.hardState);
       this.diskHardState = operation.hardState;
       this.diskOffsetIndex = operation.index;
       this.diskOffsetTerm = operation.term;
+      this.diskSnapshot = { index: operation.index, term: operation.term };
     } else if (operation.index > this.diskOffsetIndex) {
       this.diskOffsetIndex = operation.index;
       this.diskOffsetTerm = operation.term;
