@@ -232,11 +232,15 @@ export class DiskStorage implements RaftStorage {
 
   /** Writes the snapshot file; records the file in `current` once it is durable. */
   private persistSnapshot(snapshot: Snapshot): Promise<void> {
-    return this.snapshots.write(snapshot).then((file) => {
+    const durable = this.snapshots.write(snapshot).then((file) => {
       if (this.current.metadata === snapshot.metadata) {
         this.current = { metadata: snapshot.metadata, file, data: this.current.data };
       }
     });
+    // A failure reaches the caller through the WAL record waiting on this promise; if the WAL
+    // refused that record, nothing else awaits it, and it must not become an unhandled rejection.
+    durable.catch(() => {});
+    return durable;
   }
 }
 
