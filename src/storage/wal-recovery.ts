@@ -255,9 +255,18 @@ function findBatchHeader(buffer: Buffer, from: number): number {
   return -1;
 }
 
+const zeroChunkBytes = 64 * 1024;
+const zeroChunk = Buffer.alloc(zeroChunkBytes);
+
 /** The offset just past the last non-zero byte at or after `from` (`from` if all are zero). */
 function lastNonZeroEnd(buffer: Buffer, from: number): number {
   let end = buffer.length;
+  // Skip whole zero chunks with a native comparison: a fresh 64 MiB segment is mostly zeros.
+  while (end - zeroChunkBytes >= from) {
+    const chunk = buffer.subarray(end - zeroChunkBytes, end);
+    if (!chunk.equals(zeroChunk)) break;
+    end -= zeroChunkBytes;
+  }
   while (end > from && buffer[end - 1] === 0) end--;
   return end;
 }
