@@ -190,6 +190,7 @@ async function singleAppenderRounds(
 
 async function main(): Promise<void> {
   fs.mkdirSync(workDir, { recursive: true });
+  const loadBefore = os.loadavg()[0]!;
   const raw: number[] = [];
   const rawAsync: number[] = [];
   const rawFloor = new RawFloor(2 * rawIterations);
@@ -209,7 +210,8 @@ async function main(): Promise<void> {
     `Date: ${new Date().toISOString()}  `,
     `Machine: ${machine()}  `,
     `Command: \`npm run bench:wal\` (${seconds} s per configuration, ${entryBytes}-byte entries, one entry per save, default options: 64 MiB segments)  `,
-    `Directory: ${workDir}`,
+    `Directory: ${workDir}  `,
+    `Load average (1 min) at start / end: ${format(loadBefore)} / ${format(os.loadavg()[0]!)} on ${os.cpus().length} cores (other work on the machine shows up as noise in every figure)`,
     '',
     '## Raw disk floor (4 KiB pwrite + fdatasync per iteration, interleaved with the 1-appender run)',
     '',

@@ -628,12 +628,18 @@ export class Wal {
       this.segmentIndexMax.delete(oldest.sequence);
     }
     if (released.length === 0) return;
-    for (const segment of released) {
-      await closeFile(segment.fd);
-      await fs.promises.rm(segment.path, { force: true });
+    try {
+      for (const segment of released) {
+        await closeFile(segment.fd);
+        await fs.promises.rm(segment.path, { force: true });
+      }
+      await fsyncDirectory(this.dir);
+      this.logger.debug({ count: released.length }, 'wal: released segments below the compaction');
+    } catch (error) {
+      // Not a durability problem: a segment left behind is replayed as dead records on the next
+      // open (every later segment restates the state it needs) and released then.
+      this.logger.warn({ err: error }, 'wal: deleting released segments failed');
     }
-    await fsyncDirectory(this.dir);
-    this.logger.debug({ count: released.length }, 'wal: released segments below the compaction');
   }
 
   private fail(error: unknown): void {
