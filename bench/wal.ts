@@ -237,7 +237,7 @@ async function main(): Promise<void> {
     'Targets: ≥ 100,000 entries/s at 256 appenders; p50 at 1 appender ≤ 1.5 × the raw fdatasync p50.',
     '',
     'Notes: latency is measured from the call to `save()` until its promise resolves (durable).',
-    'Each WAL batch is one positional write plus one fdatasync through libuv\'s threadpool, so the',
+    "Each WAL batch is one positional write plus one fdatasync through libuv's threadpool, so the",
     'threadpool raw loop is the like-for-like floor; the main-thread loop is the plain syscall loop.',
     'The 1-appender run alternates with both raw loops in 5 rounds so all see the same background load.',
     '',
