@@ -147,3 +147,14 @@ test('corruption under a read from disk is reported with file and offset', () =>
         error instanceof CorruptionError && error.file === path && error.offsetBytes <= 200,
     );
   }));
+
+test('entries not yet written are served from the cache whatever its size', () =>
+  withWal({ cacheBytesMax: 1024 }, async (wal) => {
+    const written = range(1, 100, 1, 500);
+    const saves = written.map((e) => wal.save(null, [e]));
+    // Nothing is on disk yet: every entry must still be in memory, far beyond cacheBytesMax.
+    assert.deepEqual(comparable(wal.entries(1, 101, Infinity)), comparable(written));
+    await Promise.all(saves);
+    assert.ok(wal.cachedBytes() <= 1024);
+    assert.deepEqual(comparable(wal.entries(1, 101, Infinity)), comparable(written));
+  }));
