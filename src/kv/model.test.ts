@@ -2,17 +2,26 @@
  * Property test: the LMDB store against a deliberately simple in-memory model of etcd's MVCC
  * (a list of every change ever made, replayed to answer each read). Random sequences of puts,
  * deletes, transactions, compactions and ranges (with past revisions, sorting, limits and filters)
- * must give the same responses and errors, and afterwards the same state at every revision that is
- * still readable, including after a restart. Seeded, so a failure replays exactly.
+ * and lease grants and revokes must give the same responses and errors, the same watch events
+ * (live feed and history replay), and afterwards the same state at every revision that is still
+ * readable and the same lease attachments, including after a restart. Seeded, so a failure replays exactly.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { KvErrorMessage } from './errors.js';
+import type { RevisionEvents } from './mvcc.js';
 import { StoreHarness } from './testing.js';
 import type { KvRequest, RangeRequest, RequestOp, TxnRequest } from './types.js';
 
-type Kv = { key: string; value: string; create: number; mod: number; version: number };
+type Kv = {
+  key: string;
+  value: string;
+  create: number;
+  mod: number;
+  version: number;
+  lease: string;
+};
 type Change = { main: number; key: string; kv: Kv | undefined };
 
 const latin1 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('latin1');
@@ -23,6 +32,8 @@ class Model {
   revision = 1;
   compacted = -1;
   changes: Change[] = [];
+  /** lease id -> attached keys. */
+  leases = new Map<bigint, Set<string>>();
 
   stateAt(revision: number): Map<string, Kv> {
     const state = new Map<string, Kv>();
@@ -82,9 +93,33 @@ class Model {
       this.compacted = revision;
       return { revision: this.revision };
     }
+    if ('leaseGrant' in request) {
+      const { ID, TTL } = request.leaseGrant;
+      if (this.leases.has(ID)) throw new Error(KvErrorMessage.leaseExist);
+      this.leases.set(ID, new Set());
+      return { revision: this.revision, ID: String(ID), TTL };
+    }
+    if ('leaseRevoke' in request) return this.revoke(request.leaseRevoke.ID);
+    // A top-level put checks its lease before anything else.
+    const lease = 'put' in request ? (request.put.lease ?? 0n) : 0n;
+    if (lease !== 0n && !this.leases.has(lease)) throw new Error(KvErrorMessage.leaseNotFound);
     const txn: TxnRequest = 'txn' in request ? request.txn : { success: [toOp(request)] };
     const result = this.txn(txn);
     return 'txn' in request ? result : result.responses[0];
+  }
+
+  private revoke(id: bigint) {
+    const keys = this.leases.get(id);
+    if (keys === undefined) throw new Error(KvErrorMessage.leaseNotFound);
+    const main = this.revision + 1;
+    for (const key of [...keys].sort()) this.changes.push({ main, key, kv: undefined });
+    if (keys.size > 0) this.revision = main;
+    this.leases.delete(id);
+    return { revision: this.revision };
+  }
+
+  private detach(kv: Kv | undefined): void {
+    if (kv && kv.lease !== '0') this.leases.get(BigInt(kv.lease))?.delete(kv.key);
   }
 
   private txn(txn: TxnRequest) {
@@ -114,6 +149,8 @@ class Model {
       ) {
         throw new Error(KvErrorMessage.keyNotFound);
       }
+      const lease = 'requestPut' in op ? (op.requestPut.lease ?? 0n) : 0n;
+      if (lease !== 0n && !this.leases.has(lease)) throw new Error(KvErrorMessage.leaseNotFound);
     }
     const state = new Map(before);
     const main = this.revision + 1;
@@ -131,7 +168,10 @@ class Model {
           create: previous?.create ?? main,
           mod: main,
           version: (previous?.version ?? 0) + 1,
+          lease: String(op.requestPut.lease ?? 0n),
         };
+        this.detach(previous);
+        if (kv.lease !== '0') this.leases.get(BigInt(kv.lease))!.add(key);
         state.set(key, kv);
         pending.push({ main, key, kv });
         return { revision: main, prevKv: op.requestPut.prevKv ? previous : undefined };
@@ -144,6 +184,7 @@ class Model {
         .sort((a, b) => (a.key < b.key ? -1 : 1));
       for (const kv of doomed) {
         state.delete(kv.key);
+        this.detach(kv);
         pending.push({ main, key: kv.key, kv: undefined });
       }
       return {
@@ -192,28 +233,26 @@ interface LooseResponse {
   prevKvs: StoreKv[];
   succeeded: boolean;
   responses: Record<string, unknown>[];
+  ID: bigint;
+  TTL: number;
 }
 
 /** Converts a store response into the model's shape. */
-function normalize(request: KvRequest, response: Record<string, unknown>): unknown {
-  const kv = (
-    value:
-      | {
-          key: Uint8Array;
-          value: Uint8Array;
-          createRevision: number;
-          modRevision: number;
-          version: number;
-        }
-      | undefined,
-  ) =>
+function normalizeKv(value: StoreKv | undefined): Kv | undefined {
+  return (
     value && {
       key: latin1(value.key),
       value: latin1(value.value),
       create: value.createRevision,
       mod: value.modRevision,
       version: value.version,
-    };
+      lease: String(value.lease),
+    }
+  );
+}
+
+function normalize(response: Record<string, unknown>): unknown {
+  const kv = normalizeKv;
   const one = (kind: string, loose: unknown): unknown => {
     const r = loose as LooseResponse;
     if (kind === 'range' || kind === 'responseRange')
@@ -222,7 +261,8 @@ function normalize(request: KvRequest, response: Record<string, unknown>): unkno
       return { revision: r.header.revision, prevKv: kv(r.prevKv) };
     if (kind === 'deleteRange' || kind === 'responseDeleteRange')
       return { revision: r.header.revision, deleted: r.deleted, prevKvs: r.prevKvs.map(kv) };
-    if (kind === 'compaction') return { revision: r.header.revision };
+    if (kind === 'compaction' || kind === 'leaseRevoke') return { revision: r.header.revision };
+    if (kind === 'leaseGrant') return { revision: r.header.revision, ID: String(r.ID), TTL: r.TTL };
     return {
       revision: r.header.revision,
       succeeded: r.succeeded,
@@ -233,7 +273,6 @@ function normalize(request: KvRequest, response: Record<string, unknown>): unkno
     };
   };
   const [kind, value] = Object.entries(response)[0]!;
-  void request;
   return one(kind, value);
 }
 
@@ -243,7 +282,13 @@ const rangeEnd = fc.option(fc.constantFrom('', '\0', 'b', 'c', 'd', 'a\0').map(b
   nil: undefined,
 });
 const value = fc.constantFrom('x', 'y', 'zz', '').map(bytes);
-const put = fc.record({ key, value, prevKv: fc.boolean() });
+const leaseId = fc.constantFrom(1n, 2n, 3n);
+const put = fc.record({
+  key,
+  value,
+  prevKv: fc.boolean(),
+  lease: fc.oneof({ weight: 3, arbitrary: fc.constant(0n) }, { weight: 1, arbitrary: leaseId }),
+});
 const ignoreValuePut = fc.record({ key, ignoreValue: fc.constant(true) });
 const deleteRange = fc.record({ key, rangeEnd, prevKv: fc.boolean() });
 const rangeRequest = fc.record(
@@ -305,17 +350,66 @@ const request: fc.Arbitrary<KvRequest> = fc.oneof(
     weight: 1,
     arbitrary: fc.integer({ min: -1, max: 30 }).map((revision) => ({ compaction: { revision } })),
   },
+  { weight: 1, arbitrary: leaseId.map((ID) => ({ leaseGrant: { ID, TTL: 60 } })) },
+  { weight: 1, arbitrary: leaseId.map((ID) => ({ leaseRevoke: { ID } })) },
 );
 /** A batch boundary after an op means the next ops go into a new apply batch. */
 const program = fc.array(fc.tuple(request, fc.boolean()), { minLength: 1, maxLength: 40 });
+
+type ModelEvent = { revision: number; type: number; kv: Kv; prevKv: Kv | undefined };
+
+/** The model's events from `from` on, as etcd's watch reports them (prevKv when not compacted). */
+function modelEvents(model: Model, from: number): ModelEvent[] {
+  return model.changes
+    .filter((change) => change.main >= from)
+    .map((change) => {
+      const previous =
+        change.main - 1 >= model.compacted
+          ? model.stateAt(change.main - 1).get(change.key)
+          : undefined;
+      const tombstone = {
+        key: change.key,
+        value: '',
+        create: 0,
+        mod: change.main,
+        version: 0,
+        lease: '0',
+      };
+      return {
+        revision: change.main,
+        type: change.kv ? 0 : 1,
+        kv: change.kv ?? tombstone,
+        prevKv: previous,
+      };
+    });
+}
+
+function storeEvents(revisions: readonly RevisionEvents[]): ModelEvent[] {
+  return revisions.flatMap((r) =>
+    r.events.map((e) => ({
+      revision: r.revision,
+      type: e.type,
+      kv: normalizeKv(e.kv)!,
+      prevKv: normalizeKv(e.prevKv),
+    })),
+  );
+}
 
 function fullState(harness: StoreHarness, model: Model): void {
   for (let revision = Math.max(1, model.compacted); revision <= model.revision; revision++) {
     const request = { key: bytes('\0'), rangeEnd: bytes('\0'), revision };
     const expected = model.range(request, model.revision, () => model.stateAt(model.revision));
-    const actual = normalize({ range: request }, { range: harness.store.range(request) });
+    const actual = normalize({ range: harness.store.range(request) });
     assert.deepEqual(actual, expected, `state at revision ${revision}`);
   }
+  // History replay starts after the compacted revision: etcd drops tombstones at it.
+  const from = model.compacted + 1;
+  const history = harness.store.readHistory(Math.max(from, 1), { prevKv: true, eventsMax: 1e6 });
+  assert.deepEqual(storeEvents(history.revisions), modelEvents(model, from));
+  for (const [id, keys] of model.leases) {
+    assert.deepEqual(harness.store.lease(id)?.keys.map(latin1), [...keys].sort(), `lease ${id}`);
+  }
+  assert.deepEqual(harness.store.leaseIds().sort(), [...model.leases.keys()].sort());
 }
 
 test('the LMDB store answers like the reference model of etcd MVCC', async () => {
@@ -323,6 +417,8 @@ test('the LMDB store answers like the reference model of etcd MVCC', async () =>
     fc.asyncProperty(program, async (steps) => {
       const harness = StoreHarness.open({ noSync: true });
       const model = new Model();
+      const feed: RevisionEvents[] = [];
+      harness.store.subscribe((revisions) => feed.push(...revisions));
       try {
         let batch: KvRequest[] = [];
         const flush = () => {
@@ -340,10 +436,7 @@ test('the LMDB store answers like the reference model of etcd MVCC', async () =>
             if (result.status === 'error') assert.equal(result.error.message, expectedError);
             else if (result.status === 'ok') {
               assert.equal(expectedError, undefined, 'the store accepted what etcd rejects');
-              assert.deepEqual(
-                normalize(request, result.response as Record<string, unknown>),
-                expected,
-              );
+              assert.deepEqual(normalize(result.response as Record<string, unknown>), expected);
             } else assert.fail(`unexpected status ${result.status}`);
           });
           batch = [];
@@ -354,6 +447,11 @@ test('the LMDB store answers like the reference model of etcd MVCC', async () =>
         }
         flush();
         fullState(harness, model);
+        // The live feed saw every change, with prevKv taken before any compaction.
+        const compacted = model.compacted;
+        model.compacted = -1;
+        assert.deepEqual(storeEvents(feed), modelEvents(model, 0));
+        model.compacted = compacted;
         await harness.reopen();
         fullState(harness, model);
       } finally {
