@@ -12,7 +12,7 @@ import fc from 'fast-check';
 import { KvErrorMessage } from './errors.js';
 import type { RevisionEvents } from './mvcc.js';
 import { StoreHarness } from './testing.js';
-import type { KvRequest, RangeRequest, RequestOp, TxnRequest } from './types.js';
+import type { KvRequest, PutRequest, RangeRequest, RequestOp, TxnRequest } from './types.js';
 
 type Kv = {
   key: string;
@@ -122,13 +122,9 @@ class Model {
     if (kv && kv.lease !== '0') this.leases.get(BigInt(kv.lease))?.delete(kv.key);
   }
 
-  private txn(txn: TxnRequest) {
-    // etcd checks both branches for duplicate keys before evaluating anything.
-    checkDuplicates(txn.success ?? []);
-    checkDuplicates(txn.failure ?? []);
-    const before = this.stateAt(this.revision);
-    const succeeded = (txn.compare ?? []).every((c) => {
-      const kv = before.get(latin1(c.key));
+  private compares(state: Map<string, Kv>, txn: TxnRequest): boolean {
+    return (txn.compare ?? []).every((c) => {
+      const kv = state.get(latin1(c.key));
       if (kv === undefined && c.target === 3) return false;
       const actual =
         c.target === 3 ? kv!.value : c.target === 0 ? (kv?.version ?? 0) : (kv?.mod ?? 0);
@@ -140,52 +136,65 @@ class Model {
           ? actual > expected
           : actual < expected;
     });
+  }
+
+  /** The chosen branch of a txn and, recursively, of its nested txns, on the pre-txn state. */
+  private path(state: Map<string, Kv>, txn: TxnRequest): Path {
+    const succeeded = this.compares(state, txn);
     const ops = (succeeded ? txn.success : txn.failure) ?? [];
-    for (const op of ops) {
-      if (
-        'requestPut' in op &&
-        op.requestPut.ignoreValue &&
-        !before.has(latin1(op.requestPut.key))
-      ) {
+    return {
+      succeeded,
+      ops,
+      nested: ops.flatMap((op) => ('requestTxn' in op ? [this.path(state, op.requestTxn)] : [])),
+    };
+  }
+
+  private checkPuts(state: Map<string, Kv>, path: Path): void {
+    let nested = 0;
+    for (const op of path.ops) {
+      if ('requestTxn' in op) this.checkPuts(state, path.nested[nested++]!);
+      if (!('requestPut' in op)) continue;
+      if (op.requestPut.ignoreValue && !state.has(latin1(op.requestPut.key))) {
         throw new Error(KvErrorMessage.keyNotFound);
       }
-      const lease = 'requestPut' in op ? (op.requestPut.lease ?? 0n) : 0n;
+      const lease = op.requestPut.lease ?? 0n;
       if (lease !== 0n && !this.leases.has(lease)) throw new Error(KvErrorMessage.leaseNotFound);
     }
-    const state = new Map(before);
-    const main = this.revision + 1;
-    const pending: Change[] = [];
-    const current = () => (pending.length > 0 ? main : this.revision);
-    const responses = ops.map((op) => {
-      if ('requestRange' in op) return this.range(op.requestRange, current(), () => state);
-      if ('requestPut' in op) {
-        const key = latin1(op.requestPut.key);
-        const previous = state.get(key);
-        const value = op.requestPut.ignoreValue ? previous!.value : latin1(op.requestPut.value!);
-        const kv = {
-          key,
-          value,
-          create: previous?.create ?? main,
-          mod: main,
-          version: (previous?.version ?? 0) + 1,
-          lease: String(op.requestPut.lease ?? 0n),
-        };
-        this.detach(previous);
-        if (kv.lease !== '0') this.leases.get(BigInt(kv.lease))!.add(key);
-        state.set(key, kv);
-        pending.push({ main, key, kv });
-        return { revision: main, prevKv: op.requestPut.prevKv ? previous : undefined };
-      }
-      if (!('requestDeleteRange' in op)) throw new Error('unexpected op');
+  }
+
+  private txn(txn: TxnRequest) {
+    // etcd checks both branches for duplicate keys before evaluating anything.
+    checkDuplicates(txn.success ?? []);
+    checkDuplicates(txn.failure ?? []);
+    const before = this.stateAt(this.revision);
+    const path = this.path(before, txn);
+    this.checkPuts(before, path);
+    const run: Run = { state: new Map(before), main: this.revision + 1, pending: [] };
+    const response = this.execute(run, path);
+    this.changes.push(...run.pending);
+    if (run.pending.length > 0) this.revision = run.main;
+    return { ...response, revision: this.revision };
+  }
+
+  private execute(
+    run: Run,
+    path: Path,
+  ): { revision: number; succeeded: boolean; responses: unknown[] } {
+    const current = () => (run.pending.length > 0 ? run.main : this.revision);
+    let nested = 0;
+    const responses = path.ops.map((op): unknown => {
+      if ('requestTxn' in op) return this.execute(run, path.nested[nested++]!);
+      if ('requestRange' in op) return this.range(op.requestRange, current(), () => run.state);
+      if ('requestPut' in op) return this.put(run, op.requestPut);
       const start = latin1(op.requestDeleteRange.key);
       const end = op.requestDeleteRange.rangeEnd && latin1(op.requestDeleteRange.rangeEnd);
-      const doomed = [...state.values()]
+      const doomed = [...run.state.values()]
         .filter((kv) => Model.inRange(kv.key, start, end))
         .sort((a, b) => (a.key < b.key ? -1 : 1));
       for (const kv of doomed) {
-        state.delete(kv.key);
+        run.state.delete(kv.key);
         this.detach(kv);
-        pending.push({ main, key: kv.key, kv: undefined });
+        run.pending.push({ main: run.main, key: kv.key, kv: undefined });
       }
       return {
         revision: current(),
@@ -193,11 +202,31 @@ class Model {
         prevKvs: op.requestDeleteRange.prevKv ? doomed : [],
       };
     });
-    this.changes.push(...pending);
-    if (pending.length > 0) this.revision = main;
-    return { revision: this.revision, succeeded, responses };
+    // etcd leaves a nested transaction's header empty; the caller overwrites the outer one.
+    return { revision: 0, succeeded: path.succeeded, responses };
+  }
+
+  private put(run: Run, request: PutRequest) {
+    const key = latin1(request.key);
+    const previous = run.state.get(key);
+    const kv = {
+      key,
+      value: request.ignoreValue ? previous!.value : latin1(request.value!),
+      create: previous?.create ?? run.main,
+      mod: run.main,
+      version: (previous?.version ?? 0) + 1,
+      lease: String(request.lease ?? 0n),
+    };
+    this.detach(previous);
+    if (kv.lease !== '0') this.leases.get(BigInt(kv.lease))!.add(key);
+    run.state.set(key, kv);
+    run.pending.push({ main: run.main, key, kv });
+    return { revision: run.main, prevKv: request.prevKv ? previous : undefined };
   }
 }
+
+type Path = { succeeded: boolean; ops: RequestOp[]; nested: Path[] };
+type Run = { state: Map<string, Kv>; main: number; pending: Change[] };
 
 function toOp(request: KvRequest): RequestOp {
   if ('put' in request) return { requestPut: request.put };
@@ -205,20 +234,47 @@ function toOp(request: KvRequest): RequestOp {
   throw new Error('unsupported request');
 }
 
-/** The single-level form of etcd's duplicate-key rule (the generator makes no nested txns). */
+/** etcd's duplicate-key rule (checkIntervals), written out for the model. */
 function checkDuplicates(ops: readonly RequestOp[]): void {
+  collectPuts(ops);
+}
+
+function collectPuts(ops: readonly RequestOp[]): {
+  puts: Set<string>;
+  deletes: [string, string | undefined][];
+} {
+  const deletes: [string, string | undefined][] = ops.flatMap((op) =>
+    'requestDeleteRange' in op
+      ? [
+          [
+            latin1(op.requestDeleteRange.key),
+            op.requestDeleteRange.rangeEnd && latin1(op.requestDeleteRange.rangeEnd),
+          ] as [string, string | undefined],
+        ]
+      : [],
+  );
+  // A range ending in "\0" is an inverted interval in etcd's check and intersects nothing.
+  const deleted = (key: string) =>
+    deletes.some(([start, end]) => end !== '\0' && Model.inRange(key, start, end));
   const puts = new Set<string>();
-  const deletes = ops.flatMap((op) => ('requestDeleteRange' in op ? [op.requestDeleteRange] : []));
-  for (const op of ops) {
-    if (!('requestPut' in op)) continue;
-    const key = latin1(op.requestPut.key);
-    const deleted = deletes.some((d) => {
-      const end = d.rangeEnd === undefined ? undefined : latin1(d.rangeEnd);
-      return end === '\0' ? false : Model.inRange(key, latin1(d.key), end);
-    });
-    if (puts.has(key) || deleted) throw new Error(KvErrorMessage.duplicateKey);
+  const add = (key: string) => {
+    if (puts.has(key) || deleted(key)) throw new Error(KvErrorMessage.duplicateKey);
     puts.add(key);
+  };
+  for (const op of ops) {
+    if (!('requestTxn' in op)) continue;
+    const then = collectPuts(op.requestTxn.success ?? []);
+    const otherwise = collectPuts(op.requestTxn.failure ?? []);
+    for (const key of then.puts) add(key);
+    for (const key of otherwise.puts) {
+      if (deleted(key) || (puts.has(key) && !then.puts.has(key)))
+        throw new Error(KvErrorMessage.duplicateKey);
+      puts.add(key);
+    }
+    deletes.push(...then.deletes, ...otherwise.deletes);
   }
+  for (const op of ops) if ('requestPut' in op) add(latin1(op.requestPut.key));
+  return { puts, deletes };
 }
 
 type StoreKv = import('./types.js').KeyValue;
@@ -306,7 +362,7 @@ const rangeRequest = fc.record(
   },
   { requiredKeys: ['key'] },
 );
-const op: fc.Arbitrary<RequestOp> = fc.oneof(
+const simpleOp: fc.Arbitrary<RequestOp> = fc.oneof(
   put.map((p) => ({ requestPut: p })),
   deleteRange.map((d) => ({ requestDeleteRange: d })),
   rangeRequest.map((r) => ({ requestRange: { ...r, revision: 0 } })),
@@ -330,6 +386,21 @@ const compare = fc.oneof(
     result: fc.constantFrom(0, 1, 2) as fc.Arbitrary<0 | 1 | 2>,
     value,
   }),
+);
+/** Operations, including transactions nested up to two levels deep. */
+const nestedTxn = (inner: fc.Arbitrary<RequestOp>) =>
+  fc.record({
+    compare: fc.array(compare, { maxLength: 2 }),
+    success: fc.array(inner, { maxLength: 3 }),
+    failure: fc.array(inner, { maxLength: 3 }),
+  });
+const innerOp: fc.Arbitrary<RequestOp> = fc.oneof(
+  { weight: 4, arbitrary: simpleOp },
+  { weight: 1, arbitrary: nestedTxn(simpleOp).map((t) => ({ requestTxn: t })) },
+);
+const op: fc.Arbitrary<RequestOp> = fc.oneof(
+  { weight: 4, arbitrary: simpleOp },
+  { weight: 1, arbitrary: nestedTxn(innerOp).map((t) => ({ requestTxn: t })) },
 );
 const request: fc.Arbitrary<KvRequest> = fc.oneof(
   { weight: 5, arbitrary: put.map((p) => ({ put: p })) },
