@@ -2,11 +2,13 @@
  * etcd's HashKV (mvcc store.HashByRev), bit for bit: CRC-32C (Castagnoli) over the bucket name
  * "key" followed by every history entry's revision key and value up to the requested revision.
  * Entries at or below the compacted revision count only if they are the key's live value at the
- * requested revision (etcd's `keep` set), which makes the hash independent of how far a physical
- * compaction has progressed, and equal on every member with the same history.
+ * requested revision (etcd's `keep` set). Entries a finished compaction removes never count, so the
+ * hash does not depend on how far physical compaction has progressed (compaction.ts) and is equal
+ * on every member with the same history.
  */
 import { crc32c } from '@node-rs/crc32';
 import { decodeKeyValue, decodeRevisionKey, revisionLowerBound } from './codec.js';
+import { keptAtCompaction } from './compaction.js';
 import { errCompacted, errFutureRev } from './errors.js';
 import { latestAt, type ReadContext } from './reader.js';
 import { assertSafeInteger, type HashKVResponse } from './types.js';
@@ -29,14 +31,15 @@ export function computeHashKv(context: ReadContext, requestedRevision: number): 
     const pointer = decodeRevisionKey(entry.key);
     if (pointer.main <= compactRevision) {
       const key = Buffer.from(decodeKeyValue(entry.value).key);
+      // What a finished compaction deleted does not count, deleted yet or not.
+      if (!keptAtCompaction(context, key, pointer, compactRevision)) continue;
       const latest = latestAt(context, key, revision);
-      const kept =
-        !pointer.tombstone &&
+      const inKeep =
         latest !== undefined &&
         latest[2] === 0 &&
         -latest[0] === pointer.main &&
         -latest[1] === pointer.sub;
-      if (!kept) {
+      if (!inKeep) {
         keepIsEmpty ??= !anyKeyAliveAt(context, revision);
         if (!keepIsEmpty) continue;
       }
