@@ -19,7 +19,13 @@ import {
   type RevisionPointer,
   revisionLowerBound,
 } from './codec.js';
-import { decodeNumber, encodeNumber, type KvDatabases, MetaKey } from './layout.js';
+import {
+  decodeNumber,
+  encodeNumber,
+  type IndexValue,
+  type KvDatabases,
+  MetaKey,
+} from './layout.js';
 import { latestAt, type ReadContext } from './reader.js';
 
 /** A physical compaction still to finish: delete what compacting at `target` removes. */
@@ -29,15 +35,25 @@ export interface PendingCompaction {
   cursor: Buffer | undefined;
 }
 
-/** True when a finished compaction at `compactRevision` keeps this history entry. */
+/**
+ * True when a finished compaction at `compactRevision` keeps this history entry. `latestCache`
+ * memoizes each key's newest revision at or below it (an LMDB cursor seek per key otherwise).
+ */
 export function keptAtCompaction(
   context: ReadContext,
   key: Buffer,
   pointer: RevisionPointer,
   compactRevision: number,
+  latestCache?: Map<string, IndexValue | undefined>,
 ): boolean {
   if (pointer.tombstone) return false;
-  const latest = latestAt(context, key, compactRevision);
+  let latest: IndexValue | undefined;
+  const id = latestCache ? key.toString('latin1') : '';
+  if (latestCache?.has(id)) latest = latestCache.get(id);
+  else {
+    latest = latestAt(context, key, compactRevision);
+    latestCache?.set(id, latest);
+  }
   return (
     latest !== undefined &&
     latest[2] === 0 &&
@@ -83,6 +99,8 @@ export function compactionStep(
   const doomed: { revisionKey: Buffer; key: Buffer; pointer: RevisionPointer }[] = [];
   let scanned = 0;
   let cursor = pending.cursor;
+  // Bounded by entriesMax: at most one cached pointer per scanned entry.
+  const latestCache = new Map<string, IndexValue | undefined>();
   const options =
     cursor === undefined ? { end, limit: entriesMax } : { start: cursor, end, limit: entriesMax };
   for (const entry of dbs.revs.getRange(options)) {
@@ -91,7 +109,7 @@ export function compactionStep(
     cursor = Buffer.concat([entry.key, Buffer.from([0])]);
     const pointer = decodeRevisionKey(entry.key);
     const key = Buffer.from(decodeKeyValue(entry.value).key);
-    if (!keptAtCompaction(context, key, pointer, pending.target)) {
+    if (!keptAtCompaction(context, key, pointer, pending.target, latestCache)) {
       doomed.push({ revisionKey: entry.key, key, pointer });
     }
   }

@@ -85,10 +85,13 @@ export const APPLY_BATCH_ENTRIES_MAX = 8192;
 export const LEASE_TTL_MAX_SECONDS = 9_000_000_000;
 /** etcd's default --quota-backend-bytes (2 GiB). */
 export const QUOTA_BYTES_DEFAULT = 2 * 1024 * 1024 * 1024;
-/** History entries examined by one compactStep() call (about 0.1 s of work on a slow machine). */
-export const COMPACTION_STEP_ENTRIES_MAX = 10_000;
+/**
+ * History entries examined by one compactStep() call: a few milliseconds of work on a quiet
+ * machine, so the event loop (and raft's heartbeats) never waits long on compaction.
+ */
+export const COMPACTION_STEP_ENTRIES_MAX = 2_000;
 /** History entries examined at the end of each apply batch while a compaction is pending. */
-export const APPLY_COMPACTION_STEP_ENTRIES_MAX = 1_000;
+export const APPLY_COMPACTION_STEP_ENTRIES_MAX = 500;
 /** etcd's per-request size overheads used by its quota cost estimate. */
 const KV_OVERHEAD_BYTES = 256;
 const LEASE_OVERHEAD_BYTES = 64;
