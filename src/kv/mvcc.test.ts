@@ -297,6 +297,7 @@ describe('put flags and errors', () => {
     for (const [request, code, message] of cases) {
       const error = h.fail({ put: request });
       assert.equal(error.code, code);
+      assert.equal(error.grpcCode, code === 'NOT_FOUND' ? 5 : 3);
       assert.equal(error.message, message);
     }
     assert.equal(h.store.revision, 1, 'failed requests change nothing');

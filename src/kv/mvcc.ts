@@ -12,6 +12,9 @@
  *    order; `readHistory` replays older revisions for watches that start in the past.
  * 4. Serializable reads call `range` directly (outside raft); linearizable ones call it after
  *    ReadIndex. `hashKv`, `status`, `snapshot`/`restore` and `quotaCheck` serve Maintenance.
+ * 5. While `status().compactionPending`, call `compactStep()` when apply is idle (for example from
+ *    setImmediate); each apply batch also does a small step (see compaction.ts).
+ * Commands travel in raft entries as `encodeKvRequest` bytes (command.ts); the decoder validates.
  *
  * Revisions follow etcd: a new store is at revision 1 and the first write creates revision 2; a
  * request that changes nothing does not create a revision; compact revision -1 means "never
