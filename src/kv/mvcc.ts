@@ -440,9 +440,18 @@ export class MvccStore {
     return readHistory(this.readContext(), fromRevision, options);
   }
 
-  /** etcd's HashKV: CRC-32C of the history up to `revision` (0: current), as etcd computes it. */
-  hashKv(revision = 0): HashKVResponse {
-    return computeHashKv(this.readContext(), revision);
+  /**
+   * etcd's HashKV: CRC-32C of the history up to `revision` (0: current), as etcd computes it, on
+   * the state at the call; yields to the event loop while it walks the history.
+   */
+  async hashKv(revision = 0): Promise<HashKVResponse> {
+    const context = this.readContext();
+    const transaction = this.dbs.env.useReadTransaction();
+    try {
+      return await computeHashKv({ ...context, transaction }, revision);
+    } finally {
+      transaction.done();
+    }
   }
 
   /**
