@@ -7,19 +7,21 @@
  * - `live`: raw key -> protobuf KeyValue of every key that exists now. Current reads (the common
  *   case), ranges and counts at the current revision are one ordered scan here, and a put finds the
  *   previous create revision, version and lease with one lookup.
- * - `index`: dupsort raw key -> [-main, sub, tombstone] (ordered-binary, so the newest revision
+ * - `index`: dupsort raw key -> [-main, -sub, tombstone] (ordered-binary, so the newest revision
  *   sorts first). A read at a past revision R seeks to the first value >= [-R], which is the key's
  *   newest revision <= R, and then fetches that revision from `revs`.
  * - `leases`: 8-byte lease id -> lease record; `leaseKeys`: dupsort 8-byte lease id -> raw key,
  *   the keys attached to each lease (sorted, so a revoke deletes them in key order as etcd does).
- * - `meta`: current revision, compacted revision, applied raft index, restore-in-progress flag.
+ * - `meta`: current revision, compacted revision, applied raft index, restore-in-progress flag,
+ *   and the progress of a physical compaction (compaction.ts).
  *
  * Keys are raw bytes (0x00 included) and LMDB orders them bytewise, which is etcd's key order.
  * LMDB keys are at most 1978 bytes, hence KEY_BYTES_MAX in validate.ts.
  */
 import { type Database, open, type RootDatabase } from 'lmdb';
 
-export type IndexValue = [negativeMain: number, sub: number, tombstone: 0 | 1];
+/** Both revision parts negated so that the newest revision (main, then sub) sorts first. */
+export type IndexValue = [negativeMain: number, negativeSub: number, tombstone: 0 | 1];
 
 export interface KvDatabases {
   env: RootDatabase;
@@ -81,6 +83,9 @@ export const MetaKey = {
   compactRevision: Buffer.from('compactRevision'),
   appliedIndex: Buffer.from('appliedIndex'),
   restoring: Buffer.from('restoring'),
+  /** Physical compaction in progress: its target revision and resume position (compaction.ts). */
+  compactPendingTarget: Buffer.from('compactPendingTarget'),
+  compactCursor: Buffer.from('compactCursor'),
 } as const;
 
 export function encodeNumber(value: number): Buffer {
