@@ -1,7 +1,7 @@
 /**
  * Runs shoal's etcd API on one port until Ctrl-C, for poking at it with etcdctl by hand:
- *   npm run etcd:dev -- [port]        (default: a free port; the endpoint is printed)
- * The backend is the in-memory test double until the MVCC store is wired in.
+ *   npm run etcd:dev -- [port]   (default: a free port)
+ * The MVCC store lives in a temporary directory removed on Ctrl-C.
  */
 import { startShoal } from './shoal-server.js';
 

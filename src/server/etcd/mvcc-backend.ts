@@ -1,0 +1,288 @@
+/**
+ * A single-member `EtcdBackend` that applies requests straight to the LMDB MVCC store (src/kv), with
+ * no raft: the stand-in for a one-voter cluster until the raft driver exists, so the etcd API can be
+ * tested end to end on the real store. Writes queue up and are applied as one store batch per event
+ * loop turn (group commit: one LMDB transaction and one sync for many clients); reads are served
+ * from the committed state, which on one member is always the newest, so both are linearizable.
+ * It also holds the conversions between the API's types and the store's, which a raft backend will
+ * reuse when it turns requests into proposals.
+ */
+import { KvError, type KvErrorCode } from '../../kv/errors.js';
+import { APPLY_BATCH_ENTRIES_MAX, type MvccStore } from '../../kv/mvcc.js';
+import * as kv from '../../kv/types.js';
+import type { EtcdBackend } from './backend.js';
+import { EtcdError, GrpcCode, type GrpcCodeNumber } from './errors.js';
+import type * as api from './types.js';
+
+/** Writes waiting for the next batch; beyond this, callers get etcd's "too many requests". */
+export const pendingWritesMax = 50_000;
+
+export interface SingleMemberOptions {
+  store: MvccStore;
+  clusterId: bigint;
+  memberId: bigint;
+  name: string;
+  peerUrls: string[];
+  clientUrls: string[];
+  /** The etcd version this member reports in Status; clients gate features on it. */
+  version?: string;
+}
+
+/** The API version shoal answers with: the etcd release whose API it implements. */
+export const etcdApiVersion = '3.4.0';
+
+interface PendingWrite {
+  request: kv.KvRequest;
+  resolve: (response: kv.KvResponse) => void;
+  reject: (error: unknown) => void;
+}
+
+export class SingleMemberBackend implements EtcdBackend {
+  readonly #store: MvccStore;
+  readonly #options: SingleMemberOptions;
+  #pending: PendingWrite[] = [];
+  #flushScheduled = false;
+  /** The single member's raft term: always 1, as there is never an election. */
+  readonly #term = 1n;
+
+  constructor(options: SingleMemberOptions) {
+    this.#store = options.store;
+    this.#options = options;
+  }
+
+  #header(revision: number): api.ResponseHeader {
+    return {
+      clusterId: this.#options.clusterId,
+      memberId: this.#options.memberId,
+      revision,
+      raftTerm: this.#term,
+    };
+  }
+
+  /** Queues a write for the next batch and resolves with its own response. */
+  #write(request: kv.KvRequest): Promise<kv.KvResponse> {
+    if (this.#pending.length >= pendingWritesMax) {
+      return Promise.reject(
+        new EtcdError(GrpcCode.resourceExhausted, 'etcdserver: too many requests'),
+      );
+    }
+    return new Promise((resolve, reject) => {
+      this.#pending.push({ request, resolve, reject });
+      if (!this.#flushScheduled) {
+        this.#flushScheduled = true;
+        setImmediate(() => this.#flush());
+      }
+    });
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false;
+    while (this.#pending.length > 0) {
+      const batch = this.#pending.splice(0, APPLY_BATCH_ENTRIES_MAX);
+      const first = this.#store.appliedIndex + 1;
+      let results: ReturnType<MvccStore['applyBatch']>;
+      try {
+        results = this.#store.applyBatch(
+          batch.map((w, i) => ({ index: first + i, request: w.request })),
+        );
+      } catch (error) {
+        // The store rolled the whole batch back; every write in it failed.
+        for (const write of batch) write.reject(error);
+        continue;
+      }
+      results.forEach((result, i) => {
+        const write = batch[i]!;
+        if (result.status === 'ok') write.resolve(result.response);
+        else if (result.status === 'error') write.reject(fromKvError(result.error));
+        else write.reject(new Error(`store skipped entry ${result.index}: ${result.status}`));
+      });
+    }
+  }
+
+  async range(request: api.RangeRequest): Promise<api.RangeResponse> {
+    try {
+      return this.#fromRange(this.#store.range(toKvRange(request)));
+    } catch (error) {
+      throw fromKvError(error);
+    }
+  }
+
+  async put(request: api.PutRequest): Promise<api.PutResponse> {
+    const response = await this.#write({ put: request });
+    if (!('put' in response)) throw new Error('store answered a put with another kind');
+    return this.#fromPut(response.put);
+  }
+
+  async deleteRange(request: api.DeleteRangeRequest): Promise<api.DeleteRangeResponse> {
+    const response = await this.#write({ deleteRange: request });
+    if (!('deleteRange' in response)) throw new Error('store answered a delete with another kind');
+    return this.#fromDelete(response.deleteRange);
+  }
+
+  async txn(request: api.TxnRequest): Promise<api.TxnResponse> {
+    const response = await this.#write({ txn: toKvTxn(request) });
+    if (!('txn' in response)) throw new Error('store answered a txn with another kind');
+    return this.#fromTxn(response.txn);
+  }
+
+  async compact(request: api.CompactionRequest): Promise<api.CompactionResponse> {
+    const response = await this.#write({ compaction: request });
+    if (!('compaction' in response))
+      throw new Error('store answered a compaction with another kind');
+    return { header: this.#header(response.compaction.header.revision) };
+  }
+
+  async memberList(): Promise<api.MemberListResponse> {
+    const o = this.#options;
+    return {
+      header: this.#header(this.#store.revision),
+      members: [
+        {
+          id: o.memberId,
+          name: o.name,
+          peerUrls: o.peerUrls,
+          clientUrls: o.clientUrls,
+          isLearner: false,
+        },
+      ],
+    };
+  }
+
+  async status(): Promise<api.StatusResponse> {
+    const status = this.#store.status();
+    const index = BigInt(status.appliedIndex);
+    return {
+      header: this.#header(status.currentRevision),
+      version: this.#options.version ?? etcdApiVersion,
+      dbSize: status.dbSizeBytes,
+      leader: this.#options.memberId,
+      raftIndex: index,
+      raftTerm: this.#term,
+      raftAppliedIndex: index,
+      errors: [],
+      dbSizeInUse: status.dbSizeInUseBytes,
+      isLearner: false,
+    };
+  }
+
+  async hashKv(revision: number): Promise<api.HashKvResponse> {
+    try {
+      const response = this.#store.hashKv(revision);
+      return {
+        header: this.#header(response.header.revision),
+        hash: response.hash,
+        compactRevision: response.compactRevision,
+      };
+    } catch (error) {
+      throw fromKvError(error);
+    }
+  }
+
+  #fromRange(r: kv.RangeResponse): api.RangeResponse {
+    return { header: this.#header(r.header.revision), kvs: r.kvs, more: r.more, count: r.count };
+  }
+
+  #fromPut(r: kv.PutResponse): api.PutResponse {
+    const out: api.PutResponse = { header: this.#header(r.header.revision) };
+    if (r.prevKv) out.prevKv = r.prevKv;
+    return out;
+  }
+
+  #fromDelete(r: kv.DeleteRangeResponse): api.DeleteRangeResponse {
+    return { header: this.#header(r.header.revision), deleted: r.deleted, prevKvs: r.prevKvs };
+  }
+
+  #fromTxn(r: kv.TxnResponse): api.TxnResponse {
+    return {
+      header: this.#header(r.header.revision),
+      succeeded: r.succeeded,
+      responses: r.responses.map((op): api.ResponseOp => {
+        if ('responseRange' in op)
+          return { type: 'range', response: this.#fromRange(op.responseRange) };
+        if ('responsePut' in op) return { type: 'put', response: this.#fromPut(op.responsePut) };
+        if ('responseDeleteRange' in op) {
+          return { type: 'deleteRange', response: this.#fromDelete(op.responseDeleteRange) };
+        }
+        return { type: 'txn', response: this.#fromTxn(op.responseTxn) };
+      }),
+    };
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// API types -> store types
+// ------------------------------------------------------------------------------------------------
+
+const sortOrders: Record<api.SortOrder, kv.SortOrder> = {
+  none: kv.SortOrder.NONE,
+  ascend: kv.SortOrder.ASCEND,
+  descend: kv.SortOrder.DESCEND,
+};
+const sortTargets: Record<api.SortTarget, kv.SortTarget> = {
+  key: kv.SortTarget.KEY,
+  version: kv.SortTarget.VERSION,
+  create: kv.SortTarget.CREATE,
+  mod: kv.SortTarget.MOD,
+  value: kv.SortTarget.VALUE,
+};
+const compareResults: Record<api.CompareResult, kv.CompareResult> = {
+  equal: kv.CompareResult.EQUAL,
+  greater: kv.CompareResult.GREATER,
+  less: kv.CompareResult.LESS,
+  notEqual: kv.CompareResult.NOT_EQUAL,
+};
+
+export function toKvRange(r: api.RangeRequest): kv.RangeRequest {
+  return { ...r, sortOrder: sortOrders[r.sortOrder], sortTarget: sortTargets[r.sortTarget] };
+}
+
+export function toKvCompare(c: api.Compare): kv.Compare {
+  const base = { result: compareResults[c.result], key: c.key, rangeEnd: c.rangeEnd };
+  switch (c.target) {
+    case 'version':
+      return { ...base, target: kv.CompareTarget.VERSION, version: c.version };
+    case 'create':
+      return { ...base, target: kv.CompareTarget.CREATE, createRevision: c.createRevision };
+    case 'mod':
+      return { ...base, target: kv.CompareTarget.MOD, modRevision: c.modRevision };
+    case 'value':
+      return { ...base, target: kv.CompareTarget.VALUE, value: c.value };
+    case 'lease':
+      return { ...base, target: kv.CompareTarget.LEASE, lease: c.lease };
+  }
+}
+
+function toKvOp(op: api.RequestOp): kv.RequestOp {
+  switch (op.type) {
+    case 'range':
+      return { requestRange: toKvRange(op.request) };
+    case 'put':
+      return { requestPut: op.request };
+    case 'deleteRange':
+      return { requestDeleteRange: op.request };
+    case 'txn':
+      return { requestTxn: toKvTxn(op.request) };
+  }
+}
+
+export function toKvTxn(t: api.TxnRequest): kv.TxnRequest {
+  return {
+    compare: t.compare.map(toKvCompare),
+    success: t.success.map(toKvOp),
+    failure: t.failure.map(toKvOp),
+  };
+}
+
+const kvCodes: Record<KvErrorCode, GrpcCodeNumber> = {
+  INVALID_ARGUMENT: GrpcCode.invalidArgument,
+  NOT_FOUND: GrpcCode.notFound,
+  OUT_OF_RANGE: GrpcCode.outOfRange,
+  FAILED_PRECONDITION: GrpcCode.failedPrecondition,
+  RESOURCE_EXHAUSTED: GrpcCode.resourceExhausted,
+};
+
+/** Store errors carry etcd's message and a status name; the API sends them unchanged. */
+export function fromKvError(error: unknown): unknown {
+  if (error instanceof KvError) return new EtcdError(kvCodes[error.code], error.message);
+  return error;
+}
