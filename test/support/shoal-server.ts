@@ -22,6 +22,8 @@ export interface RunningShoal {
 
 export type ShoalOptions = Partial<Omit<EtcdServerOptions, 'backend'>> & {
   port?: number;
+  /** Lets a test put a faulty layer in front of the real backend (to prove a checker fails). */
+  wrapBackend?: (backend: EtcdBackend) => EtcdBackend;
 };
 
 export async function startShoal(options: ShoalOptions = {}): Promise<RunningShoal> {
@@ -38,15 +40,16 @@ export async function startShoal(options: ShoalOptions = {}): Promise<RunningSho
     peerUrls: ['http://127.0.0.1:2380'],
     clientUrls,
   });
-  const { port: _port, ...serverOptions } = options;
-  const server = new EtcdGrpcServer({ logger, ...serverOptions, backend });
+  const { port: _port, wrapBackend, ...serverOptions } = options;
+  const served = wrapBackend ? wrapBackend(backend) : backend;
+  const server = new EtcdGrpcServer({ logger, ...serverOptions, backend: served });
   const bound = await server.listen('127.0.0.1', port);
   const endpoint = `http://127.0.0.1:${bound}`;
   clientUrls.push(endpoint);
   return {
     endpoint,
     port: bound,
-    backend,
+    backend: served,
     server,
     close: async () => {
       await server.close();
