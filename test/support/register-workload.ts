@@ -33,7 +33,7 @@ export function seededRandom(seed: number): () => number {
 
 const ambiguousCodes = new Set([4 /* DEADLINE_EXCEEDED */, 14 /* UNAVAILABLE */]);
 
-function valueOf(response: Message): RegisterValue {
+function registerValueOf(response: Message): RegisterValue {
   const kvs = response.kvs as { value: Buffer }[];
   return kvs.length > 0 ? kvs[0]!.value.toString('utf8') : null;
 }
@@ -41,7 +41,7 @@ function valueOf(response: Message): RegisterValue {
 async function perform(client: EtcdTestClient, key: string, input: OpInput): Promise<OpOutput> {
   const keyBytes = Buffer.from(key);
   if (input.kind === 'read')
-    return { kind: 'read', value: valueOf(await client.range({ key: keyBytes })) };
+    return { kind: 'read', value: registerValueOf(await client.range({ key: keyBytes })) };
   if (input.kind === 'write') {
     await client.put({ key: keyBytes, value: Buffer.from(input.value) });
     return { kind: 'write' };
