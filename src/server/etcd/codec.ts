@@ -326,9 +326,9 @@ export function encodeDeleteRangeResponse(response: DeleteRangeResponse): PbMess
 }
 
 /**
- * etcd fills only `revision` in the headers of the responses inside a txn, and sets it to the
- * txn's own revision; clients see that on the wire, so shoal encodes it the same way whatever
- * headers the backend attached.
+ * etcd fills only `revision` in the headers of the range, put and delete responses inside a txn,
+ * and sets it to the outermost txn's revision; a nested txn's own header is present but empty.
+ * Clients see that on the wire, so shoal encodes it the same way whatever the backend attached.
  */
 function encodeResponseOp(op: ResponseOp, revision: number): PbMessage {
   const header = { revision: checkedInt(revision, 'header.revision') };
@@ -340,7 +340,7 @@ function encodeResponseOp(op: ResponseOp, revision: number): PbMessage {
     case 'deleteRange':
       return { responseDeleteRange: { ...encodeDeleteRangeResponse(op.response), header } };
     case 'txn':
-      return { responseTxn: { ...encodeTxnResponse(op.response, revision), header } };
+      return { responseTxn: { ...encodeTxnResponse(op.response, revision), header: {} } };
   }
 }
 
