@@ -34,6 +34,9 @@ export function etcdctl(
         resolve({ code, stdout, stderr });
       },
     );
+    // etcdctl may exit without reading its input (for commands that take none, or on an early
+    // error); the resulting EPIPE is expected and must not fail the test process.
+    child.stdin?.on('error', () => {});
     child.stdin?.end(stdin ?? '');
   });
 }
