@@ -12,7 +12,10 @@ import { etcdctl, normalize } from './support/etcdctl.js';
 import { type RunningShoal, startShoal } from './support/shoal-server.js';
 
 interface Step {
+  /** `{lease}` is replaced by the lease id (hex) this server granted in an earlier step. */
   args: string[];
+  /** Remember the ID of this step's JSON output as the `{lease}` of the following steps. */
+  saveLease?: boolean;
   stdin?: string | Buffer;
   /** When set, etcd's stderr must contain this text (the step exercises that error). */
   expectError?: string;
@@ -98,6 +101,24 @@ const steps: Step[] = [
   { args: ['endpoint', 'health'], expectOut: 'is healthy' },
   { args: ['member', 'list', '-w', 'json'] },
   { args: ['get', '', '--from-key', '--keys-only'] },
+  { args: ['lease', 'grant', '60', '-w', 'json'], saveLease: true, expectOut: '"TTL":60' },
+  { args: ['put', 'leased', 'v', '--lease={lease}'], expectOut: 'OK' },
+  { args: ['put', 'leased2', 'v', '--lease={lease}'] },
+  { args: ['get', 'leased', '-w', 'json'], expectOut: '"lease":' },
+  {
+    args: ['lease', 'timetolive', '{lease}', '--keys', '-w', 'json'],
+    expectOut: '"granted-ttl":60',
+  },
+  { args: ['lease', 'list', '-w', 'json'] },
+  { args: ['lease', 'keep-alive', '--once', '{lease}'], expectOut: 'keepalived with TTL(60)' },
+  { args: ['put', 'leased', 'v2', '--ignore-lease', '-w', 'json'] },
+  { args: ['lease', 'revoke', '{lease}'], expectOut: 'revoked' },
+  { args: ['get', 'leased', '--prefix', '-w', 'json'] },
+  { args: ['lease', 'timetolive', '{lease}'], expectOut: 'already expired' },
+  { args: ['lease', 'revoke', '{lease}'], expectError: 'etcdserver: requested lease not found' },
+  { args: ['lease', 'keep-alive', '--once', '{lease}'], expectError: 'not found' },
+  { args: ['lease', 'grant', '9000000001'], expectError: 'etcdserver: too large lease TTL' },
+  { args: ['put', 'x', 'y', '--lease=1234'], expectError: 'etcdserver: requested lease not found' },
 ];
 
 describe('etcdctl against etcd and shoal', { skip: etcdMissingReason() }, () => {
@@ -115,10 +136,19 @@ describe('etcdctl against etcd and shoal', { skip: etcdMissingReason() }, () => 
   test('every step gives the same normalized result on both servers', async () => {
     // Endpoints are given without a scheme; see the harness notes on HTTP/2 :authority.
     const shoalEndpoint = `127.0.0.1:${shoal.port}`;
+    const leases = { etcd: '', shoal: '' };
+    const withLease = (args: string[], lease: string) =>
+      args.map((a) => a.replace('{lease}', lease));
     for (const [index, step] of steps.entries()) {
       const label = `step ${index}: etcdctl ${step.args.join(' ')}`;
-      const reference = await etcdctl(etcd.endpoint, step.args, step.stdin);
-      const actual = await etcdctl(shoalEndpoint, step.args, step.stdin);
+      const reference = await etcdctl(etcd.endpoint, withLease(step.args, leases.etcd), step.stdin);
+      const actual = await etcdctl(shoalEndpoint, withLease(step.args, leases.shoal), step.stdin);
+      if (step.saveLease) {
+        // Read the id as text: lease ids exceed 2^53, which JSON.parse would round.
+        const idOf = (stdout: string) => BigInt(/"ID":(\d+)/.exec(stdout)![1]!).toString(16);
+        leases.etcd = idOf(reference.stdout);
+        leases.shoal = idOf(actual.stdout);
+      }
       if (step.expectError) {
         assert.ok(
           reference.stderr.includes(step.expectError),

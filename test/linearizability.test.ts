@@ -91,30 +91,24 @@ describe('linearizability of the etcd API under concurrent clients', () => {
   });
 });
 
-/** Wraps a backend so that every read is answered as of a few revisions ago. */
+/** Wraps a backend so that every read is answered as of one revision before the last write. */
 function staleReads(backend: EtcdBackend): EtcdBackend {
   let lastWriteRevision = 1;
   const note = <T extends { header: { revision: number } }>(response: T): T => {
     lastWriteRevision = response.header.revision;
     return response;
   };
-  return {
-    ...bind(backend),
+  const overrides: Partial<EtcdBackend> = {
     range: (request) => backend.range({ ...request, revision: Math.max(1, lastWriteRevision - 1) }),
     put: async (request) => note(await backend.put(request)),
     txn: async (request) => note(await backend.txn(request)),
   };
-}
-
-function bind(backend: EtcdBackend): EtcdBackend {
-  return {
-    range: (r) => backend.range(r),
-    put: (r) => backend.put(r),
-    deleteRange: (r) => backend.deleteRange(r),
-    txn: (r) => backend.txn(r),
-    compact: (r) => backend.compact(r),
-    memberList: () => backend.memberList(),
-    status: () => backend.status(),
-    hashKv: (revision) => backend.hashKv(revision),
-  };
+  return new Proxy(backend, {
+    get(target, property, receiver) {
+      const override = overrides[property as keyof EtcdBackend];
+      if (override) return override;
+      const value = Reflect.get(target, property, receiver);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
 }

@@ -59,6 +59,10 @@ const identityFields = new Set([
   'peerURLs',
   'name',
   'hash',
+  // Seconds left on a lease depend on when the command ran; the granted TTL is still compared.
+  'TTL',
+  'ttl',
+  'id',
 ]);
 
 function normalizeJson(value: unknown): unknown {
@@ -66,7 +70,9 @@ function normalizeJson(value: unknown): unknown {
   if (value && typeof value === 'object') {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-      out[k] = identityFields.has(k) ? '<id>' : normalizeJson(v);
+      // Lease ids are random per server; only whether a key has one is comparable.
+      if (k === 'lease') out[k] = v ? '<lease>' : v;
+      else out[k] = identityFields.has(k) ? '<id>' : normalizeJson(v);
     }
     return out;
   }

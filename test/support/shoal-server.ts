@@ -53,6 +53,7 @@ export async function startShoal(options: ShoalOptions = {}): Promise<RunningSho
     server,
     close: async () => {
       await server.close();
+      backend.close();
       await store.close();
       rmSync(directory, { recursive: true, force: true });
     },

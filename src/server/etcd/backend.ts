@@ -12,11 +12,16 @@ import type {
   DeleteRangeRequest,
   DeleteRangeResponse,
   HashKvResponse,
+  LeaseGrantResponse,
+  LeaseKeepAliveResponse,
+  LeaseLeasesResponse,
+  LeaseTimeToLiveResponse,
   MemberListResponse,
   PutRequest,
   PutResponse,
   RangeRequest,
   RangeResponse,
+  ResponseHeader,
   StatusResponse,
   TxnRequest,
   TxnResponse,
@@ -35,4 +40,12 @@ export interface EtcdBackend {
   status(): Promise<StatusResponse>;
   /** Hash of the key-value history up to `revision` (0 = head); used by corruption checks. */
   hashKv(revision: number): Promise<HashKvResponse>;
+  /** Grants a lease; `id` 0 lets the backend pick a random positive 63-bit id. */
+  leaseGrant(ttlSeconds: number, id: bigint): Promise<LeaseGrantResponse>;
+  /** Revokes a lease and deletes its keys; throws `leaseNotFound` for unknown ids. */
+  leaseRevoke(id: bigint): Promise<{ header: ResponseHeader }>;
+  /** Renews a lease to its granted TTL; answers ttlSeconds 0 for unknown ids (etcd does). */
+  leaseKeepAlive(id: bigint): Promise<LeaseKeepAliveResponse>;
+  leaseTimeToLive(id: bigint, withKeys: boolean): Promise<LeaseTimeToLiveResponse>;
+  leaseLeases(): Promise<LeaseLeasesResponse>;
 }

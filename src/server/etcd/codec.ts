@@ -17,6 +17,10 @@ import type {
   DeleteRangeResponse,
   HashKvResponse,
   KeyValue,
+  LeaseGrantResponse,
+  LeaseKeepAliveResponse,
+  LeaseLeasesResponse,
+  LeaseTimeToLiveResponse,
   Member,
   PutRequest,
   PutResponse,
@@ -383,5 +387,39 @@ export function encodeHashKvResponse(response: HashKvResponse): PbMessage {
     header: encodeHeader(response.header),
     hash: response.hash >>> 0,
     compactRevision: checkedInt(response.compactRevision, 'compactRevision'),
+  };
+}
+
+export function encodeLeaseGrantResponse(response: LeaseGrantResponse): PbMessage {
+  return {
+    header: encodeHeader(response.header),
+    ID: toLong(response.id, false),
+    TTL: checkedInt(response.ttlSeconds, 'TTL'),
+    error: response.error,
+  };
+}
+
+export function encodeLeaseKeepAliveResponse(response: LeaseKeepAliveResponse): PbMessage {
+  return {
+    header: encodeHeader(response.header),
+    ID: toLong(response.id, false),
+    TTL: checkedInt(response.ttlSeconds, 'TTL'),
+  };
+}
+
+export function encodeLeaseTimeToLiveResponse(response: LeaseTimeToLiveResponse): PbMessage {
+  return {
+    header: encodeHeader(response.header),
+    ID: toLong(response.id, false),
+    TTL: checkedInt(response.ttlSeconds, 'TTL'),
+    grantedTTL: checkedInt(response.grantedTtlSeconds, 'grantedTTL'),
+    keys: response.keys,
+  };
+}
+
+export function encodeLeaseLeasesResponse(response: LeaseLeasesResponse): PbMessage {
+  return {
+    header: encodeHeader(response.header),
+    leases: response.leases.map((id) => ({ ID: toLong(id, false) })),
   };
 }

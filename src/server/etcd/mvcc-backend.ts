@@ -7,15 +7,21 @@
  * It also holds the conversions between the API's types and the store's, which a raft backend will
  * reuse when it turns requests into proposals.
  */
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { KvError, type KvErrorCode } from '../../kv/errors.js';
 import { APPLY_BATCH_ENTRIES_MAX, type MvccStore } from '../../kv/mvcc.js';
 import * as kv from '../../kv/types.js';
 import type { EtcdBackend } from './backend.js';
-import { EtcdError, GrpcCode, type GrpcCodeNumber } from './errors.js';
+import { EtcdError, etcdErrors, GrpcCode, type GrpcCodeNumber } from './errors.js';
 import type * as api from './types.js';
 
 /** Writes waiting for the next batch; beyond this, callers get etcd's "too many requests". */
 export const pendingWritesMax = 50_000;
+/** How often expired leases are looked for. */
+export const leaseCheckIntervalMs = 500;
+/** Leases revoked per check at most, so a mass expiry cannot flood the store (etcd: 1000/s). */
+export const leaseRevokesPerCheckMax = 500;
 
 export interface SingleMemberOptions {
   store: MvccStore;
@@ -44,10 +50,29 @@ export class SingleMemberBackend implements EtcdBackend {
   #flushScheduled = false;
   /** The single member's raft term: always 1, as there is never an election. */
   readonly #term = 1n;
+  /**
+   * Lease deadlines (performance.now() milliseconds). They live in memory only, like etcd's
+   * lessor: a restarted member gives every stored lease a full TTL again.
+   */
+  readonly #leaseDeadlineMs = new Map<bigint, number>();
+  readonly #revoking = new Set<bigint>();
+  readonly #leaseTimer: NodeJS.Timeout;
 
   constructor(options: SingleMemberOptions) {
     this.#store = options.store;
     this.#options = options;
+    const now = performance.now();
+    for (const id of this.#store.leaseIds()) {
+      const lease = this.#store.lease(id);
+      if (lease) this.#leaseDeadlineMs.set(id, now + lease.ttlSeconds * 1000);
+    }
+    this.#leaseTimer = setInterval(() => this.#revokeExpired(), leaseCheckIntervalMs);
+    this.#leaseTimer.unref();
+  }
+
+  /** Stops the lease timer; the store itself belongs to the caller. */
+  close(): void {
+    clearInterval(this.#leaseTimer);
   }
 
   #header(revision: number): api.ResponseHeader {
@@ -178,6 +203,76 @@ export class SingleMemberBackend implements EtcdBackend {
     }
   }
 
+  async leaseGrant(ttlSeconds: number, id: bigint): Promise<api.LeaseGrantResponse> {
+    const leaseId = id === 0n ? randomLeaseId() : id;
+    const response = await this.#write({ leaseGrant: { TTL: ttlSeconds, ID: leaseId } });
+    if (!('leaseGrant' in response)) throw new Error('store answered a grant with another kind');
+    const granted = response.leaseGrant;
+    this.#leaseDeadlineMs.set(granted.ID, performance.now() + granted.TTL * 1000);
+    return {
+      header: this.#header(granted.header.revision),
+      id: granted.ID,
+      ttlSeconds: granted.TTL,
+      error: granted.error,
+    };
+  }
+
+  async leaseRevoke(id: bigint): Promise<{ header: api.ResponseHeader }> {
+    const response = await this.#write({ leaseRevoke: { ID: id } });
+    if (!('leaseRevoke' in response)) throw new Error('store answered a revoke with another kind');
+    this.#leaseDeadlineMs.delete(id);
+    return { header: this.#header(response.leaseRevoke.header.revision) };
+  }
+
+  async leaseKeepAlive(id: bigint): Promise<api.LeaseKeepAliveResponse> {
+    const lease = this.#store.lease(id);
+    const header = this.#header(this.#store.revision);
+    if (!lease || !this.#leaseDeadlineMs.has(id)) return { header, id, ttlSeconds: 0 };
+    this.#leaseDeadlineMs.set(id, performance.now() + lease.ttlSeconds * 1000);
+    return { header, id, ttlSeconds: lease.ttlSeconds };
+  }
+
+  async leaseTimeToLive(id: bigint, withKeys: boolean): Promise<api.LeaseTimeToLiveResponse> {
+    const lease = this.#store.lease(id);
+    const deadline = this.#leaseDeadlineMs.get(id);
+    const header = this.#header(this.#store.revision);
+    if (!lease || deadline === undefined) {
+      return { header, id, ttlSeconds: -1, grantedTtlSeconds: 0, keys: [] };
+    }
+    const remainingSeconds = Math.max(0, Math.floor((deadline - performance.now()) / 1000));
+    return {
+      header,
+      id,
+      ttlSeconds: remainingSeconds,
+      grantedTtlSeconds: lease.ttlSeconds,
+      keys: withKeys ? lease.keys : [],
+    };
+  }
+
+  async leaseLeases(): Promise<api.LeaseLeasesResponse> {
+    return { header: this.#header(this.#store.revision), leases: this.#store.leaseIds() };
+  }
+
+  /** Revokes leases past their deadline, a bounded number per check. */
+  #revokeExpired(): void {
+    const now = performance.now();
+    let started = 0;
+    for (const [id, deadline] of this.#leaseDeadlineMs) {
+      if (started >= leaseRevokesPerCheckMax) break;
+      if (deadline > now || this.#revoking.has(id)) continue;
+      started++;
+      this.#revoking.add(id);
+      this.leaseRevoke(id)
+        .catch((error: unknown) => {
+          // Already revoked by a client: nothing left to expire.
+          if (error instanceof EtcdError && error.message === etcdErrors.leaseNotFound().message) {
+            this.#leaseDeadlineMs.delete(id);
+          }
+        })
+        .finally(() => this.#revoking.delete(id));
+    }
+  }
+
   #fromRange(r: kv.RangeResponse): api.RangeResponse {
     return { header: this.#header(r.header.revision), kvs: r.kvs, more: r.more, count: r.count };
   }
@@ -206,6 +301,14 @@ export class SingleMemberBackend implements EtcdBackend {
         return { type: 'txn', response: this.#fromTxn(op.responseTxn) };
       }),
     };
+  }
+}
+
+/** A random positive 63-bit lease id (etcd's ids are positive int64 values). */
+function randomLeaseId(): bigint {
+  for (;;) {
+    const id = randomBytes(8).readBigUInt64BE(0) >> 1n;
+    if (id !== 0n) return id;
   }
 }
 

@@ -10,6 +10,7 @@ import { type Logger, pino } from 'pino';
 import type protobuf from 'protobufjs';
 import type { EtcdBackend } from './backend.js';
 import {
+  boolField,
   decodeCompactionRequest,
   decodeDeleteRangeRequest,
   decodePutRequest,
@@ -18,11 +19,16 @@ import {
   encodeDeleteRangeResponse,
   encodeHashKvResponse,
   encodeHeader,
+  encodeLeaseGrantResponse,
+  encodeLeaseKeepAliveResponse,
+  encodeLeaseLeasesResponse,
+  encodeLeaseTimeToLiveResponse,
   encodeMember,
   encodePutResponse,
   encodeRangeResponse,
   encodeStatusResponse,
   encodeTxnResponse,
+  int64Bigint,
   int64Number,
   loadEtcdRoot,
   type PbMessage,
@@ -45,6 +51,8 @@ export const maxRequestBytesDefault = 1.5 * 1024 * 1024;
 export const grpcOverheadBytes = 512 * 1024;
 /** Requests being executed at once; beyond this, clients get etcd's "too many requests". */
 export const inflightRequestsMaxDefault = 10_000;
+/** Keep-alives queued on one stream; a client that floods past this has its stream ended. */
+export const keepAliveQueueMax = 1024;
 
 export interface EtcdServerOptions {
   backend: EtcdBackend;
@@ -61,6 +69,7 @@ interface Decoded {
 }
 
 type UnaryHandler = (request: Decoded) => Promise<PbMessage>;
+type DuplexHandler = (call: grpc.ServerDuplexStream<Decoded, PbMessage>) => void;
 
 const unimplemented = (what: string): UnaryHandler => {
   return async () => {
@@ -127,6 +136,24 @@ export class EtcdGrpcServer {
         };
       },
     });
+    this.#addService(
+      'Lease',
+      {
+        LeaseGrant: async (r) =>
+          encodeLeaseGrantResponse(
+            await b.leaseGrant(int64Number(r.message, 'TTL'), int64Bigint(r.message, 'ID')),
+          ),
+        LeaseRevoke: async (r) => ({
+          header: encodeHeader((await b.leaseRevoke(int64Bigint(r.message, 'ID'))).header),
+        }),
+        LeaseTimeToLive: async (r) =>
+          encodeLeaseTimeToLiveResponse(
+            await b.leaseTimeToLive(int64Bigint(r.message, 'ID'), boolField(r.message, 'keys')),
+          ),
+        LeaseLeases: async () => encodeLeaseLeasesResponse(await b.leaseLeases()),
+      },
+      { LeaseKeepAlive: (call) => this.#leaseKeepAlive(call) },
+    );
     this.#addService('Cluster', {
       MemberList: async () => {
         const response = await b.memberList();
@@ -152,20 +179,27 @@ export class EtcdGrpcServer {
     });
   }
 
-  /** Registers one etcd service; methods missing from `handlers` answer UNIMPLEMENTED. */
-  #addService(name: string, handlers: Record<string, UnaryHandler>): void {
+  /** Registers one etcd service; methods missing from the handlers answer UNIMPLEMENTED. */
+  #addService(
+    name: string,
+    handlers: Record<string, UnaryHandler>,
+    duplexHandlers: Record<string, DuplexHandler> = {},
+  ): void {
     const service = this.#root.lookupService(`etcdserverpb.${name}`);
     const definition: Record<string, grpc.MethodDefinition<Decoded, PbMessage>> = {};
     const implementation: grpc.UntypedServiceImplementation = {};
     for (const method of service.methodsArray) {
       method.resolve();
-      if (method.requestStream || method.responseStream) continue;
+      const streaming = Boolean(method.requestStream || method.responseStream);
+      const duplex = duplexHandlers[method.name];
+      // Streaming methods without a handler are left out: grpc-js answers UNIMPLEMENTED for them.
+      if (streaming && !duplex) continue;
       const requestType = method.resolvedRequestType!;
       const responseType = method.resolvedResponseType!;
       definition[method.name] = {
         path: `/etcdserverpb.${name}/${method.name}`,
-        requestStream: false,
-        responseStream: false,
+        requestStream: Boolean(method.requestStream),
+        responseStream: Boolean(method.responseStream),
         requestDeserialize: (buffer: Buffer): Decoded => ({
           message: requestType.decode(buffer) as unknown as PbMessage,
           wireBytes: buffer.length,
@@ -176,6 +210,10 @@ export class EtcdGrpcServer {
         responseDeserialize: (buffer: Buffer) =>
           responseType.decode(buffer) as unknown as PbMessage,
       };
+      if (duplex) {
+        implementation[method.name] = duplex;
+        continue;
+      }
       const handler = handlers[method.name] ?? unimplemented(`${name}.${method.name}`);
       implementation[method.name] = this.#wrap(`${name}.${method.name}`, handler);
     }
@@ -204,6 +242,61 @@ export class EtcdGrpcServer {
           this.#inflight--;
         });
     };
+  }
+
+  /**
+   * Serves a keep-alive stream: each request renews one lease and gets one answer, in order.
+   * Requests are handled one at a time per stream, with a bounded queue behind them.
+   */
+  #leaseKeepAlive(call: grpc.ServerDuplexStream<Decoded, PbMessage>): void {
+    const queue: bigint[] = [];
+    let busy = false;
+    let ended = false;
+    let failed = false;
+    const fail = (error: unknown) => {
+      ended = true;
+      failed = true;
+      queue.length = 0;
+      call.emit('error', toServiceError(error));
+    };
+    const pump = async () => {
+      if (busy) return;
+      busy = true;
+      while (queue.length > 0 && !ended) {
+        const id = queue.shift()!;
+        try {
+          call.write(encodeLeaseKeepAliveResponse(await this.#backend.leaseKeepAlive(id)));
+        } catch (error) {
+          if (!(error instanceof EtcdError)) {
+            this.#log.error({ err: error }, 'lease keep-alive failed');
+          }
+          fail(error);
+        }
+      }
+      busy = false;
+      if (ended && !failed) call.end();
+    };
+    call.on('data', (request: Decoded) => {
+      if (ended) return;
+      if (queue.length >= keepAliveQueueMax) {
+        fail(etcdErrors.tooManyRequests());
+        return;
+      }
+      try {
+        queue.push(int64Bigint(request.message, 'ID'));
+      } catch (error) {
+        fail(error);
+        return;
+      }
+      void pump();
+    });
+    call.on('end', () => {
+      ended = true;
+      if (!busy && !failed) call.end();
+    });
+    call.on('error', () => {
+      ended = true;
+    });
   }
 
   /** Writes travel through raft in etcd, which refuses proposals above --max-request-bytes. */

@@ -159,3 +159,31 @@ export interface HashKvResponse {
   hash: number;
   compactRevision: number;
 }
+
+export interface LeaseGrantResponse {
+  header: ResponseHeader;
+  id: bigint;
+  ttlSeconds: number;
+  error: string;
+}
+
+export interface LeaseKeepAliveResponse {
+  header: ResponseHeader;
+  id: bigint;
+  /** The renewed time to live; zero when the lease does not exist (etcd answers, not errors). */
+  ttlSeconds: number;
+}
+
+export interface LeaseTimeToLiveResponse {
+  header: ResponseHeader;
+  id: bigint;
+  /** Seconds left; -1 when the lease does not exist or has expired. */
+  ttlSeconds: number;
+  grantedTtlSeconds: number;
+  keys: Uint8Array[];
+}
+
+export interface LeaseLeasesResponse {
+  header: ResponseHeader;
+  leases: bigint[];
+}
