@@ -233,6 +233,32 @@ describe('historical reads', () => {
   });
 });
 
+describe('keys', () => {
+  test('keys are arbitrary bytes, ordered bytewise', () => {
+    const raw = [
+      Buffer.from([0]),
+      Buffer.from([0, 0]),
+      Buffer.from([0, 1]),
+      Buffer.from([1]),
+      Buffer.from([0xff, 0]),
+    ];
+    for (const key of [...raw].reverse()) h.ok({ put: { key, value: key } });
+    const all = h.store.range({ key: Buffer.from([0]), rangeEnd: ALL });
+    assert.deepEqual(
+      all.kvs.map((kv) => Buffer.from(kv.key).toString('hex')),
+      ['00', '0000', '0001', '01', 'ff00'],
+    );
+    assert.equal(h.store.range({ key: Buffer.from([0, 0]) }).count, 1);
+  });
+
+  test('keys longer than LMDB allows are refused with a clear error', () => {
+    const error = h.fail({ put: { key: Buffer.alloc(1979, 1), value: b('v') } });
+    assert.equal(error.code, 'INVALID_ARGUMENT');
+    assert.match(error.message, /longer than 1978 bytes/);
+    h.ok({ put: { key: Buffer.alloc(1978, 1), value: b('v') } });
+  });
+});
+
 describe('put flags and errors', () => {
   test('prev_kv returns the previous value', () => {
     assert.equal(put('a', '1', { prevKv: true }).prevKv, undefined);

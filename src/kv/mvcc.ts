@@ -379,6 +379,8 @@ export class MvccStore {
     const id = encodeLeaseId(request.ID);
     const keys = [...this.dbs.leaseKeys.getValues(id)];
     for (const key of keys) write.deleteRange(boundsOf(key, undefined));
+    // Deleting each key detached it already; clearing the list guards against a stale entry.
+    this.dbs.leaseKeys.removeSync(id);
     this.dbs.leases.removeSync(id);
     return { header: header(write.revision) };
   }
