@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { MvccStore } from '../../src/kv/mvcc.js';
+import { MvccStore } from '../../src/kv/index.js';
 import type { EtcdBackend } from '../../src/server/etcd/backend.js';
 import { SingleMemberBackend } from '../../src/server/etcd/mvcc-backend.js';
 import { EtcdGrpcServer, type EtcdServerOptions } from '../../src/server/etcd/server.js';

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { pino } from 'pino';
-import { MvccStore } from '../../kv/mvcc.js';
+import { MvccStore } from '../../kv/index.js';
 import { EtcdError, GrpcCode } from './errors.js';
 import { SingleMemberBackend } from './mvcc-backend.js';
 import type { PutRequest, RangeRequest } from './types.js';

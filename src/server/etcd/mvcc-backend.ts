@@ -9,9 +9,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { KvError, type KvErrorCode } from '../../kv/errors.js';
-import { APPLY_BATCH_ENTRIES_MAX, type MvccStore } from '../../kv/mvcc.js';
-import * as kv from '../../kv/types.js';
+import * as kv from '../../kv/index.js';
+import {
+  APPLY_BATCH_ENTRIES_MAX,
+  KvError,
+  type KvErrorCode,
+  type MvccStore,
+} from '../../kv/index.js';
 import type { EtcdBackend } from './backend.js';
 import { EtcdError, etcdErrors, GrpcCode, type GrpcCodeNumber } from './errors.js';
 import type * as api from './types.js';
