@@ -49,6 +49,7 @@ export const callDeadlineMs = 5_000;
 export class EtcdTestClient {
   readonly #kv: ServiceClient;
   readonly #maintenance: ServiceClient;
+  readonly #watch: ServiceClient;
 
   /** `address` is host:port. */
   constructor(address: string) {
@@ -56,6 +57,13 @@ export class EtcdTestClient {
     const credentials = grpc.credentials.createInsecure();
     this.#kv = new s.KV!(address, credentials);
     this.#maintenance = new s.Maintenance!(address, credentials);
+    this.#watch = new s.Watch!(address, credentials);
+  }
+
+  /** Opens a Watch stream: write WatchRequests, read WatchResponses. */
+  watch(): grpc.ClientDuplexStream<Message, Message> {
+    const open = this.#watch.Watch as unknown as () => grpc.ClientDuplexStream<Message, Message>;
+    return open.call(this.#watch);
   }
 
   #call(client: ServiceClient, method: string, request: Message): Promise<Message> {
@@ -89,5 +97,6 @@ export class EtcdTestClient {
   close(): void {
     this.#kv.close();
     this.#maintenance.close();
+    this.#watch.close();
   }
 }

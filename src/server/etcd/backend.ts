@@ -12,6 +12,7 @@ import type {
   DeleteRangeRequest,
   DeleteRangeResponse,
   HashKvResponse,
+  HistoryPage,
   LeaseGrantResponse,
   LeaseKeepAliveResponse,
   LeaseLeasesResponse,
@@ -22,6 +23,7 @@ import type {
   RangeRequest,
   RangeResponse,
   ResponseHeader,
+  RevisionEvents,
   StatusResponse,
   TxnRequest,
   TxnResponse,
@@ -48,4 +50,22 @@ export interface EtcdBackend {
   leaseKeepAlive(id: bigint): Promise<LeaseKeepAliveResponse>;
   leaseTimeToLive(id: bigint, withKeys: boolean): Promise<LeaseTimeToLiveResponse>;
   leaseLeases(): Promise<LeaseLeasesResponse>;
+
+  // Watch support. The front end runs the watch protocol; the backend only provides events.
+  /** Header for watch responses at the given revision. */
+  header(revision: number): ResponseHeader;
+  currentRevision(): number;
+  /** The revision history was last compacted at (what a canceled watch reports). */
+  compactedRevision(): number;
+  /**
+   * Calls `listener` synchronously after each commit with the new revisions' events (prevKv
+   * always filled when the key existed). Returns the unsubscribe function.
+   */
+  subscribe(listener: (revisions: readonly RevisionEvents[]) => void): () => void;
+  /**
+   * Reads committed events from `fromRevision` on, at most about `eventsMax` (whole revisions).
+   * Synchronous, so no commit can slip between the page and the next live event. Throws
+   * `compacted` when fromRevision is below the compacted revision.
+   */
+  readHistory(fromRevision: number, eventsMax: number, withPrevKv: boolean): HistoryPage;
 }

@@ -79,6 +79,31 @@ export class SingleMemberBackend implements EtcdBackend {
     clearInterval(this.#leaseTimer);
   }
 
+  header(revision: number): api.ResponseHeader {
+    return this.#header(revision);
+  }
+
+  currentRevision(): number {
+    return this.#store.revision;
+  }
+
+  compactedRevision(): number {
+    return this.#store.compactedRevision;
+  }
+
+  subscribe(listener: (revisions: readonly api.RevisionEvents[]) => void): () => void {
+    return this.#store.subscribe((revisions) => listener(revisions.map(fromKvRevision)));
+  }
+
+  readHistory(fromRevision: number, eventsMax: number, withPrevKv: boolean): api.HistoryPage {
+    try {
+      const page = this.#store.readHistory(fromRevision, { eventsMax, prevKv: withPrevKv });
+      return { revisions: page.revisions.map(fromKvRevision), nextRevision: page.nextRevision };
+    } catch (error) {
+      throw fromKvError(error);
+    }
+  }
+
   #header(revision: number): api.ResponseHeader {
     return {
       clusterId: this.#options.clusterId,
@@ -306,6 +331,20 @@ export class SingleMemberBackend implements EtcdBackend {
       }),
     };
   }
+}
+
+function fromKvRevision(revision: kv.RevisionEvents): api.RevisionEvents {
+  return {
+    revision: revision.revision,
+    events: revision.events.map((event) => {
+      const out: api.WatchEvent = {
+        type: event.type === kv.EventType.DELETE ? 'delete' : 'put',
+        kv: event.kv,
+      };
+      if (event.prevKv) out.prevKv = event.prevKv;
+      return out;
+    }),
+  };
 }
 
 /** A random positive 63-bit lease id (etcd's ids are positive int64 values). */

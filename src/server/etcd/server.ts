@@ -41,6 +41,7 @@ import {
   checkTxnRequest,
   txnOpsMaxDefault,
 } from './validate.js';
+import { progressIntervalMsDefault, WatchStream } from './watch.js';
 
 /** etcd's default --max-request-bytes: the largest write a client may propose (1.5 MiB). */
 export const maxRequestBytesDefault = 1.5 * 1024 * 1024;
@@ -59,6 +60,8 @@ export interface EtcdServerOptions {
   maxRequestBytes?: number;
   txnOpsMax?: number;
   inflightRequestsMax?: number;
+  /** How often watchers that asked for progress notifications get one (etcd: 10 minutes). */
+  watchProgressIntervalMs?: number;
   logger?: Logger;
 }
 
@@ -82,6 +85,7 @@ export class EtcdGrpcServer {
   readonly #maxRequestBytes: number;
   readonly #txnOpsMax: number;
   readonly #inflightMax: number;
+  readonly #progressIntervalMs: number;
   readonly #log: Logger;
   readonly #root: protobuf.Root;
   readonly #server: grpc.Server;
@@ -92,6 +96,7 @@ export class EtcdGrpcServer {
     this.#maxRequestBytes = options.maxRequestBytes ?? maxRequestBytesDefault;
     this.#txnOpsMax = options.txnOpsMax ?? txnOpsMaxDefault;
     this.#inflightMax = options.inflightRequestsMax ?? inflightRequestsMaxDefault;
+    this.#progressIntervalMs = options.watchProgressIntervalMs ?? progressIntervalMsDefault;
     this.#log = options.logger ?? pino({ name: 'etcd-api' });
     this.#root = loadEtcdRoot();
     this.#server = new grpc.Server({
@@ -136,6 +141,11 @@ export class EtcdGrpcServer {
         };
       },
     });
+    this.#addService(
+      'Watch',
+      {},
+      { Watch: (call) => void new WatchStream(call, b, this.#log, this.#progressIntervalMs) },
+    );
     this.#addService(
       'Lease',
       {

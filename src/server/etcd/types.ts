@@ -187,3 +187,22 @@ export interface LeaseLeasesResponse {
   header: ResponseHeader;
   leases: bigint[];
 }
+
+export interface WatchEvent {
+  type: 'put' | 'delete';
+  /** For a delete: the key with modRevision set to the deletion's revision. */
+  kv: KeyValue;
+  prevKv?: KeyValue;
+}
+
+/** The events of one revision, in the order the revision wrote them. */
+export interface RevisionEvents {
+  revision: number;
+  events: WatchEvent[];
+}
+
+export interface HistoryPage {
+  revisions: RevisionEvents[];
+  /** Where the next read starts; the current revision + 1 once the history is exhausted. */
+  nextRevision: number;
+}
