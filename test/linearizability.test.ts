@@ -71,6 +71,31 @@ describe('linearizability of the etcd API under concurrent clients', () => {
     }
   });
 
+  test('writes that time out but still take effect are handled as unknown outcomes', async () => {
+    // Every fifth write is applied, then its answer is held back past the client's deadline: the
+    // client cannot know it happened, and the checker must still find the history linearizable.
+    const slow = await startShoal({ wrapBackend: slowAnswers });
+    try {
+      const history = await runRegisterWorkload({
+        ...workload,
+        opsPerClient: 30,
+        deadlineMs: 1_000,
+        address: `127.0.0.1:${slow.port}`,
+        prefix: 'slow/',
+      });
+      const unknown = history.filter((o) => o.output.kind === 'unknown');
+      assert.ok(unknown.length > 0, 'expected some operations with unknown outcome');
+      const result = checkLinearizable(history);
+      assert.equal(
+        result.linearizable,
+        true,
+        result.linearizable === false ? result.explanation : '',
+      );
+    } finally {
+      await slow.close();
+    }
+  });
+
   describe('real etcd', { skip: etcdInstalled() ? false : 'etcd is not installed' }, () => {
     let etcd: RunningEtcd;
     before(async () => {
@@ -102,6 +127,28 @@ function staleReads(backend: EtcdBackend): EtcdBackend {
     range: (request) => backend.range({ ...request, revision: Math.max(1, lastWriteRevision - 1) }),
     put: async (request) => note(await backend.put(request)),
     txn: async (request) => note(await backend.txn(request)),
+  };
+  return new Proxy(backend, {
+    get(target, property, receiver) {
+      const override = overrides[property as keyof EtcdBackend];
+      if (override) return override;
+      const value = Reflect.get(target, property, receiver);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
+/** Wraps a backend so that every fifth write answers 3 s after it has been applied. */
+function slowAnswers(backend: EtcdBackend): EtcdBackend {
+  let writes = 0;
+  const delayed = async <T>(result: Promise<T>): Promise<T> => {
+    const value = await result;
+    if (++writes % 5 === 0) await new Promise((resolve) => setTimeout(resolve, 3_000));
+    return value;
+  };
+  const overrides: Partial<EtcdBackend> = {
+    put: (request) => delayed(backend.put(request)),
+    txn: (request) => delayed(backend.txn(request)),
   };
   return new Proxy(backend, {
     get(target, property, receiver) {

@@ -51,8 +51,11 @@ export class EtcdTestClient {
   readonly #maintenance: ServiceClient;
   readonly #watch: ServiceClient;
 
-  /** `address` is host:port. */
-  constructor(address: string) {
+  readonly #deadlineMs: number;
+
+  /** `address` is host:port; every unary call gets `deadlineMs` to complete. */
+  constructor(address: string, deadlineMs = callDeadlineMs) {
+    this.#deadlineMs = deadlineMs;
     const s = services();
     const credentials = grpc.credentials.createInsecure();
     this.#kv = new s.KV!(address, credentials);
@@ -68,7 +71,7 @@ export class EtcdTestClient {
 
   #call(client: ServiceClient, method: string, request: Message): Promise<Message> {
     return new Promise((resolve, reject) => {
-      const deadline = new Date(Date.now() + callDeadlineMs);
+      const deadline = new Date(Date.now() + this.#deadlineMs);
       client[method]!.call(client, request, { deadline }, (error, response) =>
         error ? reject(error) : resolve(response),
       );

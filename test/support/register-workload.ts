@@ -17,6 +17,8 @@ export interface WorkloadOptions {
   seed: number;
   /** Key prefix, so runs against one server do not see each other's keys. */
   prefix: string;
+  /** Per-call deadline; a call past it is recorded with an unknown outcome. */
+  deadlineMs?: number;
 }
 
 /** A small seeded PRNG (mulberry32); the workload must be reproducible from its seed. */
@@ -64,7 +66,7 @@ export async function runRegisterWorkload(options: WorkloadOptions): Promise<Ope
   let nextId = 0;
   const runClient = async (clientId: number): Promise<void> => {
     const random = seededRandom(options.seed * 1000 + clientId);
-    const client = new EtcdTestClient(options.address);
+    const client = new EtcdTestClient(options.address, options.deadlineMs);
     const lastSeen = new Map<string, RegisterValue>();
     try {
       for (let n = 0; n < options.opsPerClient; n++) {
