@@ -6,6 +6,9 @@
  * comparison cannot pass by both servers failing in the same uninteresting way.
  */
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { etcdInstalled, type RunningEtcd, startEtcd } from './support/etcd-process.js';
 import { etcdctl, normalize } from './support/etcdctl.js';
@@ -28,6 +31,9 @@ const futureRevision = 'etcdserver: mvcc: required revision is a future revision
 
 /** 1.6 MiB: above etcd's default 1.5 MiB request limit but below the transport's 2 MiB. */
 const largeValue = Buffer.alloc(1.6 * 1024 * 1024, 'x');
+
+/** Where `snapshot save` writes (the same path for both servers, removed afterwards). */
+const snapshotPath = join(tmpdir(), `shoal-compat-${process.pid}.snapshot`);
 
 const txnInput = (compares: string[], success: string[], failure: string[]): string =>
   `${compares.join('\n')}\n\n${success.join('\n')}\n\n${failure.join('\n')}\n\n`;
@@ -114,6 +120,7 @@ const steps: Step[] = [
   { args: ['compaction', '--physical', '3'], expectError: compacted },
   { args: ['alarm', 'list'] },
   { args: ['defrag'], expectOut: 'Finished defragmenting etcd member' },
+  { args: ['snapshot', 'save', snapshotPath], expectOut: 'Snapshot saved at' },
   { args: ['get', '', '--from-key', '--keys-only'] },
   { args: ['lease', 'grant', '60', '-w', 'json'], saveLease: true, expectOut: '"TTL":60' },
   { args: ['put', 'leased', 'v', '--lease={lease}'], expectOut: 'OK' },
@@ -145,6 +152,7 @@ describe('etcdctl against etcd and shoal', { skip: etcdMissingReason() }, () => 
 
   after(async () => {
     await Promise.all([etcd?.stop(), shoal?.close()]);
+    rmSync(snapshotPath, { force: true });
   });
 
   test('every step gives the same normalized result on both servers', async () => {

@@ -63,6 +63,20 @@ export class EtcdTestClient {
     this.#watch = new s.Watch!(address, credentials);
   }
 
+  /** Downloads a Maintenance snapshot and returns the concatenated blobs. */
+  snapshot(): Promise<Buffer> {
+    const open = this.#maintenance.Snapshot as unknown as (
+      request: Message,
+    ) => grpc.ClientReadableStream<Message>;
+    const stream = open.call(this.#maintenance, {});
+    const blobs: Buffer[] = [];
+    return new Promise((resolve, reject) => {
+      stream.on('data', (response: Message) => blobs.push(response.blob as Buffer));
+      stream.on('error', reject);
+      stream.on('end', () => resolve(Buffer.concat(blobs)));
+    });
+  }
+
   /** Opens a Watch stream: write WatchRequests, read WatchResponses. */
   watch(): grpc.ClientDuplexStream<Message, Message> {
     const open = this.#watch.Watch as unknown as () => grpc.ClientDuplexStream<Message, Message>;

@@ -68,4 +68,10 @@ export interface EtcdBackend {
    * `compacted` when fromRevision is below the compacted revision.
    */
   readHistory(fromRevision: number, eventsMax: number, withPrevKv: boolean): HistoryPage;
+
+  /**
+   * A consistent copy of the whole store as a stream of chunks (shoal's snapshot format, not
+   * etcd's bbolt file). The caller consumes `chunks` or calls `release()`.
+   */
+  snapshot(): { revision: number; chunks: AsyncIterable<Uint8Array>; release(): void };
 }

@@ -104,6 +104,11 @@ export class SingleMemberBackend implements EtcdBackend {
     }
   }
 
+  snapshot(): { revision: number; chunks: AsyncIterable<Uint8Array>; release(): void } {
+    const stream = this.#store.snapshot();
+    return { revision: stream.revision, chunks: stream.chunks, release: () => stream.release() };
+  }
+
   #header(revision: number): api.ResponseHeader {
     return {
       clusterId: this.#options.clusterId,

@@ -5,6 +5,8 @@
  * answer; failures become gRPC statuses with etcd's exact codes and messages. Services and methods
  * that are not built yet answer UNIMPLEMENTED rather than pretending.
  */
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { type Logger, pino } from 'pino';
 import type protobuf from 'protobufjs';
@@ -72,7 +74,9 @@ interface Decoded {
 }
 
 type UnaryHandler = (request: Decoded) => Promise<PbMessage>;
-type DuplexHandler = (call: grpc.ServerDuplexStream<Decoded, PbMessage>) => void;
+type StreamHandler =
+  | grpc.handleBidiStreamingCall<Decoded, PbMessage>
+  | grpc.handleServerStreamingCall<Decoded, PbMessage>;
 
 const unimplemented = (what: string): UnaryHandler => {
   return async () => {
@@ -144,7 +148,10 @@ export class EtcdGrpcServer {
     this.#addService(
       'Watch',
       {},
-      { Watch: (call) => void new WatchStream(call, b, this.#log, this.#progressIntervalMs) },
+      {
+        Watch: (call: grpc.ServerDuplexStream<Decoded, PbMessage>) =>
+          void new WatchStream(call, b, this.#log, this.#progressIntervalMs),
+      },
     );
     this.#addService(
       'Lease',
@@ -162,7 +169,10 @@ export class EtcdGrpcServer {
           ),
         LeaseLeases: async () => encodeLeaseLeasesResponse(await b.leaseLeases()),
       },
-      { LeaseKeepAlive: (call) => this.#leaseKeepAlive(call) },
+      {
+        LeaseKeepAlive: (call: grpc.ServerDuplexStream<Decoded, PbMessage>) =>
+          this.#leaseKeepAlive(call),
+      },
     );
     this.#addService('Cluster', {
       MemberList: async () => {
@@ -178,22 +188,27 @@ export class EtcdGrpcServer {
       MemberUpdate: unimplemented('MemberUpdate'),
       MemberPromote: unimplemented('MemberPromote'),
     });
-    this.#addService('Maintenance', {
-      Status: async () => encodeStatusResponse(await b.status()),
-      HashKV: async (r) => encodeHashKvResponse(await b.hashKv(int64Number(r.message, 'revision'))),
-      Alarm: (r) => this.#alarm(r),
-      // LMDB reuses freed pages itself, so there is nothing to defragment; answer like etcd does.
-      Defragment: async () => ({ header: encodeHeader((await b.status()).header) }),
-      Hash: unimplemented('Hash'),
-      MoveLeader: unimplemented('MoveLeader'),
-    });
+    this.#addService(
+      'Maintenance',
+      {
+        Status: async () => encodeStatusResponse(await b.status()),
+        HashKV: async (r) =>
+          encodeHashKvResponse(await b.hashKv(int64Number(r.message, 'revision'))),
+        Alarm: (r) => this.#alarm(r),
+        // LMDB reuses freed pages itself, so there is nothing to defragment; answer like etcd does.
+        Defragment: async () => ({ header: encodeHeader((await b.status()).header) }),
+        Hash: unimplemented('Hash'),
+        MoveLeader: unimplemented('MoveLeader'),
+      },
+      { Snapshot: (call: grpc.ServerWritableStream<Decoded, PbMessage>) => this.#snapshot(call) },
+    );
   }
 
   /** Registers one etcd service; methods missing from the handlers answer UNIMPLEMENTED. */
   #addService(
     name: string,
     handlers: Record<string, UnaryHandler>,
-    duplexHandlers: Record<string, DuplexHandler> = {},
+    streamHandlers: Record<string, StreamHandler> = {},
   ): void {
     const service = this.#root.lookupService(`etcdserverpb.${name}`);
     const definition: Record<string, grpc.MethodDefinition<Decoded, PbMessage>> = {};
@@ -201,7 +216,7 @@ export class EtcdGrpcServer {
     for (const method of service.methodsArray) {
       method.resolve();
       const streaming = Boolean(method.requestStream || method.responseStream);
-      const duplex = duplexHandlers[method.name];
+      const duplex = streamHandlers[method.name];
       // Streaming methods without a handler are left out: grpc-js answers UNIMPLEMENTED for them.
       if (streaming && !duplex) continue;
       const requestType = method.resolvedRequestType!;
@@ -309,6 +324,48 @@ export class EtcdGrpcServer {
     });
   }
 
+  /**
+   * Streams a snapshot of the store, waiting for the client to drain before each next chunk so
+   * that at most one chunk is buffered per stream. etcdctl checks what etcd appends to a snapshot
+   * (a SHA-256 of everything before it, after a body whose length is a multiple of 512 bytes), so
+   * the stream ends with a trailer: zero padding, the body's real length as a big-endian u64
+   * ending on a 512-byte boundary, then the SHA-256 of all preceding bytes.
+   */
+  #snapshot(call: grpc.ServerWritableStream<Decoded, PbMessage>): void {
+    const snapshot = this.#backend.snapshot();
+    let cancelled = false;
+    call.on('cancelled', () => {
+      cancelled = true;
+    });
+    const hash = createHash('sha256');
+    const header = encodeHeader(this.#backend.header(snapshot.revision));
+    const send = async (blob: Uint8Array) => {
+      hash.update(blob);
+      if (!call.write({ header, remainingBytes: 0, blob })) await once(call, 'drain');
+    };
+    const run = async () => {
+      let bodyBytes = 0;
+      for await (const chunk of snapshot.chunks) {
+        if (cancelled) return;
+        bodyBytes += chunk.length;
+        await send(chunk);
+      }
+      const trailer = Buffer.alloc(snapshotTrailerBytes(bodyBytes));
+      trailer.writeBigUInt64BE(BigInt(bodyBytes), trailer.length - 8);
+      await send(trailer);
+      call.write({ header, remainingBytes: 0, blob: hash.digest() });
+    };
+    run()
+      .then(
+        () => call.end(),
+        (error: unknown) => {
+          this.#log.error({ err: error }, 'snapshot stream failed');
+          call.emit('error', toServiceError(error));
+        },
+      )
+      .finally(() => snapshot.release());
+  }
+
   /** Writes travel through raft in etcd, which refuses proposals above --max-request-bytes. */
   #checkSize(request: Decoded): void {
     if (request.wireBytes > this.#maxRequestBytes) throw etcdErrors.requestTooLarge();
@@ -351,6 +408,12 @@ export class EtcdGrpcServer {
     // shoal raises no alarms yet (no space quota, no corruption check), so the list is empty.
     return { header: encodeHeader((await this.#backend.status()).header), alarms: [] };
   }
+}
+
+/** Padding plus the 8-byte length that bring a snapshot body to a multiple of 512 bytes. */
+export function snapshotTrailerBytes(bodyBytes: number): number {
+  const withLength = bodyBytes + 8;
+  return 8 + ((512 - (withLength % 512)) % 512);
 }
 
 function hasWrites(txn: ReturnType<typeof decodeTxnRequest>): boolean {
