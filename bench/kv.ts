@@ -84,7 +84,47 @@ async function runReads(): Promise<string[]> {
   }
   const perScan = ((performance.now() - started) / scans).toFixed(2);
   lines.push(`| prefix range, limit 100 (count over ~1k keys) | ${perScan} ms/range |`);
+  lines.push(...(await runMaintenance(harness)));
   await harness.close();
+  return lines;
+}
+
+/** HashKV, snapshot + restore and compaction over the 200k-revision store built by runReads. */
+async function runMaintenance(harness: StoreHarness): Promise<string[]> {
+  const lines: string[] = [];
+  const revisions = harness.store.revision;
+  let started = performance.now();
+  await harness.store.hashKv();
+  lines.push(
+    `| HashKV over ${revisions} revisions | ${(performance.now() - started).toFixed(0)} ms |`,
+  );
+  started = performance.now();
+  const target = StoreHarness.open({ noSync: true });
+  await target.store.restore(harness.store.snapshot().chunks);
+  const megabytes = (harness.store.status().dbSizeBytes / 1e6).toFixed(0);
+  lines.push(
+    `| snapshot + restore (${megabytes} MB db) | ${(performance.now() - started).toFixed(0)} ms |`,
+  );
+  await target.close();
+  started = performance.now();
+  harness.nextIndex = harness.store.appliedIndex + 1;
+  harness.ok({ compaction: { revision: revisions - 1000 } });
+  const applyMs = performance.now() - started;
+  lines.push(
+    `| Compaction request apply (${revisions - 1000} revisions) | ${applyMs.toFixed(1)} ms |`,
+  );
+  let steps = 0;
+  let slowestStepMs = 0;
+  started = performance.now();
+  for (let more = true; more; steps++) {
+    const stepStarted = performance.now();
+    more = harness.store.compactStep();
+    slowestStepMs = Math.max(slowestStepMs, performance.now() - stepStarted);
+  }
+  const totalMs = (performance.now() - started).toFixed(0);
+  lines.push(
+    `| physical compaction: ${steps} compactStep() calls | ${totalMs} ms total, slowest step ${slowestStepMs.toFixed(0)} ms |`,
+  );
   return lines;
 }
 

@@ -11,7 +11,7 @@ export {
   KvCommandError,
   parseKvRequest,
 } from './command.js';
-export { KvError, type KvErrorCode, KvErrorMessage } from './errors.js';
+export { GRPC_STATUS_CODE, KvError, type KvErrorCode, KvErrorMessage } from './errors.js';
 export {
   HISTORY_EVENTS_MAX_DEFAULT,
   type HistoryOptions,
@@ -20,8 +20,10 @@ export {
 } from './history.js';
 export {
   APPLY_BATCH_ENTRIES_MAX,
+  APPLY_COMPACTION_STEP_ENTRIES_MAX,
   type ApplyEntry,
   type ApplyResult,
+  COMPACTION_STEP_ENTRIES_MAX,
   type EventListener,
   LEASE_TTL_MAX_SECONDS,
   type LeaseInfo,
