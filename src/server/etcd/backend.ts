@@ -12,11 +12,18 @@ import type {
   DeleteRangeRequest,
   DeleteRangeResponse,
   HashKvResponse,
+  HistoryPage,
+  LeaseGrantResponse,
+  LeaseKeepAliveResponse,
+  LeaseLeasesResponse,
+  LeaseTimeToLiveResponse,
   MemberListResponse,
   PutRequest,
   PutResponse,
   RangeRequest,
   RangeResponse,
+  ResponseHeader,
+  RevisionEvents,
   StatusResponse,
   TxnRequest,
   TxnResponse,
@@ -35,4 +42,36 @@ export interface EtcdBackend {
   status(): Promise<StatusResponse>;
   /** Hash of the key-value history up to `revision` (0 = head); used by corruption checks. */
   hashKv(revision: number): Promise<HashKvResponse>;
+  /** Grants a lease; `id` 0 lets the backend pick a random positive 63-bit id. */
+  leaseGrant(ttlSeconds: number, id: bigint): Promise<LeaseGrantResponse>;
+  /** Revokes a lease and deletes its keys; throws `leaseNotFound` for unknown ids. */
+  leaseRevoke(id: bigint): Promise<{ header: ResponseHeader }>;
+  /** Renews a lease to its granted TTL; answers ttlSeconds 0 for unknown ids (etcd does). */
+  leaseKeepAlive(id: bigint): Promise<LeaseKeepAliveResponse>;
+  leaseTimeToLive(id: bigint, withKeys: boolean): Promise<LeaseTimeToLiveResponse>;
+  leaseLeases(): Promise<LeaseLeasesResponse>;
+
+  // Watch support. The front end runs the watch protocol; the backend only provides events.
+  /** Header for watch responses at the given revision. */
+  header(revision: number): ResponseHeader;
+  currentRevision(): number;
+  /** The revision history was last compacted at (what a canceled watch reports). */
+  compactedRevision(): number;
+  /**
+   * Calls `listener` synchronously after each commit with the new revisions' events (prevKv
+   * always filled when the key existed). Returns the unsubscribe function.
+   */
+  subscribe(listener: (revisions: readonly RevisionEvents[]) => void): () => void;
+  /**
+   * Reads committed events from `fromRevision` on, at most about `eventsMax` (whole revisions).
+   * Synchronous, so no commit can slip between the page and the next live event. Throws
+   * `compacted` when fromRevision is below the compacted revision.
+   */
+  readHistory(fromRevision: number, eventsMax: number, withPrevKv: boolean): HistoryPage;
+
+  /**
+   * A consistent copy of the whole store as a stream of chunks (shoal's snapshot format, not
+   * etcd's bbolt file). The caller consumes `chunks` or calls `release()`.
+   */
+  snapshot(): { revision: number; chunks: AsyncIterable<Uint8Array>; release(): void };
 }

@@ -17,6 +17,10 @@ import type {
   DeleteRangeResponse,
   HashKvResponse,
   KeyValue,
+  LeaseGrantResponse,
+  LeaseKeepAliveResponse,
+  LeaseLeasesResponse,
+  LeaseTimeToLiveResponse,
   Member,
   PutRequest,
   PutResponse,
@@ -325,24 +329,31 @@ export function encodeDeleteRangeResponse(response: DeleteRangeResponse): PbMess
   };
 }
 
-function encodeResponseOp(op: ResponseOp): PbMessage {
+/**
+ * etcd fills only `revision` in the headers of the range, put and delete responses inside a txn,
+ * and sets it to the outermost txn's revision; a nested txn's own header is present but empty.
+ * Clients see that on the wire, so shoal encodes it the same way whatever the backend attached.
+ */
+function encodeResponseOp(op: ResponseOp, revision: number): PbMessage {
+  const header = { revision: checkedInt(revision, 'header.revision') };
   switch (op.type) {
     case 'range':
-      return { responseRange: encodeRangeResponse(op.response) };
+      return { responseRange: { ...encodeRangeResponse(op.response), header } };
     case 'put':
-      return { responsePut: encodePutResponse(op.response) };
+      return { responsePut: { ...encodePutResponse(op.response), header } };
     case 'deleteRange':
-      return { responseDeleteRange: encodeDeleteRangeResponse(op.response) };
+      return { responseDeleteRange: { ...encodeDeleteRangeResponse(op.response), header } };
     case 'txn':
-      return { responseTxn: encodeTxnResponse(op.response) };
+      return { responseTxn: { ...encodeTxnResponse(op.response, revision), header: {} } };
   }
 }
 
-export function encodeTxnResponse(response: TxnResponse): PbMessage {
+export function encodeTxnResponse(response: TxnResponse, revision?: number): PbMessage {
+  const txnRevision = revision ?? response.header.revision;
   return {
     header: encodeHeader(response.header),
     succeeded: response.succeeded,
-    responses: response.responses.map(encodeResponseOp),
+    responses: response.responses.map((op) => encodeResponseOp(op, txnRevision)),
   };
 }
 
@@ -376,5 +387,39 @@ export function encodeHashKvResponse(response: HashKvResponse): PbMessage {
     header: encodeHeader(response.header),
     hash: response.hash >>> 0,
     compactRevision: checkedInt(response.compactRevision, 'compactRevision'),
+  };
+}
+
+export function encodeLeaseGrantResponse(response: LeaseGrantResponse): PbMessage {
+  return {
+    header: encodeHeader(response.header),
+    ID: toLong(response.id, false),
+    TTL: checkedInt(response.ttlSeconds, 'TTL'),
+    error: response.error,
+  };
+}
+
+export function encodeLeaseKeepAliveResponse(response: LeaseKeepAliveResponse): PbMessage {
+  return {
+    header: encodeHeader(response.header),
+    ID: toLong(response.id, false),
+    TTL: checkedInt(response.ttlSeconds, 'TTL'),
+  };
+}
+
+export function encodeLeaseTimeToLiveResponse(response: LeaseTimeToLiveResponse): PbMessage {
+  return {
+    header: encodeHeader(response.header),
+    ID: toLong(response.id, false),
+    TTL: checkedInt(response.ttlSeconds, 'TTL'),
+    grantedTTL: checkedInt(response.grantedTtlSeconds, 'grantedTTL'),
+    keys: response.keys,
+  };
+}
+
+export function encodeLeaseLeasesResponse(response: LeaseLeasesResponse): PbMessage {
+  return {
+    header: encodeHeader(response.header),
+    leases: response.leases.map((id) => ({ ID: toLong(id, false) })),
   };
 }

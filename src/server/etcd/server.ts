@@ -5,11 +5,14 @@
  * answer; failures become gRPC statuses with etcd's exact codes and messages. Services and methods
  * that are not built yet answer UNIMPLEMENTED rather than pretending.
  */
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { type Logger, pino } from 'pino';
 import type protobuf from 'protobufjs';
 import type { EtcdBackend } from './backend.js';
 import {
+  boolField,
   decodeCompactionRequest,
   decodeDeleteRangeRequest,
   decodePutRequest,
@@ -18,11 +21,16 @@ import {
   encodeDeleteRangeResponse,
   encodeHashKvResponse,
   encodeHeader,
+  encodeLeaseGrantResponse,
+  encodeLeaseKeepAliveResponse,
+  encodeLeaseLeasesResponse,
+  encodeLeaseTimeToLiveResponse,
   encodeMember,
   encodePutResponse,
   encodeRangeResponse,
   encodeStatusResponse,
   encodeTxnResponse,
+  int64Bigint,
   int64Number,
   loadEtcdRoot,
   type PbMessage,
@@ -35,6 +43,7 @@ import {
   checkTxnRequest,
   txnOpsMaxDefault,
 } from './validate.js';
+import { progressIntervalMsDefault, WatchStream } from './watch.js';
 
 /** etcd's default --max-request-bytes: the largest write a client may propose (1.5 MiB). */
 export const maxRequestBytesDefault = 1.5 * 1024 * 1024;
@@ -45,12 +54,16 @@ export const maxRequestBytesDefault = 1.5 * 1024 * 1024;
 export const grpcOverheadBytes = 512 * 1024;
 /** Requests being executed at once; beyond this, clients get etcd's "too many requests". */
 export const inflightRequestsMaxDefault = 10_000;
+/** Keep-alives queued on one stream; a client that floods past this has its stream ended. */
+export const keepAliveQueueMax = 1024;
 
 export interface EtcdServerOptions {
   backend: EtcdBackend;
   maxRequestBytes?: number;
   txnOpsMax?: number;
   inflightRequestsMax?: number;
+  /** How often watchers that asked for progress notifications get one (etcd: 10 minutes). */
+  watchProgressIntervalMs?: number;
   logger?: Logger;
 }
 
@@ -61,6 +74,9 @@ interface Decoded {
 }
 
 type UnaryHandler = (request: Decoded) => Promise<PbMessage>;
+type StreamHandler =
+  | grpc.handleBidiStreamingCall<Decoded, PbMessage>
+  | grpc.handleServerStreamingCall<Decoded, PbMessage>;
 
 const unimplemented = (what: string): UnaryHandler => {
   return async () => {
@@ -73,6 +89,7 @@ export class EtcdGrpcServer {
   readonly #maxRequestBytes: number;
   readonly #txnOpsMax: number;
   readonly #inflightMax: number;
+  readonly #progressIntervalMs: number;
   readonly #log: Logger;
   readonly #root: protobuf.Root;
   readonly #server: grpc.Server;
@@ -83,6 +100,7 @@ export class EtcdGrpcServer {
     this.#maxRequestBytes = options.maxRequestBytes ?? maxRequestBytesDefault;
     this.#txnOpsMax = options.txnOpsMax ?? txnOpsMaxDefault;
     this.#inflightMax = options.inflightRequestsMax ?? inflightRequestsMaxDefault;
+    this.#progressIntervalMs = options.watchProgressIntervalMs ?? progressIntervalMsDefault;
     this.#log = options.logger ?? pino({ name: 'etcd-api' });
     this.#root = loadEtcdRoot();
     this.#server = new grpc.Server({
@@ -127,11 +145,41 @@ export class EtcdGrpcServer {
         };
       },
     });
+    this.#addService(
+      'Watch',
+      {},
+      {
+        Watch: (call: grpc.ServerDuplexStream<Decoded, PbMessage>) =>
+          void new WatchStream(call, b, this.#log, this.#progressIntervalMs),
+      },
+    );
+    this.#addService(
+      'Lease',
+      {
+        LeaseGrant: async (r) =>
+          encodeLeaseGrantResponse(
+            await b.leaseGrant(int64Number(r.message, 'TTL'), int64Bigint(r.message, 'ID')),
+          ),
+        LeaseRevoke: async (r) => ({
+          header: encodeHeader((await b.leaseRevoke(int64Bigint(r.message, 'ID'))).header),
+        }),
+        LeaseTimeToLive: async (r) =>
+          encodeLeaseTimeToLiveResponse(
+            await b.leaseTimeToLive(int64Bigint(r.message, 'ID'), boolField(r.message, 'keys')),
+          ),
+        LeaseLeases: async () => encodeLeaseLeasesResponse(await b.leaseLeases()),
+      },
+      {
+        LeaseKeepAlive: (call: grpc.ServerDuplexStream<Decoded, PbMessage>) =>
+          this.#leaseKeepAlive(call),
+      },
+    );
     this.#addService('Cluster', {
       MemberList: async () => {
         const response = await b.memberList();
         return {
-          header: encodeHeader(response.header),
+          // etcd's Cluster service leaves the revision out of its headers; clients see zero.
+          header: encodeHeader({ ...response.header, revision: 0 }),
           members: response.members.map(encodeMember),
         };
       },
@@ -140,31 +188,43 @@ export class EtcdGrpcServer {
       MemberUpdate: unimplemented('MemberUpdate'),
       MemberPromote: unimplemented('MemberPromote'),
     });
-    this.#addService('Maintenance', {
-      Status: async () => encodeStatusResponse(await b.status()),
-      HashKV: async (r) => encodeHashKvResponse(await b.hashKv(int64Number(r.message, 'revision'))),
-      Alarm: (r) => this.#alarm(r),
-      // LMDB reuses freed pages itself, so there is nothing to defragment; answer like etcd does.
-      Defragment: async () => ({ header: encodeHeader((await b.status()).header) }),
-      Hash: unimplemented('Hash'),
-      MoveLeader: unimplemented('MoveLeader'),
-    });
+    this.#addService(
+      'Maintenance',
+      {
+        Status: async () => encodeStatusResponse(await b.status()),
+        HashKV: async (r) =>
+          encodeHashKvResponse(await b.hashKv(int64Number(r.message, 'revision'))),
+        Alarm: (r) => this.#alarm(r),
+        // LMDB reuses freed pages itself, so there is nothing to defragment; answer like etcd does.
+        Defragment: async () => ({ header: encodeHeader((await b.status()).header) }),
+        Hash: unimplemented('Hash'),
+        MoveLeader: unimplemented('MoveLeader'),
+      },
+      { Snapshot: (call: grpc.ServerWritableStream<Decoded, PbMessage>) => this.#snapshot(call) },
+    );
   }
 
-  /** Registers one etcd service; methods missing from `handlers` answer UNIMPLEMENTED. */
-  #addService(name: string, handlers: Record<string, UnaryHandler>): void {
+  /** Registers one etcd service; methods missing from the handlers answer UNIMPLEMENTED. */
+  #addService(
+    name: string,
+    handlers: Record<string, UnaryHandler>,
+    streamHandlers: Record<string, StreamHandler> = {},
+  ): void {
     const service = this.#root.lookupService(`etcdserverpb.${name}`);
     const definition: Record<string, grpc.MethodDefinition<Decoded, PbMessage>> = {};
     const implementation: grpc.UntypedServiceImplementation = {};
     for (const method of service.methodsArray) {
       method.resolve();
-      if (method.requestStream || method.responseStream) continue;
+      const streaming = Boolean(method.requestStream || method.responseStream);
+      const duplex = streamHandlers[method.name];
+      // Streaming methods without a handler are left out: grpc-js answers UNIMPLEMENTED for them.
+      if (streaming && !duplex) continue;
       const requestType = method.resolvedRequestType!;
       const responseType = method.resolvedResponseType!;
       definition[method.name] = {
         path: `/etcdserverpb.${name}/${method.name}`,
-        requestStream: false,
-        responseStream: false,
+        requestStream: Boolean(method.requestStream),
+        responseStream: Boolean(method.responseStream),
         requestDeserialize: (buffer: Buffer): Decoded => ({
           message: requestType.decode(buffer) as unknown as PbMessage,
           wireBytes: buffer.length,
@@ -175,6 +235,10 @@ export class EtcdGrpcServer {
         responseDeserialize: (buffer: Buffer) =>
           responseType.decode(buffer) as unknown as PbMessage,
       };
+      if (duplex) {
+        implementation[method.name] = duplex;
+        continue;
+      }
       const handler = handlers[method.name] ?? unimplemented(`${name}.${method.name}`);
       implementation[method.name] = this.#wrap(`${name}.${method.name}`, handler);
     }
@@ -203,6 +267,103 @@ export class EtcdGrpcServer {
           this.#inflight--;
         });
     };
+  }
+
+  /**
+   * Serves a keep-alive stream: each request renews one lease and gets one answer, in order.
+   * Requests are handled one at a time per stream, with a bounded queue behind them.
+   */
+  #leaseKeepAlive(call: grpc.ServerDuplexStream<Decoded, PbMessage>): void {
+    const queue: bigint[] = [];
+    let busy = false;
+    let ended = false;
+    let failed = false;
+    const fail = (error: unknown) => {
+      ended = true;
+      failed = true;
+      queue.length = 0;
+      call.emit('error', toServiceError(error));
+    };
+    const pump = async () => {
+      if (busy) return;
+      busy = true;
+      while (queue.length > 0 && !ended) {
+        const id = queue.shift()!;
+        try {
+          call.write(encodeLeaseKeepAliveResponse(await this.#backend.leaseKeepAlive(id)));
+        } catch (error) {
+          if (!(error instanceof EtcdError)) {
+            this.#log.error({ err: error }, 'lease keep-alive failed');
+          }
+          fail(error);
+        }
+      }
+      busy = false;
+      if (ended && !failed) call.end();
+    };
+    call.on('data', (request: Decoded) => {
+      if (ended) return;
+      if (queue.length >= keepAliveQueueMax) {
+        fail(etcdErrors.tooManyRequests());
+        return;
+      }
+      try {
+        queue.push(int64Bigint(request.message, 'ID'));
+      } catch (error) {
+        fail(error);
+        return;
+      }
+      void pump();
+    });
+    call.on('end', () => {
+      ended = true;
+      if (!busy && !failed) call.end();
+    });
+    call.on('error', () => {
+      ended = true;
+    });
+  }
+
+  /**
+   * Streams a snapshot of the store, waiting for the client to drain before each next chunk so
+   * that at most one chunk is buffered per stream. etcdctl checks what etcd appends to a snapshot
+   * (a SHA-256 of everything before it, after a body whose length is a multiple of 512 bytes), so
+   * the stream ends with a trailer: zero padding, the body's real length as a big-endian u64
+   * ending on a 512-byte boundary, then the SHA-256 of all preceding bytes.
+   */
+  #snapshot(call: grpc.ServerWritableStream<Decoded, PbMessage>): void {
+    const snapshot = this.#backend.snapshot();
+    let cancelled = false;
+    call.on('cancelled', () => {
+      cancelled = true;
+    });
+    const hash = createHash('sha256');
+    const header = encodeHeader(this.#backend.header(snapshot.revision));
+    const send = async (blob: Uint8Array) => {
+      hash.update(blob);
+      if (!call.write({ header, remainingBytes: 0, blob })) await once(call, 'drain');
+    };
+    const run = async () => {
+      let bodyBytes = 0;
+      for await (const chunk of snapshot.chunks) {
+        if (cancelled) return;
+        bodyBytes += chunk.length;
+        await send(chunk);
+      }
+      const trailer = Buffer.alloc(snapshotTrailerBytes(bodyBytes));
+      trailer.writeBigUInt64BE(BigInt(bodyBytes), trailer.length - 8);
+      await send(trailer);
+      call.write({ header, remainingBytes: 0, blob: hash.digest() });
+    };
+    run()
+      .then(
+        () => call.end(),
+        (error: unknown) => {
+          this.#log.error({ err: error }, 'snapshot stream failed');
+          call.emit('error', toServiceError(error));
+        },
+      )
+      .finally(() => snapshot.release());
   }
 
   /** Writes travel through raft in etcd, which refuses proposals above --max-request-bytes. */
@@ -247,6 +408,12 @@ export class EtcdGrpcServer {
     // shoal raises no alarms yet (no space quota, no corruption check), so the list is empty.
     return { header: encodeHeader((await this.#backend.status()).header), alarms: [] };
   }
+}
+
+/** Padding plus the 8-byte length that bring a snapshot body to a multiple of 512 bytes. */
+export function snapshotTrailerBytes(bodyBytes: number): number {
+  const withLength = bodyBytes + 8;
+  return 8 + ((512 - (withLength % 512)) % 512);
 }
 
 function hasWrites(txn: ReturnType<typeof decodeTxnRequest>): boolean {
