@@ -273,7 +273,7 @@ describe('graceful leave', () => {
     const notices = messagesOf(a.drain().packets, 'dead');
     assert.ok(notices.length > 0);
     assert.deepEqual(notices[0], { type: 'dead', name: 'a', incarnation: 1, from: 'a' });
-    assert.equal(a.leaveSent, true);
+    assert.ok(a.leaveTransmits >= 1);
     const b = member('b');
     know(b, ['a']);
     b.receive('a-addr', notices[0]!, 110);

@@ -208,11 +208,13 @@ export class Swim {
     return this.self.incarnation;
   }
 
-  /** Whether `leave()` was called and the leave notice has been sent at least once. */
-  get leaveSent(): boolean {
-    if (this.leftAtMs === null) return false;
-    const transmits = this.broadcasts.transmitsOf(this.self.name);
-    return transmits === undefined || transmits > 0;
+  /**
+   * How many times the leave notice has been sent since `leave()` (Infinity once it has been sent
+   * as often as any broadcast is), or 0 before `leave()`.
+   */
+  get leaveTransmits(): number {
+    if (this.leftAtMs === null) return 0;
+    return this.broadcasts.transmitsOf(this.self.name) ?? Number.POSITIVE_INFINITY;
   }
 
   /** Every member known, this one included. */
@@ -734,10 +736,17 @@ export class Swim {
   private randomMembers(count: number, accept: (record: MemberRecord) => boolean): MemberRecord[] {
     const chosen: MemberRecord[] = [];
     const size = this.probeOrder.length;
-    // Random picks first (cheap when most members qualify), then a bounded sweep as a fallback.
-    for (let attempt = 0; attempt < 3 * size && chosen.length < count; attempt++) {
-      const record = this.membersByName.get(this.probeOrder[randomIndex(this.random, size)]!);
-      if (record !== undefined && accept(record) && !chosen.includes(record)) chosen.push(record);
+    if (size === 0 || count <= 0) return chosen;
+    // Random picks first (cheap when most members qualify) ...
+    for (let attempt = 0; attempt < 3 * count && chosen.length < count; attempt++) {
+      const record = this.membersByName.get(this.probeOrder[randomIndex(this.random, size)]!)!;
+      if (accept(record) && !chosen.includes(record)) chosen.push(record);
+    }
+    // ... then a sweep from a random offset, so few qualifying members are still all found.
+    const offset = randomIndex(this.random, size);
+    for (let step = 0; step < size && chosen.length < count; step++) {
+      const record = this.membersByName.get(this.probeOrder[(offset + step) % size]!)!;
+      if (accept(record) && !chosen.includes(record)) chosen.push(record);
     }
     return chosen;
   }
