@@ -38,6 +38,8 @@ export interface SimMember {
   crashed: boolean;
   slow: boolean;
   stalledUntilMs: number;
+  /** Seeds to re-contact until a push-pull reply arrives (as the UDP runtime's join does). */
+  joinSeeds: readonly string[];
   /** The tick event currently scheduled for this member (older ones are stale). */
   wakeAtMs: number;
 }
@@ -51,6 +53,7 @@ export interface ObservedEvent {
 type SimEvent =
   | { kind: 'tick'; atMs: number; priority: 0; member: string }
   | { kind: 'stall'; atMs: number; priority: 0; member: string }
+  | { kind: 'joinRetry'; atMs: number; priority: 0; member: string }
   | {
       kind: 'deliver';
       atMs: number;
@@ -59,6 +62,9 @@ type SimEvent =
       fromAddress: string;
       messages: Message[];
     };
+
+/** A joining member re-sends its join this often until a seed answers, as `Memberlist` does. */
+export const JOIN_RETRY_MS = 500;
 
 /** Most simulator events processed by one `runUntil` call, to stop a runaway scenario loudly. */
 export const SIM_EVENTS_PER_RUN_MAX = 200_000_000;
@@ -91,9 +97,25 @@ export class SwimSimulation {
       random: createSeededRandom(seed),
       nowMs: this.nowMs,
     });
-    const member: SimMember = { name, swim, crashed: false, slow, stalledUntilMs: 0, wakeAtMs: -1 };
+    const member: SimMember = {
+      name,
+      swim,
+      crashed: false,
+      slow,
+      stalledUntilMs: 0,
+      joinSeeds: seeds,
+      wakeAtMs: -1,
+    };
     this.members.set(name, member);
-    if (seeds.length > 0) swim.join(seeds, this.nowMs);
+    if (seeds.length > 0) {
+      swim.join(seeds, this.nowMs);
+      this.queue.push({
+        kind: 'joinRetry',
+        atMs: this.nowMs + JOIN_RETRY_MS,
+        priority: 0,
+        member: name,
+      });
+    }
     this.flush(member);
     if (slow) this.scheduleStall(member);
     return member;
@@ -148,6 +170,13 @@ export class SwimSimulation {
       return;
     }
     if (event.kind === 'tick' && event.atMs !== member.wakeAtMs) return; // Stale wake-up.
+    if (event.kind === 'joinRetry') {
+      if (member.joinSeeds.length === 0) return;
+      member.swim.join(member.joinSeeds, this.nowMs);
+      this.queue.push({ ...event, atMs: this.nowMs + JOIN_RETRY_MS });
+      this.flush(member);
+      return;
+    }
     if (this.nowMs < member.stalledUntilMs) {
       // Blocked event loop: everything waits; timers run first when it unblocks (priority 0).
       if (event.kind === 'tick') member.wakeAtMs = member.stalledUntilMs;
@@ -168,6 +197,7 @@ export class SwimSimulation {
   /** Sends a member's output onto the network and reschedules its wake-up. */
   private flush(member: SimMember): void {
     const output = member.swim.drain();
+    if (output.syncedFrom.length > 0) member.joinSeeds = [];
     for (const packet of output.packets) this.send(member.name, packet.toAddress, packet.messages);
     for (const event of output.events) {
       for (const listener of this.listeners) listener({ observer: member.name, event });
