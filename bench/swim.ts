@@ -6,6 +6,7 @@
  * Pass `--quick` for a smaller run.
  */
 import { cpus } from 'node:os';
+import { type LifeguardOptions, lifeguardOff } from '../src/membership/core/types.js';
 import {
   type AccuracyResult,
   percentile,
@@ -37,21 +38,27 @@ function convergence(): void {
 }
 
 function detection(): void {
-  section('Detection: crashed members until every live member sees them dead');
-  console.log('| members | crashes | undetected | p50 periods | p99 periods | max periods |');
-  console.log('| ---: | ---: | ---: | ---: | ---: | ---: |');
+  section('Detection: crashed members (3 at a time) until every live member sees them dead');
+  console.log(
+    '| members | Lifeguard | crashes | undetected | p50 periods | p99 periods | max periods |',
+  );
+  console.log('| ---: | --- | ---: | ---: | ---: | ---: | ---: |');
   for (const memberCount of quick ? [50] : [50, 100]) {
-    const periods: number[] = [];
-    let undetected = 0;
-    for (const seed of seeds) {
-      const result = runDetection(seed, memberCount, 3, quick ? 2 : 4);
-      periods.push(...result.periods);
-      undetected += result.undetected;
+    for (const lifeguard of [true, false]) {
+      const periods: number[] = [];
+      let undetected = 0;
+      for (const seed of seeds) {
+        const result = runDetection(seed, memberCount, 3, quick ? 2 : 4, lifeguard);
+        periods.push(...result.periods);
+        undetected += result.undetected;
+      }
+      const row = [0.5, 0.99, 1].map((p) => percentile(periods, p).toFixed(2));
+      const crashes = periods.length + undetected;
+      const label = lifeguard ? 'on' : 'off';
+      console.log(
+        `| ${memberCount} | ${label} | ${crashes} | ${undetected} | ${row.join(' | ')} |`,
+      );
     }
-    const row = [0.5, 0.99, 1].map((p) => percentile(periods, p).toFixed(2));
-    console.log(
-      `| ${memberCount} | ${periods.length + undetected} | ${undetected} | ${row.join(' | ')} |`,
-    );
   }
 }
 
@@ -65,7 +72,7 @@ function accuracy(): void {
       `${stalls.durationMsMin / 1000}–${stalls.durationMsMax / 1000} s, mean gap ` +
       `${stalls.meanGapMs / 1000} s), 10% packet loss, ${durationMs / 1000} s per seed`,
   );
-  const totals = (lifeguard: boolean) => {
+  const totals = (lifeguard: boolean | LifeguardOptions) => {
     const sum = { healthy: 0, all: 0, members: 0, suspicions: 0, refutations: 0 };
     for (const seed of seeds) {
       const result: AccuracyResult = runAccuracy({
@@ -85,16 +92,25 @@ function accuracy(): void {
     }
     return sum;
   };
+  const only = (key: keyof LifeguardOptions): LifeguardOptions => ({
+    ...lifeguardOff,
+    [key]: true,
+  });
   const off = totals(false);
   const on = totals(true);
+  const rows: [string, ReturnType<typeof totals>][] = [['off (plain SWIM)', off]];
+  if (!quick) {
+    rows.push(['local health awareness only', totals(only('localHealthAwareness'))]);
+    rows.push(['dynamic suspicion only', totals(only('dynamicSuspicion'))]);
+    rows.push(['buddy system only', totals(only('buddySystem'))]);
+  }
+  rows.push(['on (all three)', on]);
   console.log(
-    '| Lifeguard | false dead events about healthy members | about any running member | running members declared dead (per seed, summed) | suspicions started | refutations |',
+    '| Lifeguard | false dead events about healthy members | about any running member | ' +
+      'running members declared dead (per seed, summed) | suspicions started | refutations |',
   );
   console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
-  for (const [label, row] of [
-    ['off', off],
-    ['on', on],
-  ] as const) {
+  for (const [label, row] of rows) {
     console.log(
       `| ${label} | ${row.healthy} | ${row.all} | ${row.members} | ${row.suspicions} | ${row.refutations} |`,
     );

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { after, test } from 'node:test';
-import { Memberlist } from '../src/membership/index.js';
+import { decodeMemberMeta, encodeMemberMeta, Memberlist } from '../src/membership/index.js';
 import { parseAddress } from '../src/membership/udp-transport.js';
 
 const fastConfig = {
@@ -49,6 +49,19 @@ test('members join through a seed, detect a crashed member and see a graceful le
 
   const events: string[] = [];
   seed.on('event', (event) => events.push(`${event.type}:${event.member.name}`));
+  const meta = {
+    role: 'learner',
+    clientUrls: [],
+    peerUrls: ['http://127.0.0.1:2380'],
+    freeDiskBytes: 5,
+  };
+  a.updateMeta(encodeMemberMeta(meta));
+  await waitFor('the new metadata to reach the seed', () => {
+    const view = seed.members().find((member) => member.name === 'node-1');
+    return view !== undefined && decodeMemberMeta(view.meta)?.role === 'learner';
+  });
+  assert.ok(events.includes('update:node-1'));
+
   await c.shutdown(); // A crash, as far as the others can tell.
   await waitFor('node-3 to be declared dead by all', () =>
     [seed, a, b].every((member) => stateOf(member, 'node-3') === 'dead'),

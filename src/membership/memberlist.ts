@@ -131,16 +131,16 @@ export class Memberlist extends EventEmitter<MemberlistEvents> {
     this.flush();
   }
 
-  /** Joins through `seeds` ("host:port"); resolves with the seed that answered first. */
+  /** Joins through `seeds` ("host:port"); resolves with the address of the first that answered. */
   async join(seeds: readonly string[], timeoutMs = JOIN_TIMEOUT_MS_DEFAULT): Promise<string> {
     this.assertOpen();
     let resolveJoin!: (address: string) => void;
     const joined = new Promise<string>((resolve) => {
       resolveJoin = resolve;
     });
-    const waiter = (address: string) => {
-      if (seeds.includes(address)) resolveJoin(address);
-    };
+    // Any push-pull reply means we joined: a seed named "localhost:7946" answers from
+    // "127.0.0.1:7946", so the addresses need not match the ones given.
+    const waiter = (address: string) => resolveJoin(address);
     this.syncWaiters.add(waiter);
     const attempt = () => {
       this.core.join(seeds, this.nowMs());

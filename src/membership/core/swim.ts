@@ -268,6 +268,25 @@ export class Swim {
     this.gossip();
   }
 
+  /** Throws if an internal invariant is broken (for tests and the simulator; O(members)). */
+  checkInvariants(): void {
+    const fail = (what: string) => {
+      throw new Error(`swim ${this.self.name}: invariant broken: ${what}`);
+    };
+    if (this.probeOrder.length !== this.membersByName.size - 1) fail('probe order size');
+    for (const name of this.probeOrder) {
+      if (name === this.self.name || !this.membersByName.has(name)) fail(`probe order has ${name}`);
+    }
+    for (const record of this.membersByName.values()) {
+      const suspect = record.state === MemberState.suspect;
+      if (suspect !== (record.suspicion !== null)) fail(`suspicion of ${record.name}`);
+      if (suspect !== this.suspected.has(record.name)) fail(`suspected set for ${record.name}`);
+    }
+    if (this.awareness.score < 0 || this.awareness.score >= this.config.awarenessMaxMultiplier) {
+      fail('health score range');
+    }
+  }
+
   /** Takes everything produced since the last drain. */
   drain(): SwimOutput {
     const output = { packets: this.packets, events: this.events, syncedFrom: this.syncedFrom };

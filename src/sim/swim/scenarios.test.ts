@@ -74,14 +74,16 @@ test('per-member message load stays constant as the cluster grows', () => {
   for (const value of packets) assert.ok(value > 1.8 && value < 2.5, `${value}`);
 });
 
-test('a simulation replays exactly from its seed', () => {
+test('a simulation replays exactly from its seed, with invariants holding throughout', () => {
   const run = () => {
     const sim = new SwimSimulation({
       seed: 11,
       config: defaultLanConfig(),
       network: { lossRate: 0.05, latencyMsMin: 1, latencyMsMax: 5 },
+      stalls: { meanGapMs: 5000, durationMsMin: 500, durationMsMax: 8000 },
+      checkInvariants: true,
     });
-    startCluster(sim, 20);
+    startCluster(sim, 20, 3);
     sim.runUntil(20_000);
     sim.crash('m3');
     sim.runUntil(60_000);

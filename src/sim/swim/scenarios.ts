@@ -4,7 +4,12 @@
  * members, false positives under loss and slow members with and without Lifeguard, and per-member
  * message load as the cluster grows. Times are reported in protocol periods (probe intervals).
  */
-import { defaultLanConfig, lifeguardOff, type SwimConfig } from '../../membership/core/types.js';
+import {
+  defaultLanConfig,
+  type LifeguardOptions,
+  lifeguardOff,
+  type SwimConfig,
+} from '../../membership/core/types.js';
 import { type NetworkOptions, type StallOptions, SwimSimulation } from './simulation.js';
 
 export const LAN_NETWORK: NetworkOptions = { lossRate: 0, latencyMsMin: 1, latencyMsMax: 5 };
@@ -62,8 +67,9 @@ export function runDetection(
   memberCount: number,
   killsPerRound: number,
   rounds: number,
+  lifeguard = true,
 ): DetectionResult {
-  const config = defaultLanConfig();
+  const config = lifeguard ? defaultLanConfig() : defaultLanConfig({ lifeguard: lifeguardOff });
   const sim = new SwimSimulation({ seed, config, network: LAN_NETWORK });
   startCluster(sim, memberCount);
   sim.runUntil(120_000, () => allSeeAllAlive(sim), 100);
@@ -104,7 +110,8 @@ export interface AccuracyOptions {
   readonly slowCount: number;
   readonly lossRate: number;
   readonly durationMs: number;
-  readonly lifeguard: boolean;
+  /** true: all refinements; false: none; or a selection. */
+  readonly lifeguard: boolean | LifeguardOptions;
   readonly stalls: StallOptions;
 }
 
@@ -122,7 +129,13 @@ export interface AccuracyResult {
 /** Runs a converged cluster with loss and stalling members and counts false death declarations. */
 export function runAccuracy(options: AccuracyOptions): AccuracyResult {
   const base = defaultLanConfig();
-  const config: SwimConfig = options.lifeguard ? base : { ...base, lifeguard: lifeguardOff };
+  const lifeguard =
+    options.lifeguard === true
+      ? base.lifeguard
+      : options.lifeguard === false
+        ? lifeguardOff
+        : options.lifeguard;
+  const config: SwimConfig = { ...base, lifeguard };
   const sim = new SwimSimulation({
     seed: options.seed,
     config,

@@ -30,6 +30,8 @@ export interface SimulationOptions {
   readonly config: SwimConfig;
   readonly network: NetworkOptions;
   readonly stalls?: StallOptions;
+  /** Run every member's `checkInvariants()` after each step (slow; for tests). */
+  readonly checkInvariants?: boolean;
 }
 
 export interface SimMember {
@@ -196,6 +198,7 @@ export class SwimSimulation {
 
   /** Sends a member's output onto the network and reschedules its wake-up. */
   private flush(member: SimMember): void {
+    if (this.options.checkInvariants) member.swim.checkInvariants();
     const output = member.swim.drain();
     if (output.syncedFrom.length > 0) member.joinSeeds = [];
     for (const packet of output.packets) this.send(member.name, packet.toAddress, packet.messages);
