@@ -7,7 +7,13 @@
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { after, test } from 'node:test';
-import { decodeMemberMeta, encodeMemberMeta, Memberlist } from '../src/membership/index.js';
+import {
+  decodeMemberMeta,
+  encodeMemberMeta,
+  encodePacket,
+  Memberlist,
+  type Message,
+} from '../src/membership/index.js';
 import { parseAddress } from '../src/membership/udp-transport.js';
 
 const fastConfig = {
@@ -87,9 +93,22 @@ test('garbage and oversized datagrams are dropped and counted', async () => {
   await send(Buffer.from('definitely not msgpack'));
   await send(Buffer.from([0x91, 0x81, 0xa4, 0x74, 0x79, 0x70, 0x65, 0xa3, 0x62, 0x61, 0x64]));
   await send(Buffer.alloc(4000, 0x90));
+  // Well-formed, but gossips an address that is not host:port: probing it must not crash.
+  const bogus = {
+    type: 'alive',
+    name: 'bogus',
+    address: 'no-port-here',
+    incarnation: 0,
+    meta: new Uint8Array(0),
+  };
+  await send(encodePacket([bogus as Message]));
   socket.close();
-  await waitFor('three datagrams to be counted', () => target.stats.udp.datagramsReceived >= 3);
+  await waitFor('four datagrams to be counted', () => target.stats.udp.datagramsReceived >= 4);
   assert.equal(target.stats.udp.droppedMalformed, 2);
   assert.equal(target.stats.udp.droppedOversized, 1);
-  assert.equal(target.aliveMembers().length, 1);
+  await waitFor('a probe of the bogus address', () => target.stats.udp.droppedBadAddress > 0);
+  assert.equal(
+    target.members().find((member) => member.name === 'bogus')?.state !== undefined,
+    true,
+  );
 });

@@ -19,6 +19,8 @@ export interface UdpTransportStats {
   droppedMalformed: number;
   /** Packets not sent because they encoded larger than DATAGRAM_BYTES_MAX (a bug in the caller). */
   droppedOversizedSend: number;
+  /** Packets not sent because the address (gossiped by others, so untrusted) is not host:port. */
+  droppedBadAddress: number;
   sendErrors: number;
 }
 
@@ -49,6 +51,7 @@ export class UdpTransport {
     droppedOversized: 0,
     droppedMalformed: 0,
     droppedOversizedSend: 0,
+    droppedBadAddress: 0,
     sendErrors: 0,
   };
   private handler: PacketHandler = () => {};
@@ -98,7 +101,14 @@ export class UdpTransport {
 
   /** Sends raw bytes (for tests that must put garbage on the wire, and for `send`). */
   sendRaw(toAddress: string, bytes: Uint8Array): void {
-    const { host, port } = parseAddress(toAddress);
+    let host: string;
+    let port: number;
+    try {
+      ({ host, port } = parseAddress(toAddress));
+    } catch {
+      this.stats.droppedBadAddress++;
+      return;
+    }
     this.stats.datagramsSent++;
     this.sendsInFlight++;
     this.socket.send(bytes, port, host, (error) => {
