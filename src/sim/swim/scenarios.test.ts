@@ -64,7 +64,7 @@ test('Lifeguard reduces false positives about healthy members under loss and sta
 });
 
 test('per-member message load stays constant as the cluster grows', () => {
-  const loads = [10, 40, 120].map((memberCount) => runLoad(5, memberCount, 30_000));
+  const loads = [10, 50, 200].map((memberCount) => runLoad(5, memberCount, 30_000));
   const packets = loads.map((load) => load.packetsPerMemberPerSecond);
   const bytes = loads.map((load) => load.bytesPerMemberPerSecond);
   const spread = (values: number[]) => Math.max(...values) / Math.min(...values);
