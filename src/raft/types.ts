@@ -93,3 +93,154 @@ export function entrySizeBytes(entry: Entry): number {
   // A fixed overhead for term, index and type, plus the payload.
   return 24 + entry.data.byteLength;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Messages, membership changes and reads: added for the raft core (src/raft/raft.ts). Every field
+// is a number, a boolean, a Uint8Array or an array/object of those, so messages can be encoded
+// with msgpack as they are. Every message carries every field (a fixed shape keeps V8 fast).
+// ---------------------------------------------------------------------------------------------
+
+export const MessageType = {
+  /** Local: start an election (the election timer fired, or `campaign()` was called). */
+  Hup: 0,
+  /** Local: the leader's heartbeat timer fired. */
+  Beat: 1,
+  /** A proposal: local, or forwarded by a follower to its leader. */
+  Prop: 2,
+  /** AppendEntries request. */
+  App: 3,
+  /** AppendEntries response; `reject` with `rejectHint`/`logTerm` when the log did not match. */
+  AppResp: 4,
+  Vote: 5,
+  VoteResp: 6,
+  /** InstallSnapshot request: `snapshot` carries the metadata (and the data, see index.ts). */
+  Snap: 7,
+  Heartbeat: 8,
+  HeartbeatResp: 9,
+  /** Local: the transport could not reach `from`. */
+  Unreachable: 10,
+  /** Local: the transport finished (or failed) sending a snapshot to `from`. */
+  SnapStatus: 11,
+  /** Local: the leader checks that it still hears from a quorum. */
+  CheckQuorum: 12,
+  /** Ask the leader to hand leadership to `from` (the transferee). */
+  TransferLeader: 13,
+  /** The leader tells the transferee to start an election right now (thesis §3.10). */
+  TimeoutNow: 14,
+  /** A linearizable read request: local, or forwarded by a follower to its leader. */
+  ReadIndex: 15,
+  ReadIndexResp: 16,
+  PreVote: 17,
+  PreVoteResp: 18,
+} as const;
+export type MessageType = (typeof MessageType)[keyof typeof MessageType];
+
+export interface Message {
+  type: MessageType;
+  to: NodeId;
+  from: NodeId;
+  /** The sender's term; 0 for local messages. For PreVote it is the term the sender would use. */
+  term: number;
+  /** App: term of the entry at `index`. AppResp reject: term of the follower's entry at the hint. */
+  logTerm: number;
+  /** App: index of the entry before `entries`. AppResp: last matched (or rejected) index. */
+  index: number;
+  entries: Entry[];
+  /** The sender's commit index (App, Heartbeat). */
+  commit: number;
+  /** Snap: the snapshot to install. SnapStatus uses no snapshot. */
+  snapshot: Snapshot | null;
+  reject: boolean;
+  /** AppResp reject: the follower's guess of the highest index where the logs may match. */
+  rejectHint: number;
+  /** ReadIndex: the request context echoed back; Vote: CAMPAIGN_TRANSFER marks a transfer. */
+  context: Uint8Array;
+}
+
+/** The context of a vote request sent by a transferee: it may disrupt a leader's lease. */
+export const CAMPAIGN_TRANSFER: Uint8Array = new Uint8Array([0x74]);
+
+export const ConfChangeType = {
+  AddNode: 0,
+  RemoveNode: 1,
+  AddLearner: 2,
+} as const;
+export type ConfChangeType = (typeof ConfChangeType)[keyof typeof ConfChangeType];
+
+export const ConfChangeTransition = {
+  /** A single voter change is applied directly; anything larger uses a joint configuration that
+   *  is left automatically once committed. */
+  Auto: 0,
+  /** Always use a joint configuration, left automatically. */
+  JointImplicit: 1,
+  /** Always use a joint configuration; the application proposes an empty change to leave it. */
+  JointExplicit: 2,
+} as const;
+export type ConfChangeTransition = (typeof ConfChangeTransition)[keyof typeof ConfChangeTransition];
+
+export interface ConfChangeSingle {
+  readonly type: ConfChangeType;
+  readonly nodeId: NodeId;
+}
+
+/**
+ * A membership change. An empty `changes` list means "leave the joint configuration". `context`
+ * is opaque to raft (the member layer puts the new member's address there).
+ */
+export interface ConfChange {
+  readonly transition: ConfChangeTransition;
+  readonly changes: readonly ConfChangeSingle[];
+  readonly context: Uint8Array;
+}
+
+/** A linearizable read is safe once the state machine has applied `index`. */
+export interface ReadState {
+  readonly index: number;
+  readonly requestCtx: Uint8Array;
+}
+
+export const Role = {
+  Follower: 0,
+  Candidate: 1,
+  Leader: 2,
+  PreCandidate: 3,
+} as const;
+export type Role = (typeof Role)[keyof typeof Role];
+
+export const ROLE_NAMES: Record<Role, string> = {
+  0: 'follower',
+  1: 'candidate',
+  2: 'leader',
+  3: 'pre-candidate',
+};
+
+/** Volatile state worth reporting: it changes when a leader is elected or the role changes. */
+export interface SoftState {
+  readonly lead: NodeId;
+  readonly role: Role;
+}
+
+/** Error codes a caller of the raft core can receive when a request is refused. */
+export type RaftErrorCode =
+  | 'NO_LEADER'
+  | 'UNCOMMITTED_LIMIT'
+  | 'TRANSFERRING'
+  | 'CONF_CHANGE_PENDING'
+  | 'NOT_LEADER'
+  | 'STEP_LOCAL_MESSAGE'
+  | 'READY_OUTSTANDING'
+  | 'READ_QUEUE_FULL'
+  | 'NOT_BOOTSTRAPPABLE'
+  | 'BAD_CONFIG'
+  | 'BAD_CONF_CHANGE';
+
+/** A refused request. The request had no effect; the caller may retry (often elsewhere). */
+export class RaftError extends Error {
+  constructor(
+    readonly code: RaftErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'RaftError';
+  }
+}

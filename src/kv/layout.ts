@@ -1,0 +1,108 @@
+/**
+ * The LMDB layout of the MVCC store: one environment, six named databases.
+ *
+ * - `revs`: the history, in etcd's own format (see codec.ts). Key: revision key (main, sub,
+ *   tombstone mark), in revision order. Value: protobuf KeyValue; a tombstone holds only the key.
+ *   Used for historical reads, watch replay, compaction, HashKV and snapshots.
+ * - `live`: raw key -> protobuf KeyValue of every key that exists now. Current reads (the common
+ *   case), ranges and counts at the current revision are one ordered scan here, and a put finds the
+ *   previous create revision, version and lease with one lookup.
+ * - `index`: dupsort raw key -> [-main, sub, tombstone] (ordered-binary, so the newest revision
+ *   sorts first). A read at a past revision R seeks to the first value >= [-R], which is the key's
+ *   newest revision <= R, and then fetches that revision from `revs`.
+ * - `leases`: 8-byte lease id -> lease record; `leaseKeys`: dupsort 8-byte lease id -> raw key,
+ *   the keys attached to each lease (sorted, so a revoke deletes them in key order as etcd does).
+ * - `meta`: current revision, compacted revision, applied raft index, restore-in-progress flag.
+ *
+ * Keys are raw bytes (0x00 included) and LMDB orders them bytewise, which is etcd's key order.
+ * LMDB keys are at most 1978 bytes, hence KEY_BYTES_MAX in validate.ts.
+ */
+import { type Database, open, type RootDatabase } from 'lmdb';
+
+export type IndexValue = [negativeMain: number, sub: number, tombstone: 0 | 1];
+
+export interface KvDatabases {
+  env: RootDatabase;
+  meta: Database<Buffer, Buffer>;
+  revs: Database<Buffer, Buffer>;
+  live: Database<Buffer, Buffer>;
+  index: Database<IndexValue, Buffer>;
+  /** The same database as `index`, read and written as raw bytes (snapshots). */
+  indexRaw: Database<Buffer, Buffer>;
+  leases: Database<Buffer, Buffer>;
+  leaseKeys: Database<Buffer, Buffer>;
+}
+
+/** The databases a snapshot carries, in snapshot order. Their position is their id on the wire. */
+export const SNAPSHOT_DATABASES = [
+  'meta',
+  'revs',
+  'live',
+  'indexRaw',
+  'leases',
+  'leaseKeys',
+] as const;
+export type SnapshotDatabaseName = (typeof SNAPSHOT_DATABASES)[number];
+
+export interface OpenLayoutOptions {
+  path: string;
+  /** Skip fsync at commit: faster, but a machine crash may lose the latest applied batches. */
+  noSync?: boolean;
+}
+
+export function openDatabases(options: OpenLayoutOptions): KvDatabases {
+  const env = open({
+    path: options.path,
+    maxDbs: 8,
+    noSync: options.noSync ?? false,
+    // The store only uses synchronous transactions; readers never need to see uncommitted data.
+    cache: false,
+  });
+  const binary = { keyEncoding: 'binary', encoding: 'binary' } as const;
+  return {
+    env,
+    meta: env.openDB<Buffer, Buffer>({ name: 'meta', ...binary }),
+    revs: env.openDB<Buffer, Buffer>({ name: 'revs', ...binary }),
+    live: env.openDB<Buffer, Buffer>({ name: 'live', ...binary }),
+    index: env.openDB<IndexValue, Buffer>({
+      name: 'index',
+      keyEncoding: 'binary',
+      encoding: 'ordered-binary',
+      dupSort: true,
+    }),
+    indexRaw: env.openDB<Buffer, Buffer>({ name: 'index', ...binary, dupSort: true }),
+    leases: env.openDB<Buffer, Buffer>({ name: 'leases', ...binary }),
+    leaseKeys: env.openDB<Buffer, Buffer>({ name: 'leaseKeys', ...binary, dupSort: true }),
+  };
+}
+
+export const MetaKey = {
+  currentRevision: Buffer.from('currentRevision'),
+  compactRevision: Buffer.from('compactRevision'),
+  appliedIndex: Buffer.from('appliedIndex'),
+  restoring: Buffer.from('restoring'),
+} as const;
+
+export function encodeNumber(value: number): Buffer {
+  const bytes = Buffer.allocUnsafe(8);
+  bytes.writeDoubleBE(value, 0);
+  return bytes;
+}
+
+export function decodeNumber(bytes: Uint8Array | undefined, fallback: number): number {
+  if (bytes === undefined) return fallback;
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).readDoubleBE(0);
+}
+
+/** A lease's stored record. More fields (remaining TTL checkpoints) will follow with expiry. */
+export interface LeaseRecord {
+  ttlSeconds: number;
+}
+
+export function encodeLeaseRecord(record: LeaseRecord): Buffer {
+  return encodeNumber(record.ttlSeconds);
+}
+
+export function decodeLeaseRecord(bytes: Uint8Array): LeaseRecord {
+  return { ttlSeconds: decodeNumber(bytes, 0) };
+}

@@ -1,0 +1,504 @@
+/**
+ * shoal's replicated key-value state machine: an MVCC store on LMDB that behaves like etcd 3.4's.
+ *
+ * Usage by the member process:
+ * 1. `MvccStore.open({ path })` once; `appliedIndex` says where raft must resume applying.
+ * 2. For each batch of committed raft entries, call `applyBatch(entries)`. The whole batch is one
+ *    LMDB write transaction that also records the last applied index, so after a crash a batch is
+ *    either entirely applied or not at all, and entries at or below `appliedIndex` are skipped:
+ *    re-delivering entries after a restart is harmless. Apply is deterministic: the same entries
+ *    give the same state and the same responses on every member.
+ * 3. After the commit, subscribers (`subscribe`) receive the events of every new revision in
+ *    order; `readHistory` replays older revisions for watches that start in the past.
+ * 4. Serializable reads call `range` directly (outside raft); linearizable ones call it after
+ *    ReadIndex. `hashKv`, `status`, `snapshot`/`restore` and `quotaCheck` serve Maintenance.
+ *
+ * Revisions follow etcd: a new store is at revision 1 and the first write creates revision 2; a
+ * request that changes nothing does not create a revision; compact revision -1 means "never
+ * compacted". The LMDB layout is described in layout.ts; etcd's rules for each request in
+ * reader.ts (Range) and txn.ts (Put, DeleteRange, Txn).
+ */
+import { type Logger, pino } from 'pino';
+import { decodeKeyValue, encodeLeaseId, revisionLowerBound } from './codec.js';
+import {
+  errCompacted,
+  errFutureRev,
+  errLeaseExist,
+  errLeaseNotFound,
+  errLeaseTtlTooLarge,
+  errNoSpace,
+  KvError,
+} from './errors.js';
+import { computeHashKv } from './hash.js';
+import {
+  type HistoryOptions,
+  type HistoryResult,
+  type RevisionEvents,
+  readHistory,
+} from './history.js';
+
+export type { HistoryOptions, HistoryResult, RevisionEvents };
+
+import {
+  decodeLeaseRecord,
+  decodeNumber,
+  encodeLeaseRecord,
+  encodeNumber,
+  type KvDatabases,
+  MetaKey,
+  openDatabases,
+} from './layout.js';
+import { boundsOf, header, latestAt, type ReadContext, rangeRequest } from './reader.js';
+import { restoreSnapshot, type SnapshotStream, writeSnapshot } from './snapshot.js';
+
+export type { SnapshotStream };
+
+import { applyDeleteRange, applyPut, applyTxnOps, checkTxnPath, compareToPath } from './txn.js';
+import type {
+  CompactionRequest,
+  CompactionResponse,
+  HashKVResponse,
+  KvRequest,
+  KvResponse,
+  LeaseGrantRequest,
+  LeaseGrantResponse,
+  LeaseRevokeRequest,
+  LeaseRevokeResponse,
+  RangeRequest,
+  RangeResponse,
+  TxnRequest,
+  TxnResponse,
+} from './types.js';
+import { assertSafeInteger } from './types.js';
+import { TXN_OPS_MAX_DEFAULT, validateRequest } from './validate.js';
+import { WriteRequest } from './write.js';
+
+/** Entries per applyBatch call; the caller splits larger commits (bounds one LMDB transaction). */
+export const APPLY_BATCH_ENTRIES_MAX = 8192;
+/** etcd's MaxLeaseTTL: 9,000,000,000 seconds. */
+export const LEASE_TTL_MAX_SECONDS = 9_000_000_000;
+/** etcd's default --quota-backend-bytes (2 GiB). */
+export const QUOTA_BYTES_DEFAULT = 2 * 1024 * 1024 * 1024;
+/** History entries examined per compaction step (keeps the pending-deletion list bounded). */
+export const COMPACTION_STEP_ENTRIES_MAX = 10_000;
+/** etcd's per-request size overheads used by its quota cost estimate. */
+const KV_OVERHEAD_BYTES = 256;
+const LEASE_OVERHEAD_BYTES = 64;
+const INITIAL_REVISION = 1;
+const NEVER_COMPACTED = -1;
+
+export interface MvccStoreOptions {
+  /** The LMDB file (a lock file `<path>-lock` sits next to it). */
+  path: string;
+  /** Database size above which writes fail with NOSPACE. */
+  quotaBytes?: number;
+  /** etcd's --max-txn-ops. */
+  txnOpsMax?: number;
+  /** Leases granted with a shorter TTL get this one (etcd derives it from the election timeout). */
+  minLeaseTtlSeconds?: number;
+  /** Skip fsync per batch; safe only because raft's WAL can replay what a crash loses. */
+  noSync?: boolean;
+  logger?: Logger;
+}
+
+export interface ApplyEntry {
+  index: number;
+  /** Undefined for raft entries that are not key-value commands (they only advance the index). */
+  request?: KvRequest;
+}
+
+export type ApplyResult =
+  | { index: number; status: 'ok'; response: KvResponse }
+  | { index: number; status: 'error'; error: KvError }
+  | { index: number; status: 'noop' }
+  | { index: number; status: 'skipped' };
+
+export type EventListener = (revisions: readonly RevisionEvents[]) => void;
+
+export interface StoreStatus {
+  currentRevision: number;
+  compactRevision: number;
+  appliedIndex: number;
+  /** High-water mark of the LMDB file (etcd's dbSize). */
+  dbSizeBytes: number;
+  /** Pages holding live data (etcd's dbSizeInUse). */
+  dbSizeInUseBytes: number;
+}
+
+export interface LeaseInfo {
+  id: bigint;
+  ttlSeconds: number;
+  keys: Uint8Array[];
+}
+
+export class MvccStore {
+  private currentRevision: number;
+  private compactRevision: number;
+  private appliedIndexValue: number;
+  private readonly listeners = new Set<EventListener>();
+  private readonly quotaBytes: number;
+  private readonly txnOpsMax: number;
+  private readonly minLeaseTtlSeconds: number;
+  private readonly log: Logger;
+  private closed = false;
+  /** Set while a snapshot restore rewrites the databases; the store refuses work meanwhile. */
+  private unavailableReason: string | undefined;
+
+  private constructor(
+    private readonly dbs: KvDatabases,
+    options: MvccStoreOptions,
+  ) {
+    this.quotaBytes = options.quotaBytes ?? QUOTA_BYTES_DEFAULT;
+    this.txnOpsMax = options.txnOpsMax ?? TXN_OPS_MAX_DEFAULT;
+    this.minLeaseTtlSeconds = options.minLeaseTtlSeconds ?? 2;
+    this.log = options.logger ?? pino({ name: 'kv', level: process.env.SHOAL_LOG_LEVEL ?? 'info' });
+    if (dbs.meta.get(MetaKey.restoring) !== undefined) {
+      throw new Error(
+        `kv store ${options.path} holds an unfinished snapshot restore; restore again`,
+      );
+    }
+    this.currentRevision = decodeNumber(dbs.meta.get(MetaKey.currentRevision), INITIAL_REVISION);
+    this.compactRevision = decodeNumber(dbs.meta.get(MetaKey.compactRevision), NEVER_COMPACTED);
+    this.appliedIndexValue = decodeNumber(dbs.meta.get(MetaKey.appliedIndex), 0);
+  }
+
+  static open(options: MvccStoreOptions): MvccStore {
+    const store = new MvccStore(openDatabases(options), options);
+    store.log.info(
+      {
+        path: options.path,
+        revision: store.currentRevision,
+        compactRevision: store.compactRevision,
+        appliedIndex: store.appliedIndexValue,
+      },
+      'kv store opened',
+    );
+    return store;
+  }
+
+  get appliedIndex(): number {
+    return this.appliedIndexValue;
+  }
+
+  get revision(): number {
+    return this.currentRevision;
+  }
+
+  get compactedRevision(): number {
+    return this.compactRevision;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.listeners.clear();
+    await this.dbs.env.close();
+  }
+
+  /** Registers a listener for the events committed by each apply batch; returns unsubscribe. */
+  subscribe(listener: EventListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Applies committed raft entries in one LMDB write transaction (see the module comment). */
+  applyBatch(entries: readonly ApplyEntry[]): ApplyResult[] {
+    if (entries.length > APPLY_BATCH_ENTRIES_MAX) {
+      throw new RangeError(
+        `apply batch of ${entries.length} entries exceeds ${APPLY_BATCH_ENTRIES_MAX}`,
+      );
+    }
+    this.assertAvailable();
+    const saved = [this.currentRevision, this.compactRevision, this.appliedIndexValue] as const;
+    const results: ApplyResult[] = [];
+    const revisions: RevisionEvents[] = [];
+    try {
+      this.dbs.env.transactionSync(() => {
+        for (const entry of entries) results.push(this.applyEntry(entry, revisions));
+        if (this.appliedIndexValue !== saved[2]) this.writeMeta();
+      });
+    } catch (error) {
+      [this.currentRevision, this.compactRevision, this.appliedIndexValue] = saved;
+      throw error;
+    }
+    if (revisions.length > 0) this.emit(revisions);
+    return results;
+  }
+
+  private applyEntry(entry: ApplyEntry, revisions: RevisionEvents[]): ApplyResult {
+    assertSafeInteger(entry.index, 'raft index');
+    if (entry.index <= this.appliedIndexValue) return { index: entry.index, status: 'skipped' };
+    this.appliedIndexValue = entry.index;
+    if (entry.request === undefined) return { index: entry.index, status: 'noop' };
+    const write = new WriteRequest(this.dbs, this.currentRevision, this.compactRevision);
+    try {
+      const invalid = validateRequest(entry.request, this.txnOpsMax);
+      if (invalid) throw invalid;
+      const response = this.applyRequest(entry.request, write);
+      this.finishWrite(write, revisions);
+      return { index: entry.index, status: 'ok', response };
+    } catch (error) {
+      if (!(error instanceof KvError)) throw error;
+      // Requests check everything before writing; an error after a write would leave a partial
+      // request behind, so it must abort the whole batch instead of being answered.
+      if (write.changes > 0) throw new Error(`request failed after writing: ${error.message}`);
+      return { index: entry.index, status: 'error', error };
+    }
+  }
+
+  private finishWrite(write: WriteRequest, revisions: RevisionEvents[]): void {
+    if (write.changes === 0) return;
+    this.currentRevision = write.beginRevision + 1;
+    revisions.push({ revision: this.currentRevision, events: write.events });
+  }
+
+  private writeMeta(): void {
+    this.dbs.meta.putSync(MetaKey.currentRevision, encodeNumber(this.currentRevision));
+    this.dbs.meta.putSync(MetaKey.compactRevision, encodeNumber(this.compactRevision));
+    this.dbs.meta.putSync(MetaKey.appliedIndex, encodeNumber(this.appliedIndexValue));
+  }
+
+  private applyRequest(request: KvRequest, write: WriteRequest): KvResponse {
+    if ('range' in request) return { range: this.range(request.range) };
+    if ('put' in request) {
+      const lease = request.put.lease ?? 0n;
+      if (lease !== 0n && !this.leaseExists(lease)) throw errLeaseNotFound();
+      return { put: applyPut(write, request.put) };
+    }
+    if ('deleteRange' in request)
+      return { deleteRange: applyDeleteRange(write, request.deleteRange) };
+    if ('txn' in request) return { txn: this.applyTxn(request.txn, write) };
+    if ('compaction' in request) return { compaction: this.applyCompaction(request.compaction) };
+    if ('leaseGrant' in request) return { leaseGrant: this.applyLeaseGrant(request.leaseGrant) };
+    if ('leaseRevoke' in request) {
+      return { leaseRevoke: this.applyLeaseRevoke(request.leaseRevoke, write) };
+    }
+    throw new KvError('INVALID_ARGUMENT', 'shoal: unknown key-value request');
+  }
+
+  private assertAvailable(): void {
+    if (this.unavailableReason !== undefined) {
+      throw new Error(`kv store unavailable: ${this.unavailableReason}`);
+    }
+  }
+
+  private readContext(): ReadContext {
+    this.assertAvailable();
+    return {
+      dbs: this.dbs,
+      currentRevision: this.currentRevision,
+      compactRevision: this.compactRevision,
+    };
+  }
+
+  /** A Range at the committed state: serves serializable reads outside raft. */
+  range(request: RangeRequest): RangeResponse {
+    const invalid = validateRequest({ range: request }, this.txnOpsMax);
+    if (invalid) throw invalid;
+    return rangeRequest(this.readContext(), request);
+  }
+
+  private applyTxn(txn: TxnRequest, write: WriteRequest): TxnResponse {
+    const before = this.readContext();
+    const path = compareToPath(before, txn);
+    checkTxnPath(before, txn, path, (lease) => this.leaseExists(lease));
+    const response = applyTxnOps(write, txn, path);
+    response.header = header(write.revision);
+    return response;
+  }
+
+  private applyCompaction(request: CompactionRequest): CompactionResponse {
+    assertSafeInteger(request.revision, 'compaction revision');
+    if (request.revision <= this.compactRevision) throw errCompacted();
+    if (request.revision > this.currentRevision) throw errFutureRev();
+    const removed = this.compactHistory(request.revision);
+    this.compactRevision = request.revision;
+    this.log.info({ revision: request.revision, removed }, 'kv history compacted');
+    return { header: header(this.currentRevision) };
+  }
+
+  /**
+   * Removes every history entry at or below `revision` except, for each key alive at `revision`,
+   * its value at that revision (etcd's keyIndex.compact), in steps of bounded size.
+   */
+  private compactHistory(revision: number): number {
+    const end = revisionLowerBound(revision + 1);
+    const context = this.readContext();
+    let start: Buffer | undefined;
+    let removed = 0;
+    for (;;) {
+      const doomed: { revisionKey: Buffer; key: Buffer; value: [number, number, 0 | 1] }[] = [];
+      let scanned = 0;
+      for (const entry of this.dbs.revs.getRange({
+        start,
+        end,
+        limit: COMPACTION_STEP_ENTRIES_MAX,
+      })) {
+        scanned += 1;
+        start = Buffer.concat([entry.key, Buffer.from([0])]);
+        const tombstone = entry.key.length > 17;
+        const main = Number(entry.key.readBigUInt64BE(0));
+        const sub = Number(entry.key.readBigUInt64BE(9));
+        const key = Buffer.from(decodeKeyValue(entry.value).key);
+        const latest = latestAt(context, key, revision);
+        const kept = !tombstone && latest !== undefined && -latest[0] === main && latest[1] === sub;
+        if (!kept)
+          doomed.push({ revisionKey: entry.key, key, value: [-main, sub, tombstone ? 1 : 0] });
+      }
+      for (const { revisionKey, key, value } of doomed) {
+        this.dbs.revs.removeSync(revisionKey);
+        this.dbs.index.removeSync(key, value);
+      }
+      removed += doomed.length;
+      if (scanned < COMPACTION_STEP_ENTRIES_MAX) return removed;
+    }
+  }
+
+  private leaseExists(lease: bigint): boolean {
+    return this.dbs.leases.get(encodeLeaseId(lease)) !== undefined;
+  }
+
+  private applyLeaseGrant(request: LeaseGrantRequest): LeaseGrantResponse {
+    assertSafeInteger(request.TTL, 'lease TTL');
+    if (request.ID === 0n) throw errLeaseNotFound();
+    if (request.TTL > LEASE_TTL_MAX_SECONDS) throw errLeaseTtlTooLarge();
+    if (this.leaseExists(request.ID)) throw errLeaseExist();
+    const ttlSeconds = Math.max(request.TTL, this.minLeaseTtlSeconds);
+    this.dbs.leases.putSync(encodeLeaseId(request.ID), encodeLeaseRecord({ ttlSeconds }));
+    return { header: header(this.currentRevision), ID: request.ID, TTL: ttlSeconds, error: '' };
+  }
+
+  /** Deletes every key attached to the lease in one revision (key order), then the lease. */
+  private applyLeaseRevoke(request: LeaseRevokeRequest, write: WriteRequest): LeaseRevokeResponse {
+    if (!this.leaseExists(request.ID)) throw errLeaseNotFound();
+    const id = encodeLeaseId(request.ID);
+    const keys = [...this.dbs.leaseKeys.getValues(id)];
+    for (const key of keys) write.deleteRange(boundsOf(key, undefined));
+    this.dbs.leases.removeSync(id);
+    return { header: header(write.revision) };
+  }
+
+  /** A lease and its attached keys, or undefined (for the Lease API's TimeToLive and Leases). */
+  lease(id: bigint): LeaseInfo | undefined {
+    const record = this.dbs.leases.get(encodeLeaseId(id));
+    if (record === undefined) return undefined;
+    const keys = [...this.dbs.leaseKeys.getValues(encodeLeaseId(id))];
+    return { id, ttlSeconds: decodeLeaseRecord(record).ttlSeconds, keys };
+  }
+
+  /** Every lease id, ascending by their signed 64-bit big-endian encoding. */
+  leaseIds(): bigint[] {
+    const ids: bigint[] = [];
+    for (const key of this.dbs.leases.getKeys()) ids.push(key.readBigInt64BE(0));
+    return ids;
+  }
+
+  private emit(revisions: readonly RevisionEvents[]): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(revisions);
+      } catch (error) {
+        this.log.error({ err: error }, 'kv event listener threw');
+      }
+    }
+  }
+
+  /** Events of revisions >= fromRevision for watch replay; ErrCompacted below the compaction. */
+  readHistory(fromRevision: number, options: HistoryOptions = {}): HistoryResult {
+    return readHistory(this.readContext(), fromRevision, options);
+  }
+
+  /** etcd's HashKV: CRC-32C of the history up to `revision` (0: current), as etcd computes it. */
+  hashKv(revision = 0): HashKVResponse {
+    return computeHashKv(this.readContext(), revision);
+  }
+
+  /**
+   * NOSPACE when the request would write and the database is at its quota (etcd's backend quota).
+   * The server calls this before proposing; later the NOSPACE alarm will gate writes in apply.
+   */
+  quotaCheck(request: KvRequest): KvError | undefined {
+    const cost = requestCost(request);
+    if (cost === 0) return undefined;
+    return this.status().dbSizeBytes + cost >= this.quotaBytes ? errNoSpace() : undefined;
+  }
+
+  status(): StoreStatus {
+    const stats = this.dbs.env.getStats() as { pageSize: number; lastPageNumber: number };
+    let inUsePages = 0;
+    for (const db of [this.dbs.meta, this.dbs.revs, this.dbs.live, this.dbs.index]) {
+      inUsePages += pagesOf(db.getStats());
+    }
+    inUsePages += pagesOf(this.dbs.leases.getStats()) + pagesOf(this.dbs.leaseKeys.getStats());
+    return {
+      currentRevision: this.currentRevision,
+      compactRevision: this.compactRevision,
+      appliedIndex: this.appliedIndexValue,
+      dbSizeBytes: (stats.lastPageNumber + 1) * stats.pageSize,
+      dbSizeInUseBytes: inUsePages * stats.pageSize,
+    };
+  }
+
+  /** The whole state now, as bounded chunks from one read transaction (see snapshot.ts). */
+  snapshot(): SnapshotStream {
+    return writeSnapshot(this.dbs);
+  }
+
+  /** Replaces the whole state with a snapshot's; subscribers get no events for it. */
+  async restore(chunks: AsyncIterable<Uint8Array>): Promise<void> {
+    this.assertAvailable();
+    this.unavailableReason = 'a snapshot restore is in progress';
+    try {
+      await restoreSnapshot(this.dbs, chunks);
+    } catch (error) {
+      this.unavailableReason = `a snapshot restore failed: ${(error as Error).message}`;
+      throw error;
+    }
+    this.unavailableReason = undefined;
+    this.currentRevision = decodeNumber(
+      this.dbs.meta.get(MetaKey.currentRevision),
+      INITIAL_REVISION,
+    );
+    this.compactRevision = decodeNumber(
+      this.dbs.meta.get(MetaKey.compactRevision),
+      NEVER_COMPACTED,
+    );
+    this.appliedIndexValue = decodeNumber(this.dbs.meta.get(MetaKey.appliedIndex), 0);
+    this.log.info(
+      { revision: this.currentRevision, appliedIndex: this.appliedIndexValue },
+      'kv store restored from snapshot',
+    );
+  }
+}
+
+function pagesOf(stats: unknown): number {
+  const s = stats as {
+    treeBranchPageCount: number;
+    treeLeafPageCount: number;
+    overflowPages: number;
+  };
+  return s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages;
+}
+
+/** etcd's quota cost: a write costs its key and value plus a fixed overhead; reads cost nothing. */
+function requestCost(request: KvRequest): number {
+  if ('put' in request) {
+    return KV_OVERHEAD_BYTES + request.put.key.length + (request.put.value?.length ?? 0);
+  }
+  if ('txn' in request) return txnCost(request.txn);
+  if ('leaseGrant' in request) return LEASE_OVERHEAD_BYTES;
+  return 0;
+}
+
+function txnCost(txn: TxnRequest): number {
+  const branchCost = (ops: TxnRequest['success']): number => {
+    let cost = 0;
+    for (const op of ops ?? []) {
+      if ('requestPut' in op) {
+        cost += KV_OVERHEAD_BYTES + op.requestPut.key.length + (op.requestPut.value?.length ?? 0);
+      } else if ('requestTxn' in op) cost += txnCost(op.requestTxn);
+    }
+    return cost;
+  };
+  return Math.max(branchCost(txn.success), branchCost(txn.failure));
+}

@@ -1,0 +1,205 @@
+/**
+ * Tests of the on-disk formats and whole-state operations: etcd's KeyValue protobuf bytes and
+ * revision keys, HashKV as etcd computes it, and snapshot -> restore giving an identical store.
+ */
+import assert from 'node:assert/strict';
+import { afterEach, describe, test } from 'node:test';
+import { crc32c } from '@node-rs/crc32';
+import { decodeKeyValue, decodeRevisionKey, encodeKeyValue, encodeRevisionKey } from './codec.js';
+import { KvErrorMessage } from './errors.js';
+import type { MvccStore } from './mvcc.js';
+import { SNAPSHOT_CHUNK_BYTES_MAX } from './snapshot.js';
+import { StoreHarness } from './testing.js';
+import type { KvRequest } from './types.js';
+
+const b = (text: string): Buffer => Buffer.from(text);
+const ALL = new Uint8Array([0]);
+const harnesses: StoreHarness[] = [];
+function open(): StoreHarness {
+  const harness = StoreHarness.open();
+  harnesses.push(harness);
+  return harness;
+}
+afterEach(async () => {
+  for (const harness of harnesses.splice(0)) await harness.close();
+});
+
+async function collect(chunks: AsyncIterable<Uint8Array>): Promise<Uint8Array[]> {
+  const out: Uint8Array[] = [];
+  for await (const chunk of chunks) out.push(chunk);
+  return out;
+}
+async function* replay(chunks: Uint8Array[]): AsyncGenerator<Uint8Array> {
+  for (const chunk of chunks) yield chunk;
+}
+
+describe('codec', () => {
+  test('KeyValue is encoded as etcd protobuf bytes', () => {
+    const kv = {
+      key: b('foo'),
+      createRevision: 2,
+      modRevision: 300,
+      version: 1,
+      value: b('bar'),
+      lease: 0n,
+    };
+    const expected = '0a03666f6f100218ac0220012a03626172';
+    assert.equal(encodeKeyValue(kv).toString('hex'), expected);
+    const decoded = decodeKeyValue(Buffer.from(expected, 'hex'));
+    assert.deepEqual({ ...decoded, key: b('foo'), value: b('bar') }, kv);
+    // A tombstone holds only the key; a lease id above 2^53 and a negative one round-trip.
+    assert.equal(
+      encodeKeyValue({
+        ...kv,
+        createRevision: 0,
+        modRevision: 0,
+        version: 0,
+        value: new Uint8Array(0),
+      }).toString('hex'),
+      '0a03666f6f',
+    );
+    for (const lease of [0x7fff_ffff_ffff_ffffn, -1n]) {
+      assert.equal(decodeKeyValue(encodeKeyValue({ ...kv, lease })).lease, lease);
+    }
+    assert.equal(encodeKeyValue({ ...kv, lease: -1n }).length, 17 + 1 + 10);
+  });
+
+  test('revision keys are etcd bolt keys', () => {
+    assert.equal(
+      encodeRevisionKey(2, 1, false).toString('hex'),
+      '00000000000000025f0000000000000001',
+    );
+    assert.equal(
+      encodeRevisionKey(2, 1, true).toString('hex'),
+      '00000000000000025f000000000000000174',
+    );
+    assert.deepEqual(decodeRevisionKey(encodeRevisionKey(2 ** 40, 7, true)), {
+      main: 2 ** 40,
+      sub: 7,
+      tombstone: true,
+    });
+  });
+});
+
+describe('HashKV', () => {
+  test('is CRC-32C over "key" and the bolt entries, as etcd computes it', () => {
+    const h = open();
+    h.ok({ put: { key: b('foo'), value: b('bar') } });
+    const entry = Buffer.concat([
+      Buffer.from('00000000000000025f0000000000000000', 'hex'),
+      Buffer.from('0a03666f6f100218022001' + '2a03626172', 'hex'),
+    ]);
+    const expected = crc32c(entry, crc32c(b('key')));
+    const response = h.store.hashKv();
+    assert.equal(response.hash, expected);
+    assert.equal(response.compactRevision, -1);
+    assert.equal(response.header.revision, 2);
+  });
+
+  test('is equal across stores with the same history and rejects bad revisions', () => {
+    const [one, two] = [open(), open()];
+    for (const h of [one, two]) applyWorkload(h);
+    for (const revision of [0, 6, 9, one.store.revision]) {
+      assert.equal(one.store.hashKv(revision).hash, two.store.hashKv(revision).hash);
+    }
+    assert.notEqual(one.store.hashKv(6).hash, one.store.hashKv(9).hash);
+    assert.throws(() => one.store.hashKv(5), { message: KvErrorMessage.compacted });
+    assert.throws(() => one.store.hashKv(one.store.revision + 1), {
+      message: KvErrorMessage.futureRev,
+    });
+  });
+});
+
+/** A history with updates, deletes, a range delete, a txn, leases, a revoke and a compaction. */
+function applyWorkload(h: StoreHarness): void {
+  h.ok({ leaseGrant: { ID: 77n, TTL: 100 } });
+  for (let i = 0; i < 10; i++) h.ok({ put: { key: b(`k${i % 4}`), value: b(`v${i}`) } });
+  h.ok({ compaction: { revision: 5 } });
+  h.ok({ put: { key: b('leased'), value: b('x'), lease: 77n } });
+  h.ok({ deleteRange: { key: b('k1'), rangeEnd: b('k3') } });
+  h.ok({
+    txn: {
+      success: [
+        { requestPut: { key: b('t1'), value: b('a') } },
+        { requestPut: { key: b('t2\0'), value: b('b') } },
+      ],
+    },
+  });
+  h.ok({ leaseGrant: { ID: 78n, TTL: 100 } });
+  h.ok({ put: { key: b('leased2'), value: b('y'), lease: 78n } });
+  h.ok({ leaseRevoke: { ID: 77n } });
+}
+
+function fingerprint(store: MvccStore) {
+  const kvs = store.range({ key: ALL, rangeEnd: ALL }).kvs.map((kv) => ({
+    ...kv,
+    key: Buffer.from(kv.key).toString('hex'),
+    value: Buffer.from(kv.value).toString('hex'),
+  }));
+  return {
+    revision: store.revision,
+    compact: store.compactedRevision,
+    applied: store.appliedIndex,
+    hash: store.hashKv().hash,
+    hashAt: store.hashKv(8).hash,
+    kvs,
+    past: store.range({ key: ALL, rangeEnd: ALL, revision: 7 }).count,
+    leases: store.leaseIds().map((id) => store.lease(id)),
+    history: store.readHistory(5, { prevKv: true }),
+  };
+}
+
+describe('snapshot and restore', () => {
+  test('restore reproduces the store exactly, and both continue identically', async () => {
+    const [source, target] = [open(), open()];
+    applyWorkload(source);
+    target.ok({ put: { key: b('stale'), value: b('gone after restore') } });
+    const snapshot = source.store.snapshot();
+    assert.equal(snapshot.appliedIndex, source.store.appliedIndex);
+    assert.equal(snapshot.revision, source.store.revision);
+    await target.store.restore(snapshot.chunks);
+    assert.deepEqual(fingerprint(target.store), fingerprint(source.store));
+    const next: KvRequest = { put: { key: b('k0'), value: b('after'), lease: 78n } };
+    const index = source.store.appliedIndex + 1;
+    const [a] = source.store.applyBatch([{ index, request: next }]);
+    const [c] = target.store.applyBatch([{ index, request: next }]);
+    assert.deepEqual(c, a);
+    await target.reopen();
+    assert.deepEqual(fingerprint(target.store), fingerprint(source.store));
+  });
+
+  test('the snapshot is the state when it was taken, and chunks are bounded', async () => {
+    const source = open();
+    const value = Buffer.alloc(100 * 1024, 7);
+    for (let i = 0; i < 30; i++) source.ok({ put: { key: b(`big${i}`), value } });
+    const snapshot = source.store.snapshot();
+    const hashBefore = source.store.hashKv().hash;
+    source.ok({ put: { key: b('later'), value: b('not in the snapshot') } });
+    const chunks = await collect(snapshot.chunks);
+    assert.ok(chunks.length > 3, `expected several chunks, got ${chunks.length}`);
+    for (const chunk of chunks)
+      assert.ok(chunk.length <= SNAPSHOT_CHUNK_BYTES_MAX + value.length + 1024);
+    const target = open();
+    await target.store.restore(replay(chunks));
+    assert.equal(target.store.hashKv().hash, hashBefore);
+    assert.equal(target.store.range({ key: b('later') }).count, 0);
+  });
+
+  test('a truncated snapshot fails and leaves a store that refuses to open', async () => {
+    const source = open();
+    applyWorkload(source);
+    const chunks = await collect(source.store.snapshot().chunks);
+    const target = open();
+    await assert.rejects(
+      target.store.restore(replay(chunks.slice(0, -1))),
+      /without its end chunk/,
+    );
+    assert.throws(() => target.store.range({ key: b('a') }), /unavailable/);
+    await assert.rejects(target.reopen(), /unfinished snapshot restore/);
+  });
+
+  test('garbage is rejected', async () => {
+    const target = open();
+    await assert.rejects(target.store.restore(replay([b('not msgpack at all')])));
+  });
+});

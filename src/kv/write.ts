@@ -1,0 +1,100 @@
+/**
+ * The write side of one request inside an apply batch: etcd's storeTxnWrite.
+ *
+ * A `WriteRequest` holds the revision the request started at and the changes made so far. Every
+ * change of one request shares one main revision (beginRevision + 1) and gets the next sub
+ * revision, as in etcd; a request that changes nothing does not consume a revision. Reads through
+ * `readContext()` see the changes already made, exactly like etcd's write transaction.
+ */
+import { decodeKeyValue, encodeKeyValue, encodeLeaseId, encodeRevisionKey } from './codec.js';
+import type { KvDatabases } from './layout.js';
+import { type RangeBounds, type ReadContext, rangeKeys } from './reader.js';
+import { type Event, EventType, type KeyValue } from './types.js';
+
+const EMPTY = new Uint8Array(0);
+
+export class WriteRequest {
+  readonly events: Event[] = [];
+
+  constructor(
+    private readonly dbs: KvDatabases,
+    readonly beginRevision: number,
+    private readonly compactRevision: number,
+  ) {}
+
+  get changes(): number {
+    return this.events.length;
+  }
+
+  /** The revision a read inside this request sees (etcd: beginRev, +1 once something changed). */
+  get revision(): number {
+    return this.beginRevision + (this.events.length > 0 ? 1 : 0);
+  }
+
+  readContext(): ReadContext {
+    return {
+      dbs: this.dbs,
+      currentRevision: this.revision,
+      compactRevision: this.compactRevision,
+    };
+  }
+
+  /** etcd's storeTxnWrite.put: the caller has already validated the lease and the flags. */
+  put(key: Buffer, value: Uint8Array, lease: bigint): number {
+    const revision = this.beginRevision + 1;
+    const sub = this.events.length;
+    const previousBytes = this.dbs.live.get(key);
+    const previous = previousBytes === undefined ? undefined : decodeKeyValue(previousBytes);
+    const kv: KeyValue = {
+      key,
+      createRevision: previous ? previous.createRevision : revision,
+      modRevision: revision,
+      version: previous ? previous.version + 1 : 1,
+      value,
+      lease,
+    };
+    const bytes = encodeKeyValue(kv);
+    this.dbs.revs.putSync(encodeRevisionKey(revision, sub, false), bytes);
+    this.dbs.live.putSync(key, bytes);
+    this.dbs.index.putSync(key, [-revision, sub, 0]);
+    if (previous && previous.lease !== 0n) {
+      this.dbs.leaseKeys.removeSync(encodeLeaseId(previous.lease), key);
+    }
+    if (lease !== 0n) this.dbs.leaseKeys.putSync(encodeLeaseId(lease), key);
+    this.events.push(
+      previous ? { type: EventType.PUT, kv, prevKv: previous } : { type: EventType.PUT, kv },
+    );
+    return revision;
+  }
+
+  /** etcd's storeTxnWrite.deleteRange: tombstones every live key of the range; returns the count. */
+  deleteRange(bounds: RangeBounds): number {
+    const { kvs } = rangeKeys(this.readContext(), bounds, 0, 0, false);
+    for (const previous of kvs) this.deleteKey(previous);
+    return kvs.length;
+  }
+
+  private deleteKey(previous: KeyValue): void {
+    const revision = this.beginRevision + 1;
+    const sub = this.events.length;
+    const key = Buffer.from(previous.key);
+    const tombstone: KeyValue = {
+      key,
+      createRevision: 0,
+      modRevision: 0,
+      version: 0,
+      value: EMPTY,
+      lease: 0n,
+    };
+    this.dbs.revs.putSync(encodeRevisionKey(revision, sub, true), encodeKeyValue(tombstone));
+    this.dbs.live.removeSync(key);
+    this.dbs.index.putSync(key, [-revision, sub, 1]);
+    if (previous.lease !== 0n) this.dbs.leaseKeys.removeSync(encodeLeaseId(previous.lease), key);
+    // A DELETE event carries the key and the deletion's revision only, as etcd's watch does.
+    this.events.push({
+      type: EventType.DELETE,
+      kv: { ...tombstone, modRevision: revision },
+      prevKv: previous,
+    });
+  }
+}

@@ -1,0 +1,267 @@
+/**
+ * The etcd v3 gRPC front end: serves etcd's KV, Cluster and Maintenance services over HTTP/2 with
+ * @grpc/grpc-js, using protobufjs codecs built from shoal's own .proto files. It decodes and
+ * validates each request, enforces the request size limit, calls the `EtcdBackend`, and encodes the
+ * answer; failures become gRPC statuses with etcd's exact codes and messages. Services and methods
+ * that are not built yet answer UNIMPLEMENTED rather than pretending.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { type Logger, pino } from 'pino';
+import type protobuf from 'protobufjs';
+import type { EtcdBackend } from './backend.js';
+import {
+  decodeCompactionRequest,
+  decodeDeleteRangeRequest,
+  decodePutRequest,
+  decodeRangeRequest,
+  decodeTxnRequest,
+  encodeDeleteRangeResponse,
+  encodeHashKvResponse,
+  encodeHeader,
+  encodeMember,
+  encodePutResponse,
+  encodeRangeResponse,
+  encodeStatusResponse,
+  encodeTxnResponse,
+  int64Number,
+  loadEtcdRoot,
+  type PbMessage,
+} from './codec.js';
+import { EtcdError, etcdErrors, GrpcCode } from './errors.js';
+import {
+  checkDeleteRangeRequest,
+  checkPutRequest,
+  checkRangeRequest,
+  checkTxnRequest,
+  txnOpsMaxDefault,
+} from './validate.js';
+
+/** etcd's default --max-request-bytes: the largest write a client may propose (1.5 MiB). */
+export const maxRequestBytesDefault = 1.5 * 1024 * 1024;
+/**
+ * Like etcd, the transport accepts a little more than the request limit so that a slightly
+ * oversized write is refused by the server with etcd's own "request is too large" message.
+ */
+export const grpcOverheadBytes = 512 * 1024;
+/** Requests being executed at once; beyond this, clients get etcd's "too many requests". */
+export const inflightRequestsMaxDefault = 10_000;
+
+export interface EtcdServerOptions {
+  backend: EtcdBackend;
+  maxRequestBytes?: number;
+  txnOpsMax?: number;
+  inflightRequestsMax?: number;
+  logger?: Logger;
+}
+
+/** What a request decoder hands to its handler: the message and its size on the wire. */
+interface Decoded {
+  message: PbMessage;
+  wireBytes: number;
+}
+
+type UnaryHandler = (request: Decoded) => Promise<PbMessage>;
+
+const unimplemented = (what: string): UnaryHandler => {
+  return async () => {
+    throw new EtcdError(GrpcCode.unimplemented, `shoal: ${what} is not implemented yet`);
+  };
+};
+
+export class EtcdGrpcServer {
+  readonly #backend: EtcdBackend;
+  readonly #maxRequestBytes: number;
+  readonly #txnOpsMax: number;
+  readonly #inflightMax: number;
+  readonly #log: Logger;
+  readonly #root: protobuf.Root;
+  readonly #server: grpc.Server;
+  #inflight = 0;
+
+  constructor(options: EtcdServerOptions) {
+    this.#backend = options.backend;
+    this.#maxRequestBytes = options.maxRequestBytes ?? maxRequestBytesDefault;
+    this.#txnOpsMax = options.txnOpsMax ?? txnOpsMaxDefault;
+    this.#inflightMax = options.inflightRequestsMax ?? inflightRequestsMaxDefault;
+    this.#log = options.logger ?? pino({ name: 'etcd-api' });
+    this.#root = loadEtcdRoot();
+    this.#server = new grpc.Server({
+      'grpc.max_receive_message_length': this.#maxRequestBytes + grpcOverheadBytes,
+    });
+    this.#addServices();
+  }
+
+  /** Listens on host:port (port 0 picks a free one) and resolves with the bound port. */
+  listen(host = '127.0.0.1', port = 0): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.#server.bindAsync(
+        `${host}:${port}`,
+        grpc.ServerCredentials.createInsecure(),
+        (error, bound) => (error ? reject(error) : resolve(bound)),
+      );
+    });
+  }
+
+  /** Stops accepting calls, lets running calls finish for up to `graceMs`, then cuts them. */
+  close(graceMs = 2000): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => this.#server.forceShutdown(), graceMs);
+      this.#server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  #addServices(): void {
+    const b = this.#backend;
+    this.#addService('KV', {
+      Range: (r) => this.#range(r),
+      Put: (r) => this.#put(r),
+      DeleteRange: (r) => this.#deleteRange(r),
+      Txn: (r) => this.#txn(r),
+      Compact: async (r) => {
+        this.#checkSize(r);
+        return {
+          header: encodeHeader((await b.compact(decodeCompactionRequest(r.message))).header),
+        };
+      },
+    });
+    this.#addService('Cluster', {
+      MemberList: async () => {
+        const response = await b.memberList();
+        return {
+          header: encodeHeader(response.header),
+          members: response.members.map(encodeMember),
+        };
+      },
+      MemberAdd: unimplemented('MemberAdd'),
+      MemberRemove: unimplemented('MemberRemove'),
+      MemberUpdate: unimplemented('MemberUpdate'),
+      MemberPromote: unimplemented('MemberPromote'),
+    });
+    this.#addService('Maintenance', {
+      Status: async () => encodeStatusResponse(await b.status()),
+      HashKV: async (r) => encodeHashKvResponse(await b.hashKv(int64Number(r.message, 'revision'))),
+      Alarm: (r) => this.#alarm(r),
+      // LMDB reuses freed pages itself, so there is nothing to defragment; answer like etcd does.
+      Defragment: async () => ({ header: encodeHeader((await b.status()).header) }),
+      Hash: unimplemented('Hash'),
+      MoveLeader: unimplemented('MoveLeader'),
+    });
+  }
+
+  /** Registers one etcd service; methods missing from `handlers` answer UNIMPLEMENTED. */
+  #addService(name: string, handlers: Record<string, UnaryHandler>): void {
+    const service = this.#root.lookupService(`etcdserverpb.${name}`);
+    const definition: Record<string, grpc.MethodDefinition<Decoded, PbMessage>> = {};
+    const implementation: grpc.UntypedServiceImplementation = {};
+    for (const method of service.methodsArray) {
+      method.resolve();
+      if (method.requestStream || method.responseStream) continue;
+      const requestType = method.resolvedRequestType!;
+      const responseType = method.resolvedResponseType!;
+      definition[method.name] = {
+        path: `/etcdserverpb.${name}/${method.name}`,
+        requestStream: false,
+        responseStream: false,
+        requestDeserialize: (buffer: Buffer): Decoded => ({
+          message: requestType.decode(buffer) as unknown as PbMessage,
+          wireBytes: buffer.length,
+        }),
+        requestSerialize: (value: Decoded) =>
+          Buffer.from(requestType.encode(value.message).finish()),
+        responseSerialize: (value: PbMessage) => Buffer.from(responseType.encode(value).finish()),
+        responseDeserialize: (buffer: Buffer) =>
+          responseType.decode(buffer) as unknown as PbMessage,
+      };
+      const handler = handlers[method.name] ?? unimplemented(`${name}.${method.name}`);
+      implementation[method.name] = this.#wrap(`${name}.${method.name}`, handler);
+    }
+    this.#server.addService(definition, implementation);
+  }
+
+  /** Runs a handler with the in-flight limit and turns every failure into a gRPC status. */
+  #wrap(methodName: string, handler: UnaryHandler): grpc.handleUnaryCall<Decoded, PbMessage> {
+    return (call, callback) => {
+      if (this.#inflight >= this.#inflightMax) {
+        callback(toServiceError(etcdErrors.tooManyRequests()));
+        return;
+      }
+      this.#inflight++;
+      handler(call.request)
+        .then(
+          (response) => callback(null, response),
+          (error: unknown) => {
+            if (!(error instanceof EtcdError)) {
+              this.#log.error({ err: error, method: methodName }, 'etcd API request failed');
+            }
+            callback(toServiceError(error));
+          },
+        )
+        .finally(() => {
+          this.#inflight--;
+        });
+    };
+  }
+
+  /** Writes travel through raft in etcd, which refuses proposals above --max-request-bytes. */
+  #checkSize(request: Decoded): void {
+    if (request.wireBytes > this.#maxRequestBytes) throw etcdErrors.requestTooLarge();
+  }
+
+  async #range(request: Decoded): Promise<PbMessage> {
+    const decoded = decodeRangeRequest(request.message);
+    checkRangeRequest(decoded);
+    return encodeRangeResponse(await this.#backend.range(decoded));
+  }
+
+  async #put(request: Decoded): Promise<PbMessage> {
+    const decoded = decodePutRequest(request.message);
+    checkPutRequest(decoded);
+    this.#checkSize(request);
+    return encodePutResponse(await this.#backend.put(decoded));
+  }
+
+  async #deleteRange(request: Decoded): Promise<PbMessage> {
+    const decoded = decodeDeleteRangeRequest(request.message);
+    checkDeleteRangeRequest(decoded);
+    this.#checkSize(request);
+    return encodeDeleteRangeResponse(await this.#backend.deleteRange(decoded));
+  }
+
+  async #txn(request: Decoded): Promise<PbMessage> {
+    const decoded = decodeTxnRequest(request.message);
+    checkTxnRequest(decoded, this.#txnOpsMax);
+    // A read-only txn is served like a range (no proposal), so only writes are size-limited.
+    if (hasWrites(decoded)) this.#checkSize(request);
+    const { hasEmptyOp: _ignored, ...txn } = decoded;
+    return encodeTxnResponse(await this.#backend.txn(txn));
+  }
+
+  async #alarm(request: Decoded): Promise<PbMessage> {
+    const action = request.message.action;
+    if (action !== undefined && action !== 0) {
+      throw new EtcdError(GrpcCode.unimplemented, 'shoal: alarms cannot be raised or cleared yet');
+    }
+    // shoal raises no alarms yet (no space quota, no corruption check), so the list is empty.
+    return { header: encodeHeader((await this.#backend.status()).header), alarms: [] };
+  }
+}
+
+function hasWrites(txn: ReturnType<typeof decodeTxnRequest>): boolean {
+  return [...txn.success, ...txn.failure].some(
+    (op) =>
+      op.type === 'put' ||
+      op.type === 'deleteRange' ||
+      (op.type === 'txn' && hasWrites(op.request as ReturnType<typeof decodeTxnRequest>)),
+  );
+}
+
+function toServiceError(error: unknown): Partial<grpc.StatusObject> & Error {
+  if (error instanceof EtcdError) {
+    return Object.assign(new Error(error.message), { code: error.code, details: error.message });
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return Object.assign(new Error(message), { code: GrpcCode.unknown, details: message });
+}

@@ -1,0 +1,251 @@
+/**
+ * `DiskStorage`: the raft log on disk, a `RaftStorage` built from the write-ahead log (wal.ts) and
+ * the snapshot store (snapshot.ts) in one member data directory:
+ *
+ *   <dir>/wal/   segment files        <dir>/snap/  snapshot files
+ *
+ * Ordering rules that keep a crash at any moment recoverable:
+ * - `createSnapshot` makes the snapshot file durable; no WAL record is needed, the file is found on
+ *   open. A `compact` record becomes durable only after that file (a WAL barrier).
+ * - `applySnapshot` makes the file durable first, then a Reset record (with the hard state). If the
+ *   member crashes in between, open finds a snapshot the log never adopted and deletes it: the
+ *   install did not happen, and the leader sends it again.
+ * - On open the current snapshot is the newest file consistent with the log (its index is the
+ *   log's compaction point, or an entry in the log with the same term); its checksum is verified.
+ */
+import { join } from 'node:path';
+import { type Logger, pino } from 'pino';
+import type { InitialState, RaftStorage } from '../raft/storage.js';
+import {
+  type ConfState,
+  EMPTY_CONF_STATE,
+  EMPTY_SNAPSHOT_METADATA,
+  type Entry,
+  type HardState,
+  type Snapshot,
+  type SnapshotMetadata,
+  StorageError,
+} from '../raft/types.js';
+import { CorruptionError, WalError } from './errors.js';
+import {
+  SNAPSHOT_CHUNK_BYTES_DEFAULT,
+  type SnapshotFile,
+  type SnapshotReceiver,
+  SnapshotStore,
+} from './snapshot.js';
+import { Wal, type WalOptions } from './wal.js';
+
+export interface DiskStorageOptions extends Partial<Omit<WalOptions, 'logger'>> {
+  /** Structured logger; by default a pino logger at level `warn` named `storage`. */
+  readonly logger?: Logger;
+}
+
+/** The current snapshot: its metadata always, its data once loaded or given. */
+interface CurrentSnapshot {
+  readonly metadata: SnapshotMetadata;
+  readonly file: SnapshotFile | null;
+  data: Uint8Array | null;
+}
+
+const EMPTY_SNAPSHOT: Snapshot = { metadata: EMPTY_SNAPSHOT_METADATA, data: new Uint8Array() };
+
+export class DiskStorage implements RaftStorage {
+  private current: CurrentSnapshot;
+  /** Settles when the newest snapshot file is durable; compaction records wait for it. */
+  private snapshotDurable: Promise<void> = Promise.resolve();
+  private bootstrapConfState: ConfState = EMPTY_CONF_STATE;
+
+  private constructor(
+    private readonly wal: Wal,
+    private readonly snapshots: SnapshotStore,
+    current: CurrentSnapshot,
+  ) {
+    this.current = current;
+  }
+
+  /**
+   * Opens the member's storage in `dir`, creating it if empty. Throws `CorruptionError` (code
+   * CORRUPT, with file and byte offset) if the log or the current snapshot is damaged beyond a torn
+   * final write.
+   */
+  static async open(dir: string, options: DiskStorageOptions = {}): Promise<DiskStorage> {
+    const logger = options.logger ?? pino({ name: 'storage', level: 'warn' });
+    const wal = await Wal.open(join(dir, 'wal'), { ...options, logger });
+    try {
+      const snapshots = await SnapshotStore.open(join(dir, 'snap'), logger);
+      const current = await chooseSnapshot(wal, snapshots);
+      return new DiskStorage(wal, snapshots, current);
+    } catch (error) {
+      await wal.close();
+      throw error;
+    }
+  }
+
+  /** Sets the membership reported while no snapshot carries one (not persisted; pass it on every start). */
+  bootstrap(confState: ConfState): void {
+    this.bootstrapConfState = confState;
+  }
+
+  initialState(): InitialState {
+    const fromSnapshot = this.current.metadata.index > 0;
+    return {
+      hardState: this.wal.hardState(),
+      confState: fromSnapshot ? this.current.metadata.confState : this.bootstrapConfState,
+    };
+  }
+
+  entries(lo: number, hi: number, maxBytes: number): Entry[] {
+    return this.wal.entries(lo, hi, maxBytes);
+  }
+
+  term(index: number): number {
+    return this.wal.term(index);
+  }
+
+  firstIndex(): number {
+    return this.wal.firstIndex();
+  }
+
+  lastIndex(): number {
+    return this.wal.lastIndex();
+  }
+
+  /** The current snapshot; its data is read from disk (and verified) on first use. */
+  snapshot(): Snapshot {
+    const current = this.current;
+    if (current.metadata.index === 0) return EMPTY_SNAPSHOT;
+    if (current.data === null) current.data = this.snapshots.load(current.file!).data;
+    return { metadata: current.metadata, data: current.data };
+  }
+
+  save(hardState: HardState | null, entries: readonly Entry[]): Promise<void> {
+    return this.wal.save(hardState, entries);
+  }
+
+  async applySnapshot(snapshot: Snapshot): Promise<void> {
+    const { index, term } = snapshot.metadata;
+    this.checkNewer(index);
+    this.current = { metadata: snapshot.metadata, file: null, data: snapshot.data };
+    const durable = this.persistSnapshot(snapshot);
+    await this.wal.reset(index, term, this.commitAtLeast(index), durable);
+  }
+
+  /**
+   * Adopts a snapshot that a `SnapshotReceiver` (from `receiveSnapshot`) has installed: the log is
+   * replaced as by `applySnapshot`, without the data passing through memory.
+   */
+  async applyReceivedSnapshot(metadata: SnapshotMetadata): Promise<void> {
+    this.checkNewer(metadata.index);
+    const file = this.snapshots.find(metadata.index, metadata.term);
+    if (file === undefined) {
+      throw new WalError('INVALID_ARGUMENT', `no received snapshot at ${metadata.index}`);
+    }
+    this.current = { metadata, file, data: null };
+    this.snapshotDurable = Promise.resolve();
+    await this.wal.reset(metadata.index, metadata.term, this.commitAtLeast(metadata.index), null);
+  }
+
+  async createSnapshot(index: number, confState: ConfState, data: Uint8Array): Promise<void> {
+    this.checkNewer(index);
+    if (index > this.wal.lastIndex()) {
+      throw new StorageError(
+        'UNAVAILABLE',
+        `snapshot at ${index}: beyond last index ${this.wal.lastIndex()}`,
+      );
+    }
+    const metadata = { index, term: this.wal.term(index), confState };
+    this.current = { metadata, file: null, data };
+    await this.persistSnapshot({ metadata, data });
+  }
+
+  async compact(index: number): Promise<void> {
+    if (index <= this.wal.firstIndex() - 1) return;
+    if (index > this.current.metadata.index) {
+      throw new WalError(
+        'INVALID_ARGUMENT',
+        `compact to ${index}: not covered by the snapshot at ${this.current.metadata.index}`,
+      );
+    }
+    await this.wal.compact(index, this.snapshotDurable);
+  }
+
+  async close(): Promise<void> {
+    await this.snapshotDurable.catch(() => {});
+    await this.wal.close();
+  }
+
+  /** The current snapshot's file as bounded chunks, to stream to a peer (see snapshot.ts). */
+  snapshotChunks(chunkBytes = SNAPSHOT_CHUNK_BYTES_DEFAULT): AsyncGenerator<Uint8Array> {
+    const file = this.current.file;
+    if (file === null || this.current.metadata.index === 0) {
+      throw new WalError('INVALID_ARGUMENT', 'no durable snapshot to stream yet');
+    }
+    return this.snapshots.chunks(file, chunkBytes);
+  }
+
+  /** Starts receiving a snapshot from a peer; then call `applyReceivedSnapshot` with its metadata. */
+  receiveSnapshot(): SnapshotReceiver {
+    return this.snapshots.receive();
+  }
+
+  /** Test and operator hook: the WAL segment files, oldest first. */
+  walSegmentPaths(): string[] {
+    return this.wal.segmentPaths();
+  }
+
+  private checkNewer(index: number): void {
+    if (index <= this.current.metadata.index) {
+      throw new StorageError(
+        'SNAPSHOT_OUT_OF_DATE',
+        `snapshot at ${index} is not newer than ${this.current.metadata.index}`,
+      );
+    }
+  }
+
+  private commitAtLeast(index: number): HardState {
+    const hardState = this.wal.hardState();
+    return hardState.commit < index ? { ...hardState, commit: index } : hardState;
+  }
+
+  /** Writes the snapshot file; later compactions wait for it. Records the file when durable. */
+  private persistSnapshot(snapshot: Snapshot): Promise<void> {
+    const durable = this.snapshots.write(snapshot).then((file) => {
+      if (this.current.metadata === snapshot.metadata) {
+        this.current = { metadata: snapshot.metadata, file, data: this.current.data };
+      }
+    });
+    this.snapshotDurable = durable;
+    return durable;
+  }
+}
+
+/**
+ * Picks the newest snapshot file consistent with the recovered log, deletes newer ones the log
+ * never adopted, and verifies the chosen file's checksum.
+ */
+async function chooseSnapshot(wal: Wal, snapshots: SnapshotStore): Promise<CurrentSnapshot> {
+  const offsetIndex = wal.firstIndex() - 1;
+  const files = snapshots.list().reverse();
+  for (const file of files) {
+    if (file.index < offsetIndex) break;
+    const consistent =
+      file.index <= wal.lastIndex() && wal.term(file.index) === file.term && file.index > 0;
+    if (!consistent) {
+      await snapshots.remove(file);
+      continue;
+    }
+    const metadata = await snapshots.verify(file);
+    if (metadata.index !== file.index || metadata.term !== file.term) {
+      throw new CorruptionError(file.path, 16, 'metadata does not match the file name');
+    }
+    return { metadata, file, data: null };
+  }
+  if (offsetIndex > 0) {
+    throw new CorruptionError(
+      snapshots.dir,
+      0,
+      `the log is compacted to ${offsetIndex} but no snapshot file covers it`,
+    );
+  }
+  return { metadata: EMPTY_SNAPSHOT_METADATA, file: null, data: null };
+}

@@ -1,0 +1,406 @@
+/**
+ * Snapshot files: written atomically, checksummed end to end, streamed in bounded chunks.
+ *
+ * A snapshot is `<index as 16 hex>-<term as 16 hex>.snap` in the snapshot directory:
+ *
+ *   header   8 bytes "SHOALSNP", u32 LE format version, u32 LE metadata length
+ *   metadata JSON of { index, term, confState }
+ *   data     the state machine's bytes
+ *   trailer  u64 LE length of everything before the trailer, u32 LE CRC32C of it, u32 LE "SNAP"
+ *
+ * Every file is written under a `.tmp` name, fsynced, renamed to its final name, and the directory
+ * is fsynced; so a final name always denotes a complete file, and a `.tmp` found on open is an
+ * unfinished write that is deleted. The file's bytes are also the wire format for sending a
+ * snapshot to a peer: `chunks()` reads a file as an async iterable of bounded chunks, and a
+ * `SnapshotReceiver` writes received chunks to a temporary file, verifies the trailer's checksum at
+ * the end and only then installs it. Neither side holds the whole snapshot in memory.
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import { join } from 'node:path';
+import { crc32c } from '@node-rs/crc32';
+import type { Logger } from 'pino';
+import type { ConfState, Snapshot, SnapshotMetadata } from '../raft/types.js';
+import { CorruptionError, WalError } from './errors.js';
+import { closeFile, fsyncDirectory, fsyncFile, openFile, writeAt } from './fs-async.js';
+import { readU64 } from './record.js';
+
+/** Newest snapshot files kept; older ones are deleted after each new snapshot is installed. */
+export const SNAPSHOTS_RETAINED_MAX = 3;
+/** Largest chunk `chunks()` yields and a receiver accepts. */
+export const SNAPSHOT_CHUNK_BYTES_MAX = 4 * 1024 * 1024;
+export const SNAPSHOT_CHUNK_BYTES_DEFAULT = 1024 * 1024;
+/** Largest snapshot a receiver accepts from a peer, so a faulty peer cannot fill the disk. */
+export const SNAPSHOT_RECEIVE_BYTES_MAX = 64 * 1024 * 1024 * 1024;
+/** Largest metadata section (JSON of a membership); anything bigger is damage. */
+export const SNAPSHOT_METADATA_BYTES_MAX = 1024 * 1024;
+
+const MAGIC = Buffer.from('SHOALSNP', 'latin1');
+const FORMAT_VERSION = 1;
+const HEADER_BYTES = 16;
+const TRAILER_BYTES = 16;
+const TRAILER_MAGIC = 0x50414e53; // "SNAP" little-endian
+const SUFFIX = '.snap';
+const TEMPORARY_SUFFIX = '.tmp';
+const namePattern = /^([0-9a-f]{16})-([0-9a-f]{16})\.snap$/;
+
+/** A snapshot file present in the store. */
+export interface SnapshotFile {
+  readonly index: number;
+  readonly term: number;
+  readonly path: string;
+}
+
+export function snapshotFileName(index: number, term: number): string {
+  return `${index.toString(16).padStart(16, '0')}-${term.toString(16).padStart(16, '0')}${SUFFIX}`;
+}
+
+function encodeHeader(metadata: SnapshotMetadata): Buffer {
+  const json = Buffer.from(
+    JSON.stringify({ index: metadata.index, term: metadata.term, confState: metadata.confState }),
+  );
+  const header = Buffer.alloc(HEADER_BYTES + json.length);
+  MAGIC.copy(header, 0);
+  header.writeUInt32LE(FORMAT_VERSION, 8);
+  header.writeUInt32LE(json.length, 12);
+  json.copy(header, HEADER_BYTES);
+  return header;
+}
+
+function encodeTrailer(contentBytes: number, crc: number): Buffer {
+  const trailer = Buffer.alloc(TRAILER_BYTES);
+  trailer.writeUInt32LE(contentBytes >>> 0, 0);
+  trailer.writeUInt32LE(Math.floor(contentBytes / 0x1_0000_0000), 4);
+  trailer.writeUInt32LE(crc, 8);
+  trailer.writeUInt32LE(TRAILER_MAGIC, 12);
+  return trailer;
+}
+
+function isSafeCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+function isIdList(value: unknown): value is number[] {
+  return Array.isArray(value) && value.every(isSafeCount);
+}
+
+/** Parses and validates the metadata JSON (it comes from disk or from a peer). */
+function parseMetadata(json: Buffer): SnapshotMetadata | string {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json.toString('utf8'));
+  } catch {
+    return 'metadata is not JSON';
+  }
+  const value = parsed as { index?: unknown; term?: unknown; confState?: Partial<ConfState> };
+  const conf = value.confState;
+  if (!isSafeCount(value.index) || !isSafeCount(value.term) || conf === undefined) {
+    return 'metadata lacks index, term or confState';
+  }
+  if (
+    !isIdList(conf.voters) ||
+    !isIdList(conf.learners) ||
+    !isIdList(conf.votersOutgoing) ||
+    !isIdList(conf.learnersNext) ||
+    typeof conf.autoLeave !== 'boolean'
+  ) {
+    return 'metadata confState is malformed';
+  }
+  const confState: ConfState = {
+    voters: conf.voters,
+    learners: conf.learners,
+    votersOutgoing: conf.votersOutgoing,
+    learnersNext: conf.learnersNext,
+    autoLeave: conf.autoLeave,
+  };
+  return { index: value.index, term: value.term, confState };
+}
+
+/**
+ * Checks a whole file image's framing and checksum; returns its metadata and where the data lies,
+ * or what is wrong and at which byte.
+ */
+function parseImage(
+  image: Buffer,
+): { metadata: SnapshotMetadata; dataStart: number; dataEnd: number } | [number, string] {
+  if (image.length < HEADER_BYTES + TRAILER_BYTES) return [0, 'file too short'];
+  const trailerStart = image.length - TRAILER_BYTES;
+  if (image.readUInt32LE(trailerStart + 12) !== TRAILER_MAGIC) return [trailerStart, 'no trailer'];
+  if (readU64(image, trailerStart) !== trailerStart) return [trailerStart, 'length mismatch'];
+  if (crc32c(image.subarray(0, trailerStart)) !== image.readUInt32LE(trailerStart + 8)) {
+    return [trailerStart, 'checksum mismatch'];
+  }
+  const head = parseHead(image.subarray(0, Math.min(image.length, trailerStart)));
+  if (!('metadata' in head)) return head;
+  return { metadata: head.metadata, dataStart: head.dataStart, dataEnd: trailerStart };
+}
+
+/** Parses the header and metadata at the start of a file. */
+function parseHead(
+  head: Buffer,
+): { metadata: SnapshotMetadata; dataStart: number } | [number, string] {
+  if (head.length < HEADER_BYTES || !head.subarray(0, 8).equals(MAGIC)) return [0, 'bad magic'];
+  if (head.readUInt32LE(8) !== FORMAT_VERSION)
+    return [8, `unknown version ${head.readUInt32LE(8)}`];
+  const metadataBytes = head.readUInt32LE(12);
+  if (metadataBytes > SNAPSHOT_METADATA_BYTES_MAX || HEADER_BYTES + metadataBytes > head.length) {
+    return [12, `metadata length ${metadataBytes} out of range`];
+  }
+  const metadata = parseMetadata(head.subarray(HEADER_BYTES, HEADER_BYTES + metadataBytes));
+  if (typeof metadata === 'string') return [HEADER_BYTES, metadata];
+  return { metadata, dataStart: HEADER_BYTES + metadataBytes };
+}
+
+export class SnapshotStore {
+  private constructor(
+    readonly dir: string,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Opens the store in `dir` (created if missing), deleting unfinished writes. */
+  static async open(dir: string, logger: Logger): Promise<SnapshotStore> {
+    await fs.promises.mkdir(dir, { recursive: true });
+    let removed = false;
+    for (const name of await fs.promises.readdir(dir)) {
+      if (!name.endsWith(TEMPORARY_SUFFIX)) continue;
+      await fs.promises.rm(join(dir, name), { force: true });
+      removed = true;
+    }
+    if (removed) await fsyncDirectory(dir);
+    return new SnapshotStore(dir, logger);
+  }
+
+  /** The snapshot files present, oldest first (by index, then term). */
+  list(): SnapshotFile[] {
+    const files: SnapshotFile[] = [];
+    for (const name of fs.readdirSync(this.dir)) {
+      const match = namePattern.exec(name);
+      if (match === null) continue;
+      const index = Number.parseInt(match[1]!, 16);
+      const term = Number.parseInt(match[2]!, 16);
+      files.push({ index, term, path: join(this.dir, name) });
+    }
+    return files.sort((a, b) => a.index - b.index || a.term - b.term);
+  }
+
+  find(index: number, term: number): SnapshotFile | undefined {
+    const path = join(this.dir, snapshotFileName(index, term));
+    return fs.existsSync(path) ? { index, term, path } : undefined;
+  }
+
+  /** Writes `snapshot` atomically and durably, then deletes the oldest beyond the retained max. */
+  async write(snapshot: Snapshot): Promise<SnapshotFile> {
+    const { index, term } = snapshot.metadata;
+    const temporary = this.temporaryPath();
+    const fd = await openFile(temporary, 'w');
+    try {
+      const header = encodeHeader(snapshot.metadata);
+      const data = Buffer.from(
+        snapshot.data.buffer,
+        snapshot.data.byteOffset,
+        snapshot.data.length,
+      );
+      await writeAt(fd, header, 0);
+      await writeAt(fd, data, header.length);
+      const crc = crc32c(data, crc32c(header));
+      await writeAt(
+        fd,
+        encodeTrailer(header.length + data.length, crc),
+        header.length + data.length,
+      );
+      await fsyncFile(fd);
+    } finally {
+      await closeFile(fd);
+    }
+    return this.install(temporary, index, term);
+  }
+
+  /** Renames a complete, synced temporary file to its final name, durably, and prunes. */
+  private async install(temporary: string, index: number, term: number): Promise<SnapshotFile> {
+    const path = join(this.dir, snapshotFileName(index, term));
+    await fs.promises.rename(temporary, path);
+    await fsyncDirectory(this.dir);
+    await this.prune();
+    return { index, term, path };
+  }
+
+  private temporaryPath(): string {
+    return join(this.dir, `${randomBytes(8).toString('hex')}${SUFFIX}${TEMPORARY_SUFFIX}`);
+  }
+
+  /** Deletes the oldest files beyond `SNAPSHOTS_RETAINED_MAX`. */
+  async prune(): Promise<void> {
+    const files = this.list();
+    const excess = files.slice(0, Math.max(0, files.length - SNAPSHOTS_RETAINED_MAX));
+    for (const file of excess) await fs.promises.rm(file.path, { force: true });
+    if (excess.length > 0) await fsyncDirectory(this.dir);
+  }
+
+  async remove(file: SnapshotFile): Promise<void> {
+    await fs.promises.rm(file.path, { force: true });
+    await fsyncDirectory(this.dir);
+    this.logger.warn({ file: file.path }, 'snapshot: removed a snapshot the log never adopted');
+  }
+
+  /** Reads and verifies a whole snapshot synchronously (the raft core's `snapshot()` is sync). */
+  load(file: SnapshotFile): Snapshot {
+    const image = fs.readFileSync(file.path);
+    const parsed = parseImage(image);
+    if (Array.isArray(parsed)) throw new CorruptionError(file.path, parsed[0], parsed[1]);
+    const { metadata } = parsed;
+    if (metadata.index !== file.index || metadata.term !== file.term) {
+      throw new CorruptionError(file.path, HEADER_BYTES, 'metadata does not match the file name');
+    }
+    return { metadata, data: new Uint8Array(image.subarray(parsed.dataStart, parsed.dataEnd)) };
+  }
+
+  /** Verifies a file's checksum by streaming it (constant memory); returns its metadata. */
+  async verify(file: SnapshotFile): Promise<SnapshotMetadata> {
+    const handle = await fs.promises.open(file.path, 'r');
+    try {
+      const size = (await handle.stat()).size;
+      if (size < HEADER_BYTES + TRAILER_BYTES) throw new CorruptionError(file.path, 0, 'too short');
+      const contentBytes = size - TRAILER_BYTES;
+      const head = Buffer.alloc(Math.min(contentBytes, HEADER_BYTES + SNAPSHOT_METADATA_BYTES_MAX));
+      await handle.read(head, 0, head.length, 0);
+      const parsed = parseHead(head);
+      if (Array.isArray(parsed)) throw new CorruptionError(file.path, parsed[0], parsed[1]);
+      const chunk = Buffer.alloc(SNAPSHOT_CHUNK_BYTES_DEFAULT);
+      let crc = 0;
+      for (let position = 0; position < contentBytes; position += chunk.length) {
+        const length = Math.min(chunk.length, contentBytes - position);
+        await handle.read(chunk, 0, length, position);
+        crc = crc32c(chunk.subarray(0, length), crc);
+      }
+      const trailer = Buffer.alloc(TRAILER_BYTES);
+      await handle.read(trailer, 0, TRAILER_BYTES, contentBytes);
+      if (!encodeTrailer(contentBytes, crc).equals(trailer)) {
+        throw new CorruptionError(file.path, contentBytes, 'checksum or trailer mismatch');
+      }
+      return parsed.metadata;
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** The file's bytes as chunks of at most `chunkBytes`, read one at a time. */
+  async *chunks(
+    file: SnapshotFile,
+    chunkBytes = SNAPSHOT_CHUNK_BYTES_DEFAULT,
+  ): AsyncGenerator<Uint8Array> {
+    if (chunkBytes <= 0 || chunkBytes > SNAPSHOT_CHUNK_BYTES_MAX) {
+      throw new WalError('INVALID_ARGUMENT', `snapshot chunk size ${chunkBytes} out of range`);
+    }
+    const handle = await fs.promises.open(file.path, 'r');
+    try {
+      for (;;) {
+        // A fresh buffer per chunk: the consumer may keep it (e.g. queued on a socket).
+        const chunk = Buffer.allocUnsafe(chunkBytes);
+        const { bytesRead } = await handle.read(chunk, 0, chunkBytes, null);
+        if (bytesRead === 0) return;
+        yield chunk.subarray(0, bytesRead);
+      }
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** Starts receiving a snapshot streamed from a peer. */
+  receive(): SnapshotReceiver {
+    return new SnapshotReceiver(this.temporaryPath(), (temporary, metadata) =>
+      this.install(temporary, metadata.index, metadata.term),
+    );
+  }
+}
+
+/**
+ * Writes a snapshot received chunk by chunk to a temporary file. `finish()` verifies the framing
+ * and the checksum, syncs and installs the file, and returns its metadata; on any failure nothing
+ * is installed and the temporary file is deleted. Call `write` sequentially (await each).
+ */
+export class SnapshotReceiver {
+  private fd: number | null = null;
+  private receivedBytes = 0;
+  /** CRC of every byte received except the last TRAILER_BYTES, which may be the trailer. */
+  private crc = 0;
+  private held = Buffer.alloc(0);
+  private head = Buffer.alloc(0);
+  private busy = false;
+  private done = false;
+
+  constructor(
+    private readonly temporaryPath: string,
+    private readonly installFile: (
+      path: string,
+      metadata: SnapshotMetadata,
+    ) => Promise<SnapshotFile>,
+  ) {}
+
+  async write(chunk: Uint8Array): Promise<void> {
+    if (this.busy || this.done) {
+      throw new WalError('INVALID_ARGUMENT', 'snapshot receiver: write while busy or finished');
+    }
+    if (chunk.length > SNAPSHOT_CHUNK_BYTES_MAX) {
+      await this.abort();
+      throw new WalError('TOO_LARGE', `snapshot chunk of ${chunk.length} bytes exceeds the max`);
+    }
+    if (this.receivedBytes + chunk.length > SNAPSHOT_RECEIVE_BYTES_MAX) {
+      await this.abort();
+      throw new WalError('TOO_LARGE', `snapshot exceeds ${SNAPSHOT_RECEIVE_BYTES_MAX} bytes`);
+    }
+    this.busy = true;
+    try {
+      this.fd ??= await openFile(this.temporaryPath, 'w');
+      const bytes = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
+      await writeAt(this.fd, bytes, this.receivedBytes);
+      this.receivedBytes += bytes.length;
+      const pending = Buffer.concat([this.held, bytes]);
+      const settled = Math.max(0, pending.length - TRAILER_BYTES);
+      this.crc = crc32c(pending.subarray(0, settled), this.crc);
+      this.held = pending.subarray(settled);
+      if (this.head.length < HEADER_BYTES + SNAPSHOT_METADATA_BYTES_MAX) {
+        const room = HEADER_BYTES + SNAPSHOT_METADATA_BYTES_MAX - this.head.length;
+        this.head = Buffer.concat([this.head, bytes.subarray(0, room)]);
+      }
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** Verifies, syncs and installs the received file; throws BAD_SNAPSHOT if it does not check. */
+  async finish(): Promise<SnapshotMetadata> {
+    if (this.busy || this.done) throw new WalError('INVALID_ARGUMENT', 'snapshot receiver: finish');
+    const contentBytes = this.receivedBytes - TRAILER_BYTES;
+    const expected = encodeTrailer(Math.max(0, contentBytes), this.crc);
+    const head = parseHead(this.head.subarray(0, Math.max(0, contentBytes)));
+    if (this.fd === null || contentBytes < HEADER_BYTES || !expected.equals(this.held)) {
+      await this.abort();
+      throw new WalError('BAD_SNAPSHOT', 'received snapshot failed its checksum or is truncated');
+    }
+    if (Array.isArray(head)) {
+      await this.abort();
+      throw new WalError('BAD_SNAPSHOT', `received snapshot at byte ${head[0]}: ${head[1]}`);
+    }
+    const fd = this.fd;
+    this.fd = null;
+    this.done = true;
+    try {
+      await fsyncFile(fd);
+    } finally {
+      await closeFile(fd);
+    }
+    await this.installFile(this.temporaryPath, head.metadata);
+    return head.metadata;
+  }
+
+  /** Abandons the transfer and deletes the temporary file. Safe to call more than once. */
+  async abort(): Promise<void> {
+    this.done = true;
+    if (this.fd !== null) {
+      const fd = this.fd;
+      this.fd = null;
+      await closeFile(fd).catch(() => {});
+    }
+    await fs.promises.rm(this.temporaryPath, { force: true });
+  }
+}
