@@ -8,16 +8,15 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { createSeededRandom } from './random.js';
 import { msgpackSizeBytes } from './size.js';
-import { Swim } from './swim.js';
+import { Swim, type SwimOutput } from './swim.js';
 import {
   type AliveMessage,
   defaultLanConfig,
-  type Message,
   META_BYTES_MAX,
+  type Message,
   type PingMessage,
   PUSH_PULL_BYTES_MAX,
   type SwimConfig,
-  type SwimOutput,
 } from './types.js';
 
 const empty = new Uint8Array(0);
@@ -141,7 +140,9 @@ describe('fallback ping', () => {
   });
 
   test('with fallbackPing off no stream ping is asked for', () => {
-    const { atTimeout } = probeTimesOut(defaultLanConfig({ indirectChecks: 2, fallbackPing: false }));
+    const { atTimeout } = probeTimesOut(
+      defaultLanConfig({ indirectChecks: 2, fallbackPing: false }),
+    );
     assert.deepEqual(atTimeout.streamPings, []);
     assert.equal(typesOf(atTimeout).length, 2);
   });
