@@ -14,6 +14,7 @@ import {
   runConvergence,
   runDetection,
   runLoad,
+  runUdpBlocked,
   startCluster,
 } from './scenarios.js';
 import { SwimSimulation } from './simulation.js';
@@ -52,6 +53,8 @@ test('Lifeguard reduces false positives about healthy members under loss and sta
     lossRate: 0.1,
     durationMs: 300_000,
     stalls: { meanGapMs: 3000, durationMsMin: 2000, durationMsMax: 10_000 },
+    // Measured on UDP alone: the fallback ping would hide the loss-induced false positives.
+    fallbackPing: false,
   };
   let off = 0;
   let on = 0;
@@ -72,6 +75,17 @@ test('per-member message load stays constant as the cluster grows', () => {
   assert.ok(spread(bytes) <= 1.3, `datagram bytes/member/s: ${bytes}`);
   // About one ping and one ack per member per period: memberlist's constant probe load.
   for (const value of packets) assert.ok(value > 1.8 && value < 2.5, `${value}`);
+});
+
+test('a member whose UDP is blocked but TCP works stays alive only with the fallback ping', () => {
+  const withFallback = runUdpBlocked(6, 20, true, 120_000);
+  assert.equal(withFallback.deadEvents, 0);
+  assert.equal(withFallback.observersSeeingDead, 0);
+  // Each of the 19 others probes it about once per 20 periods: some 100 rescues in 120 periods.
+  assert.ok(withFallback.fallbackRescues >= 50, `${withFallback.fallbackRescues} rescues`);
+  const without = runUdpBlocked(6, 20, false, 120_000);
+  assert.equal(without.observersSeeingDead, 19);
+  assert.equal(without.fallbackRescues, 0);
 });
 
 test('a simulation replays exactly from its seed, with invariants holding throughout', () => {
