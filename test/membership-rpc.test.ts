@@ -229,6 +229,18 @@ test('malformed push-pull and ping requests get coded errors and the member keep
   }
 });
 
+test('a join through a seed nobody listens on times out and names the TCP error', async () => {
+  const closed = new RpcServer();
+  const { port } = await closed.listen({ port: 0, host: '127.0.0.1' });
+  await closed.close(0);
+  const lonely = await startMember('lonely', 21);
+  await assert.rejects(lonely.memberlist.join([`127.0.0.1:${port}`], 1500), (error: unknown) => {
+    const { code, message } = error as { code?: string; message: string };
+    return code === 'JOIN_TIMEOUT' && message.includes('UNAVAILABLE');
+  });
+  assert.ok(lonely.memberlist.stats.stream.pushPullsFailed >= 1);
+});
+
 test('the UDP port must be the RPC server port number', async () => {
   const server = new RpcServer();
   const { port } = await server.listen({ port: 0, host: '127.0.0.1' });

@@ -249,6 +249,7 @@ export class Memberlist extends EventEmitter<MemberlistEvents> {
     // "127.0.0.1:7946", so the addresses need not match the ones given.
     const waiter = (address: string) => resolveJoin(address);
     this.syncWaiters.add(waiter);
+    this.lastStreamError = '';
     const attempt = () => {
       this.core.join(seeds, this.nowMs());
       this.flush();
@@ -377,6 +378,9 @@ export class Memberlist extends EventEmitter<MemberlistEvents> {
         this.core.streamPingResult(ping.seq, acked, this.nowMs());
         this.flush();
       })
+      .catch((error: unknown) => {
+        this.logger.error({ err: describeError(error) }, 'handling a fallback ping result failed');
+      })
       .finally(() => {
         this.streamCallsInFlight--;
       });
@@ -440,7 +444,7 @@ function checkedPort(options: MemberlistOptions): number {
   if (options.rpc !== undefined && options.streamTransport !== undefined) {
     throw new MemberlistError('INVALID_OPTIONS', 'give either rpc or streamTransport, not both');
   }
-  const rpcPort = options.rpc?.server.address.port;
+  const rpcPort = options.rpc === undefined ? undefined : listeningPort(options.rpc.server);
   const requested =
     options.packetTransport === undefined
       ? options.port
@@ -452,6 +456,14 @@ function checkedPort(options: MemberlistOptions): number {
     );
   }
   return requested ?? rpcPort ?? 0;
+}
+
+function listeningPort(server: RpcServer): number {
+  try {
+    return server.address.port;
+  } catch {
+    throw new MemberlistError('INVALID_OPTIONS', 'the RPC server must be listening before create');
+  }
 }
 
 function describeError(error: unknown): string {
