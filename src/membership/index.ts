@@ -16,7 +16,8 @@
  *   `nextDeadlineMs()`. The simulator (src/sim/swim) drives it directly.
  * - `defaultLanConfig(overrides)` — memberlist's LAN defaults (probe 1 s / 500 ms, suspicion mult 4,
  *   suspicion max timeout mult 6, retransmit mult 4, 3 indirect checks, gossip 200 ms to 3 nodes,
- *   push-pull 30 s, awareness max multiplier 8); `lifeguardOff` turns the refinements off.
+ *   push-pull 30 s, awareness max multiplier 8, TCP fallback ping on); `lifeguardOff` turns the
+ *   refinements off.
  * - `encodeMemberMeta` / `decodeMemberMeta` — the typed metadata record shoal members gossip.
  * - `UdpTransport`, `encodePacket` / `decodePacket` — the datagram layer (compound msgpack packets
  *   of at most `DATAGRAM_BYTES_MAX` = 1400 bytes).
@@ -65,4 +66,4 @@ export {
   type StreamTransportStats,
 } from './rpc-stream-transport.js';
 export type { StreamHandlers, StreamTransport } from './stream-transport.js';
-export { UdpTransport, type UdpTransportStats } from './udp-transport.js';
+export { type PacketHandler, UdpTransport, type UdpTransportStats } from './udp-transport.js';
