@@ -4,7 +4,9 @@
  * through the process's shared client pool, one client per peer address.
  *
  * - `membership.pushPull` (unary): a `PushPullMessage` each way, at most `PUSH_PULL_BYTES_MAX`
- *   encoded bytes; a request without `reply` is answered with null.
+ *   encoded bytes; a request without `reply` is answered with null. The bound is on the core's
+ *   compact msgpack size; the RPC codec may write a few more header bytes per entry, which the RPC
+ *   frame limit (16 MiB by default, and it must stay well above 4 MiB) absorbs.
  * - `membership.ping` (unary): a `PingMessage`, answered with `{ ack }`; the caller's deadline is
  *   the end of its probe period.
  *
