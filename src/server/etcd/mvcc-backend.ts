@@ -226,7 +226,7 @@ export class SingleMemberBackend implements EtcdBackend {
 
   async hashKv(revision: number): Promise<api.HashKvResponse> {
     try {
-      const response = this.#store.hashKv(revision);
+      const response = await this.#store.hashKv(revision);
       return {
         header: this.#header(response.header.revision),
         hash: response.hash,
