@@ -30,9 +30,20 @@ if (files.length === 0) {
   process.exit(1);
 }
 const concurrency = process.env.SHOAL_TEST_CONCURRENCY ?? '2';
+// A test that hangs (a lost event, a leaked socket) must fail by name instead of stalling CI:
+// every test gets a generous timeout, and a file's process exits once its tests are done.
+const timeoutMs = process.env.SHOAL_TEST_TIMEOUT_MS ?? '240000';
 const result = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...files],
+  [
+    '--import',
+    'tsx',
+    '--test',
+    `--test-concurrency=${concurrency}`,
+    `--test-timeout=${timeoutMs}`,
+    '--test-force-exit',
+    ...files,
+  ],
   { cwd: root, stdio: 'inherit' },
 );
 process.exit(result.status ?? 1);
