@@ -18,6 +18,7 @@ import {
   defaultImplementation,
   recordingLogger,
   startPair,
+  TEST_TIMEOUT_MS,
   testService,
   waitFor,
 } from './helpers.js';
@@ -50,7 +51,7 @@ async function eventually<T>(attempt: () => Promise<T>, limitMs = 5_000): Promis
   }
 }
 
-test('the client reconnects after the server restarts', async () => {
+test('the client reconnects after the server restarts', { timeout: TEST_TIMEOUT_MS }, async () => {
   const port = await freePort();
   let server = await serveOn(port);
   const client = new RpcClient(`127.0.0.1:${port}`, {
@@ -70,7 +71,9 @@ test('the client reconnects after the server restarts', async () => {
   await server.close();
 });
 
-test('after a failed dial, calls fail fast with UNAVAILABLE until the backoff delay passes', async () => {
+test('after a failed dial, calls fail fast with UNAVAILABLE until the backoff delay passes', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   const port = await freePort();
   const client = new RpcClient(`127.0.0.1:${port}`, {
     logger: recordingLogger().logger,
@@ -91,7 +94,9 @@ test('after a failed dial, calls fail fast with UNAVAILABLE until the backoff de
   await client.close();
 });
 
-test('keepalive closes a connection whose server stops answering', async () => {
+test('keepalive closes a connection whose server stops answering', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   // A "server" that accepts the connection and then never reads or writes: a hung peer.
   const sockets: Socket[] = [];
   const hung = createServer((socket) => {
@@ -115,7 +120,9 @@ test('keepalive closes a connection whose server stops answering', async () => {
   await new Promise((resolve) => hung.close(resolve));
 });
 
-test('keepalive lets a server drop a client that stopped answering', async () => {
+test('keepalive lets a server drop a client that stopped answering', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   const { server, address, close } = await startPair(defaultImplementation(), {
     keepaliveIntervalMs: 20,
     keepaliveTimeoutMs: 60,
@@ -130,7 +137,9 @@ test('keepalive lets a server drop a client that stopped answering', async () =>
   await close();
 });
 
-test('a peer that answers pings keeps the connection through many keepalive rounds', async () => {
+test('a peer that answers pings keeps the connection through many keepalive rounds', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   // A minimal peer that answers every PING with a PONG and counts them; nothing else.
   let pingsAnswered = 0;
   let peerSocket: Socket | null = null;
@@ -158,7 +167,9 @@ test('a peer that answers pings keeps the connection through many keepalive roun
   await new Promise((resolve) => peer.close(resolve));
 });
 
-test('server close lets calls in flight finish, then refuses new ones', async () => {
+test('server close lets calls in flight finish, then refuses new ones', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   let release: (() => void) | null = null;
   const { client, server, close } = await startPair(
     defaultImplementation({
@@ -179,7 +190,9 @@ test('server close lets calls in flight finish, then refuses new ones', async ()
   await close();
 });
 
-test('client close lets calls in flight finish, then refuses new ones', async () => {
+test('client close lets calls in flight finish, then refuses new ones', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   let release: (() => void) | null = null;
   const { client, close } = await startPair(
     defaultImplementation({
@@ -198,7 +211,9 @@ test('client close lets calls in flight finish, then refuses new ones', async ()
   await close();
 });
 
-test('calls in flight fail with UNAVAILABLE when the connection is cut', async () => {
+test('calls in flight fail with UNAVAILABLE when the connection is cut', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   const { client, server, close } = await startPair(
     defaultImplementation({ wait: () => new Promise<string>(() => {}) }),
   );
@@ -209,7 +224,7 @@ test('calls in flight fail with UNAVAILABLE when the connection is cut', async (
   await close();
 });
 
-test('the pool keeps one client per address', async () => {
+test('the pool keeps one client per address', { timeout: TEST_TIMEOUT_MS }, async () => {
   const { address, close } = await startPair();
   const pool = new RpcClientPool({ logger: recordingLogger().logger });
   assert.equal(pool.get(address), pool.get(address));
