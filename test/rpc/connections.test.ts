@@ -8,6 +8,8 @@ import { connect, createServer, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { encodeFrame, FrameDecoder, FrameKind } from '../../src/rpc/frame.js';
 import {
+  BACKOFF_DEFAULTS,
+  backoffDelayMs,
   isRpcError,
   RpcClient,
   RpcClientPool,
@@ -83,9 +85,16 @@ test('after a failed dial, calls fail fast with UNAVAILABLE until the backoff de
   await assert.rejects(stub.echo({ text: 'x' }), /cannot connect/);
   assert.equal(client.state, 'backoff');
   const started = performance.now();
+  // The injected random source decides the jittered delay: the same seed predicts it.
+  const expectedMs = backoffDelayMs(
+    { ...BACKOFF_DEFAULTS, initialMs: 60_000, maxMs: 60_000, jitter: 0.1, random: seededRandom(5) },
+    1,
+  );
   await assert.rejects(stub.echo({ text: 'x' }), (error: unknown) => {
-    return isRpcError(error, 'UNAVAILABLE') && /next attempt in \d+ ms/.test(error.message);
+    const waitMs = Number(/next attempt in (\d+) ms/.exec(String(error))?.[1]);
+    return isRpcError(error, 'UNAVAILABLE') && waitMs <= expectedMs && waitMs > expectedMs - 1_000;
   });
+  assert.notEqual(expectedMs, 60_000, 'jitter moved the delay off the base value');
   assert.throws(
     () => stub.notify({ seq: 1 }),
     (error: unknown) => isRpcError(error, 'UNAVAILABLE'),
