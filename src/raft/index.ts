@@ -32,9 +32,9 @@
  *    so this may run in parallel with step 5. For an `EntryType.ConfChange` entry, decode it
  *    (`decodeConfChange`) and call `applyConfChange` before this Ready's `advance()` (record the
  *    returned ConfState with the state machine). Serve each `rd.readStates` read once the applied index reaches `readState.index`.
- *    A leader that applies its own removal keeps leading for up to an election timeout (without
- *    counting itself) while it hands leadership to the most up-to-date voter; shut a removed
- *    member down only once `status().role` is no longer leader.
+ *    A leader that applies its own removal keeps leading (without counting itself) until the
+ *    most up-to-date voter, to whom it hands leadership, takes over; shut a removed member down
+ *    only once `status().role` is no longer leader.
  * 8. Call `advance()` once step 5 is durable and step 7's entries are applied (or queued, in order,
  *    to the applier, with conf changes already passed to `applyConfChange`). This is when the leader counts its own log towards the commit quorum, and
  *    when a candidate counts its own vote (which is now durable).
