@@ -131,6 +131,7 @@ export class EtcdGrpcServer {
     });
   }
 
+  /** KV, Watch and Lease: the data services. */
   #addServices(): void {
     const b = this.#backend;
     this.#addService('KV', {
@@ -174,6 +175,12 @@ export class EtcdGrpcServer {
           this.#leaseKeepAlive(call),
       },
     );
+    this.#addAdminServices();
+  }
+
+  /** Cluster and Maintenance: membership (single member for now) and operator requests. */
+  #addAdminServices(): void {
+    const b = this.#backend;
     this.#addService('Cluster', {
       MemberList: async () => {
         const response = await b.memberList();
