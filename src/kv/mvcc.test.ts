@@ -530,6 +530,12 @@ describe('compaction', () => {
     assert.equal(again.message, KvErrorMessage.compacted);
   });
 
+  test("a non-integer revision is the request's error, not a crash of the batch", () => {
+    assert.equal(h.fail({ compaction: { revision: 1.5 } }).code, 'INVALID_ARGUMENT');
+    assert.equal(h.fail({ leaseGrant: { ID: 1n, TTL: Number.NaN } }).code, 'INVALID_ARGUMENT');
+    assert.equal(put('a', '1').header.revision, 2);
+  });
+
   test('reads below the compacted revision fail; at it they still work', () => {
     put('a', '1'); // 2
     put('a', '2'); // 3

@@ -344,7 +344,7 @@ export class MvccStore {
   }
 
   private applyCompaction(request: CompactionRequest): CompactionResponse {
-    assertSafeInteger(request.revision, 'compaction revision');
+    requireSafeInteger(request.revision, 'compaction revision');
     if (request.revision <= this.compactRevision) throw errCompacted();
     if (request.revision > this.currentRevision) throw errFutureRev();
     this.compactRevision = request.revision;
@@ -389,7 +389,7 @@ export class MvccStore {
   }
 
   private applyLeaseGrant(request: LeaseGrantRequest): LeaseGrantResponse {
-    assertSafeInteger(request.TTL, 'lease TTL');
+    requireSafeInteger(request.TTL, 'lease TTL');
     if (request.ID === 0n) throw errLeaseNotFound();
     if (request.TTL > LEASE_TTL_MAX_SECONDS) throw errLeaseTtlTooLarge();
     if (this.leaseExists(request.ID)) throw errLeaseExist();
@@ -512,6 +512,13 @@ export class MvccStore {
       { revision: this.currentRevision, appliedIndex: this.appliedIndexValue },
       'kv store restored from snapshot',
     );
+  }
+}
+
+/** A request field that must be an integer: a bad one is the request's error, not the member's. */
+function requireSafeInteger(value: number, what: string): void {
+  if (!Number.isSafeInteger(value)) {
+    throw new KvError('INVALID_ARGUMENT', `shoal: ${what} must be an integer, got ${value}`);
   }
 }
 
