@@ -222,6 +222,7 @@ export class SimCluster {
     const member = this.member(id);
     member.raw = null;
     member.pending = null;
+    for (const message of member.inbox) this.onLost(message);
     member.inbox = [];
   }
 
@@ -468,6 +469,10 @@ export class SimCluster {
   }
 
   private checkInvariants(): void {
+    const leaders: RawNode[] = [];
+    for (const member of this.members.values()) {
+      if (member.raw !== null && member.raw.raft.role === 2) leaders.push(member.raw);
+    }
     for (const member of this.members.values()) {
       const raw = member.raw;
       if (raw === null) continue;
@@ -477,7 +482,7 @@ export class SimCluster {
       }
       member.lastCommit = committed;
       try {
-        this.checker.checkMember(member.id, raw);
+        this.checker.checkMember(member.id, raw, leaders);
       } catch (error) {
         if (error instanceof SafetyViolation) this.violation(error.message);
         throw error;

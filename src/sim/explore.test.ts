@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { exploreSeed } from './explore.js';
 
 /** Enough seeds to cover every configuration branch many times, in well under a minute. */
-const CI_SEEDS = 400;
+const CI_SEEDS = 1000;
 
 test(`exploration: seeds 1..${CI_SEEDS} keep every invariant and recover liveness`, () => {
   const failures: string[] = [];
@@ -22,9 +22,9 @@ test(`exploration: seeds 1..${CI_SEEDS} keep every invariant and recover livenes
 });
 
 test('exploration catches a driver that acknowledges before persisting', () => {
-  // Seeds 125 and 197 are known to expose the broken driver within their run; the correct driver
-  // passes both (see the test above).
-  for (const seed of [125, 197]) {
+  // These seeds are known to expose the broken driver within their run (a leader missing a
+  // committed entry, two members applying different entries); the correct driver passes them.
+  for (const seed of [174, 205, 229]) {
     const result = exploreSeed(seed, { unsafeSendBeforePersist: true });
     assert.equal(result.ok, false);
     assert.match(result.error ?? '', /SafetyViolation/);

@@ -41,11 +41,11 @@ export function exploreSeed(seed: number, options: ExploreOptions = {}): Explore
     electionTick: 10,
     heartbeatTick: setup.pick([1, 2, 3]),
     diskDelayMinUnits: 1,
-    diskDelayMaxUnits: setup.pick([1, 5, 30]),
+    diskDelayMaxUnits: setup.pick([1, 5, 20]),
     snapshotEveryEntries: setup.pick([0, 8, 40]),
     compactKeepEntries: setup.pick([0, 4]),
-    maxSizePerMsgBytes: setup.pick([64, 1024, 65536]),
-    maxInflightMsgs: setup.pick([1, 4, 64]),
+    maxSizePerMsgBytes: setup.pick([256, 1024, 65536]),
+    maxInflightMsgs: setup.pick([2, 4, 64]),
     unsafeSendBeforePersist: options.unsafeSendBeforePersist ?? false,
   };
   const description = JSON.stringify(config);

@@ -37,8 +37,12 @@ export class InvariantChecker {
   maxApplied = 0;
   checks = 0;
 
+  /** term -> the highest commit index a leader of that term was seen with. Entries up to it
+   *  were committed in that term or earlier. */
+  private readonly leaderCommits = new Map<number, number>();
+
   /** Election safety, leader append-only and leader completeness for one live member. */
-  checkMember(id: NodeId, node: RawNode): void {
+  checkMember(id: NodeId, node: RawNode, leaders: readonly RawNode[]): void {
     this.checks++;
     const raft = node.raft;
     if (raft.role !== 2) return;
@@ -46,9 +50,16 @@ export class InvariantChecker {
     const known = this.leaders.get(term);
     if (known === undefined) {
       this.leaders.set(term, id);
-      this.checkCompleteness(id, node);
+      this.checkCompleteness(node, this.committedBefore(term));
     } else if (known !== id) {
       fail(`election safety: ${known} and ${id} are both leaders of term ${term}`);
+    }
+    const commit = raft.log.committed;
+    if (commit > (this.leaderCommits.get(term) ?? 0)) {
+      this.leaderCommits.set(term, commit);
+      // Entries committed in this term must be in the log of every leader of a later term.
+      for (const other of leaders)
+        if (other.raft.term > term) this.checkCompleteness(other, commit);
     }
     const key = `${id}:${term}`;
     const before = this.leaderLogs.get(key);
@@ -66,16 +77,27 @@ export class InvariantChecker {
     this.leaderLogs.set(key, { index: log.lastIndex(), term: log.lastTerm() });
   }
 
-  /** Leader completeness: a new leader's log holds every entry anyone has applied. */
-  private checkCompleteness(id: NodeId, node: RawNode): void {
+  /** The highest index known to be committed in a term before `term`. */
+  private committedBefore(term: number): number {
+    let highest = 0;
+    for (const [t, commit] of this.leaderCommits)
+      if (t < term && commit > highest) highest = commit;
+    return highest;
+  }
+
+  /**
+   * Leader completeness (Raft §5.4): a leader's log holds every entry committed in an earlier
+   * term, up to `upTo`. Entries are compared with what members applied at those indexes.
+   */
+  private checkCompleteness(node: RawNode, upTo: number): void {
     const log = node.raft.log;
     const from = Math.max(1, log.firstIndex());
-    for (let index = from; index <= this.maxApplied; index++) {
+    for (let index = from; index <= upTo; index++) {
       const applied = this.applied.get(index);
       if (applied === undefined) continue;
       if (index > log.lastIndex() || log.term(index) !== applied.term) {
         fail(
-          `leader completeness: new leader ${id} (term ${node.raft.term}) lacks committed entry ${index} of term ${applied.term}`,
+          `leader completeness: leader ${node.raft.id} (term ${node.raft.term}) lacks committed entry ${index} of term ${applied.term}`,
         );
       }
     }

@@ -12,6 +12,8 @@ export interface NetworkFaults {
   delayMaxUnits: number;
   lossProbability: number;
   duplicateProbability: number;
+  /** Whether messages on one link may overtake each other (a TCP connection keeps order). */
+  reorder: boolean;
 }
 
 export const RELIABLE: NetworkFaults = {
@@ -19,6 +21,7 @@ export const RELIABLE: NetworkFaults = {
   delayMaxUnits: 3,
   lossProbability: 0,
   duplicateProbability: 0,
+  reorder: false,
 };
 
 export const UNRELIABLE: NetworkFaults = {
@@ -26,6 +29,7 @@ export const UNRELIABLE: NetworkFaults = {
   delayMaxUnits: 40,
   lossProbability: 0.1,
   duplicateProbability: 0.05,
+  reorder: true,
 };
 
 /** In-flight messages beyond this are dropped (a real transport's send queue is bounded too). */
@@ -42,6 +46,8 @@ export class SimNetwork {
   /** Cut directed links, as `${from}>${to}`. */
   private readonly cut = new Set<string>();
   private heap: InFlight[] = [];
+  /** Latest delivery time per link, to keep links FIFO when reordering is off. */
+  private readonly lastDelivery = new Map<string, number>();
   private seq = 0;
   sentCount = 0;
 
@@ -88,7 +94,13 @@ export class SimNetwork {
     const copies = this.rng.chance(this.faults.duplicateProbability) ? 2 : 1;
     for (let i = 0; i < copies; i++) {
       const delay = this.rng.int(this.faults.delayMinUnits, this.faults.delayMaxUnits);
-      this.push({ at: now + delay, seq: this.seq++, message });
+      let at = now + delay;
+      if (!this.faults.reorder) {
+        const link = `${message.from}>${message.to}`;
+        at = Math.max(at, this.lastDelivery.get(link) ?? 0);
+        this.lastDelivery.set(link, at);
+      }
+      this.push({ at, seq: this.seq++, message });
     }
     return true;
   }
