@@ -33,7 +33,7 @@ import {
   type SnapshotReceiver,
   SnapshotStore,
 } from './snapshot.js';
-import { Wal, type WalOptions } from './wal.js';
+import { Wal, type WalOptions, type WalStats } from './wal.js';
 
 export interface DiskStorageOptions extends Partial<Omit<WalOptions, 'logger'>> {
   /** Structured logger; by default a pino logger at level `warn` named `storage`. */
@@ -186,6 +186,11 @@ export class DiskStorage implements RaftStorage {
   /** Starts receiving a snapshot from a peer; then call `applyReceivedSnapshot` with its metadata. */
   receiveSnapshot(): SnapshotReceiver {
     return this.snapshots.receive();
+  }
+
+  /** WAL counters since open (fdatasyncs, bytes, operations, segment rolls). */
+  walStats(): WalStats {
+    return this.wal.stats();
   }
 
   /** Test and operator hook: the WAL segment files, oldest first. */

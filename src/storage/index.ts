@@ -45,4 +45,5 @@ export {
   QUEUE_BYTES_MAX_DEFAULT,
   SAVE_BYTES_MAX,
   SEGMENT_BYTES_DEFAULT,
+  type WalStats,
 } from './wal.js';
