@@ -35,7 +35,7 @@ export function computeHashKv(context: ReadContext, requestedRevision: number): 
         latest !== undefined &&
         latest[2] === 0 &&
         -latest[0] === pointer.main &&
-        latest[1] === pointer.sub;
+        -latest[1] === pointer.sub;
       if (!kept) {
         keepIsEmpty ??= !anyKeyAliveAt(context, revision);
         if (!keepIsEmpty) continue;

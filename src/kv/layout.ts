@@ -7,7 +7,7 @@
  * - `live`: raw key -> protobuf KeyValue of every key that exists now. Current reads (the common
  *   case), ranges and counts at the current revision are one ordered scan here, and a put finds the
  *   previous create revision, version and lease with one lookup.
- * - `index`: dupsort raw key -> [-main, sub, tombstone] (ordered-binary, so the newest revision
+ * - `index`: dupsort raw key -> [-main, -sub, tombstone] (ordered-binary, so the newest revision
  *   sorts first). A read at a past revision R seeks to the first value >= [-R], which is the key's
  *   newest revision <= R, and then fetches that revision from `revs`.
  * - `leases`: 8-byte lease id -> lease record; `leaseKeys`: dupsort 8-byte lease id -> raw key,
@@ -19,7 +19,8 @@
  */
 import { type Database, open, type RootDatabase } from 'lmdb';
 
-export type IndexValue = [negativeMain: number, sub: number, tombstone: 0 | 1];
+/** Both revision parts negated so that the newest revision (main, then sub) sorts first. */
+export type IndexValue = [negativeMain: number, negativeSub: number, tombstone: 0 | 1];
 
 export interface KvDatabases {
   env: RootDatabase;

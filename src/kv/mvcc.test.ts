@@ -436,6 +436,25 @@ describe('transactions', () => {
     assert.equal(txn({ success: [p('x')], failure: [p('x')] }).succeeded, true);
   });
 
+  test('delete to "\\0" and a put of the same key in one txn: the put wins at that revision', () => {
+    put('c', 'old'); // rev 2; etcd's duplicate check never intersects a range ending in "\0"
+    txn({
+      success: [
+        { requestDeleteRange: { key: b('a'), rangeEnd: ALL } },
+        { requestPut: { key: b('c'), value: b('new') } },
+      ],
+    });
+    put('d', 'x'); // rev 4, so revision 3 is read from history
+    const atThree = range('c', { revision: 3 }).kvs[0];
+    assert.deepEqual(summary(atThree), {
+      key: 'c',
+      value: 'new',
+      createRevision: 3,
+      modRevision: 3,
+      version: 1,
+    });
+  });
+
   test('too many operations and empty compare keys are rejected', () => {
     const ops = Array.from({ length: 129 }, (_, i) => ({
       requestPut: { key: b(`k${i}`), value: b('v') },

@@ -341,9 +341,14 @@ export class MvccStore {
         const sub = Number(entry.key.readBigUInt64BE(9));
         const key = Buffer.from(decodeKeyValue(entry.value).key);
         const latest = latestAt(context, key, revision);
-        const kept = !tombstone && latest !== undefined && -latest[0] === main && latest[1] === sub;
+        const kept =
+          !tombstone && latest !== undefined && -latest[0] === main && -latest[1] === sub;
         if (!kept)
-          doomed.push({ revisionKey: entry.key, key, value: [-main, sub, tombstone ? 1 : 0] });
+          doomed.push({
+            revisionKey: entry.key,
+            key,
+            value: [-main, -sub || 0, tombstone ? 1 : 0],
+          });
       }
       for (const { revisionKey, key, value } of doomed) {
         this.dbs.revs.removeSync(revisionKey);

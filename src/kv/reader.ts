@@ -68,7 +68,7 @@ export function latestAt(
 }
 
 function readRevision(context: ReadContext, pointer: IndexValue): KeyValue {
-  const revisionKey = encodeRevisionKey(-pointer[0], pointer[1], false);
+  const revisionKey = encodeRevisionKey(-pointer[0], -pointer[1] || 0, false);
   const bytes = context.dbs.revs.get(revisionKey, { transaction: context.transaction } as never);
   if (bytes === undefined) throw new Error(`index points at missing revision ${-pointer[0]}`);
   return decodeKeyValue(bytes);

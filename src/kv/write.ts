@@ -56,7 +56,7 @@ export class WriteRequest {
     const bytes = encodeKeyValue(kv);
     this.dbs.revs.putSync(encodeRevisionKey(revision, sub, false), bytes);
     this.dbs.live.putSync(key, bytes);
-    this.dbs.index.putSync(key, [-revision, sub, 0]);
+    this.dbs.index.putSync(key, [-revision, -sub || 0, 0]);
     if (previous && previous.lease !== 0n) {
       this.dbs.leaseKeys.removeSync(encodeLeaseId(previous.lease), key);
     }
@@ -88,7 +88,7 @@ export class WriteRequest {
     };
     this.dbs.revs.putSync(encodeRevisionKey(revision, sub, true), encodeKeyValue(tombstone));
     this.dbs.live.removeSync(key);
-    this.dbs.index.putSync(key, [-revision, sub, 1]);
+    this.dbs.index.putSync(key, [-revision, -sub || 0, 1]);
     if (previous.lease !== 0n) this.dbs.leaseKeys.removeSync(encodeLeaseId(previous.lease), key);
     // A DELETE event carries the key and the deletion's revision only, as etcd's watch does.
     this.events.push({
