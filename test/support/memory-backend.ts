@@ -273,17 +273,27 @@ export class MemoryBackend implements EtcdBackend {
     };
   }
 
+  /** Bytes held: keys and values of every retained version, plus a fixed floor like a DB file. */
+  #sizeBytes(): number {
+    let bytes = 16 * 1024;
+    for (const versions of this.#history.values()) {
+      for (const v of versions) bytes += 64 + (v.kv ? v.kv.key.length + v.kv.value.length : 0);
+    }
+    return bytes;
+  }
+
   async status(): Promise<StatusResponse> {
+    const size = this.#sizeBytes();
     return {
       header: this.#header(),
       version: '3.4.0',
-      dbSize: 0,
+      dbSize: size,
       leader: this.memberId,
       raftIndex: BigInt(this.#revision),
       raftTerm: 1n,
       raftAppliedIndex: BigInt(this.#revision),
       errors: [],
-      dbSizeInUse: 0,
+      dbSizeInUse: size,
       isLearner: false,
     };
   }

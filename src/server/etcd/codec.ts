@@ -325,24 +325,31 @@ export function encodeDeleteRangeResponse(response: DeleteRangeResponse): PbMess
   };
 }
 
-function encodeResponseOp(op: ResponseOp): PbMessage {
+/**
+ * etcd fills only `revision` in the headers of the responses inside a txn, and sets it to the
+ * txn's own revision; clients see that on the wire, so shoal encodes it the same way whatever
+ * headers the backend attached.
+ */
+function encodeResponseOp(op: ResponseOp, revision: number): PbMessage {
+  const header = { revision: checkedInt(revision, 'header.revision') };
   switch (op.type) {
     case 'range':
-      return { responseRange: encodeRangeResponse(op.response) };
+      return { responseRange: { ...encodeRangeResponse(op.response), header } };
     case 'put':
-      return { responsePut: encodePutResponse(op.response) };
+      return { responsePut: { ...encodePutResponse(op.response), header } };
     case 'deleteRange':
-      return { responseDeleteRange: encodeDeleteRangeResponse(op.response) };
+      return { responseDeleteRange: { ...encodeDeleteRangeResponse(op.response), header } };
     case 'txn':
-      return { responseTxn: encodeTxnResponse(op.response) };
+      return { responseTxn: { ...encodeTxnResponse(op.response, revision), header } };
   }
 }
 
-export function encodeTxnResponse(response: TxnResponse): PbMessage {
+export function encodeTxnResponse(response: TxnResponse, revision?: number): PbMessage {
+  const txnRevision = revision ?? response.header.revision;
   return {
     header: encodeHeader(response.header),
     succeeded: response.succeeded,
-    responses: response.responses.map(encodeResponseOp),
+    responses: response.responses.map((op) => encodeResponseOp(op, txnRevision)),
   };
 }
 

@@ -131,7 +131,8 @@ export class EtcdGrpcServer {
       MemberList: async () => {
         const response = await b.memberList();
         return {
-          header: encodeHeader(response.header),
+          // etcd's Cluster service leaves the revision out of its headers; clients see zero.
+          header: encodeHeader({ ...response.header, revision: 0 }),
           members: response.members.map(encodeMember),
         };
       },
