@@ -368,19 +368,19 @@ export class Swim {
       nacksExpected: 0,
       nacksReceived: 0,
     };
-    const messages: Message[] = [
-      {
-        type: 'ping',
-        seq,
-        target: target.name,
-        source: this.self.name,
-        sourceAddress: this.self.address,
-      },
-    ];
+    const messages: Message[] = [];
     // Buddy system: tell a suspected member directly, so it can refute without waiting for gossip.
+    // The suspicion goes first so that the refutation already rides on the ack.
     if (this.config.lifeguard.buddySystem && target.state === MemberState.suspect) {
       messages.push(this.suspectMessage(target));
     }
+    messages.push({
+      type: 'ping',
+      seq,
+      target: target.name,
+      source: this.self.name,
+      sourceAddress: this.self.address,
+    });
     this.emitPacket(target.address, messages, false);
   }
 
