@@ -12,11 +12,13 @@ import type {
   DeleteRangeRequest,
   DeleteRangeResponse,
   HashKvResponse,
+  Member,
   MemberListResponse,
   PutRequest,
   PutResponse,
   RangeRequest,
   RangeResponse,
+  ResponseHeader,
   StatusResponse,
   TxnRequest,
   TxnResponse,
@@ -35,4 +37,33 @@ export interface EtcdBackend {
   status(): Promise<StatusResponse>;
   /** Hash of the key-value history up to `revision` (0 = head); used by corruption checks. */
   hashKv(revision: number): Promise<HashKvResponse>;
+
+  /** Cluster API; a backend without membership changes leaves these out (UNIMPLEMENTED). */
+  memberAdd?(peerUrls: string[], isLearner: boolean): Promise<MemberAddResponse>;
+  memberRemove?(id: bigint): Promise<MemberListResponse>;
+  memberUpdate?(id: bigint, peerUrls: string[]): Promise<MemberListResponse>;
+  memberPromote?(id: bigint): Promise<MemberListResponse>;
+  /** Maintenance.MoveLeader: hand leadership to `targetId` (served by the leader only). */
+  moveLeader?(targetId: bigint): Promise<{ header: ResponseHeader }>;
+  /** Maintenance.Alarm: action 0 = GET, 1 = ACTIVATE, 2 = DEACTIVATE; alarm 1 = NOSPACE. */
+  alarm?(action: number, memberId: bigint, alarm: number): Promise<AlarmResponse>;
+  /** Maintenance.Snapshot: the whole key-value state as a byte stream (see the backend's docs). */
+  snapshot?(): Promise<SnapshotStream>;
+}
+
+export interface MemberAddResponse {
+  header: ResponseHeader;
+  member: Member;
+  members: Member[];
+}
+
+export interface AlarmResponse {
+  header: ResponseHeader;
+  alarms: { memberId: bigint; alarm: number }[];
+}
+
+export interface SnapshotStream {
+  header: ResponseHeader;
+  totalBytes: number;
+  chunks: AsyncIterable<Uint8Array>;
 }

@@ -10,6 +10,7 @@ import { type Logger, pino } from 'pino';
 import type protobuf from 'protobufjs';
 import type { EtcdBackend } from './backend.js';
 import {
+  boolField,
   decodeCompactionRequest,
   decodeDeleteRangeRequest,
   decodePutRequest,
@@ -26,8 +27,11 @@ import {
   int64Number,
   loadEtcdRoot,
   type PbMessage,
+  toLong,
+  uint64Bigint,
 } from './codec.js';
-import { EtcdError, etcdErrors, GrpcCode } from './errors.js';
+import { EtcdError, etcdErrors, GrpcCode, invalidArgument } from './errors.js';
+import type { MemberListResponse } from './types.js';
 import {
   checkDeleteRangeRequest,
   checkPutRequest,
@@ -52,6 +56,8 @@ export interface EtcdServerOptions {
   txnOpsMax?: number;
   inflightRequestsMax?: number;
   logger?: Logger;
+  /** Called after every unary request with its method, gRPC status code and latency (metrics). */
+  onHandled?: (method: string, code: number, seconds: number) => void;
 }
 
 /** What a request decoder hands to its handler: the message and its size on the wire. */
@@ -76,6 +82,7 @@ export class EtcdGrpcServer {
   readonly #log: Logger;
   readonly #root: protobuf.Root;
   readonly #server: grpc.Server;
+  readonly #onHandled: EtcdServerOptions['onHandled'];
   #inflight = 0;
 
   constructor(options: EtcdServerOptions) {
@@ -85,6 +92,7 @@ export class EtcdGrpcServer {
     this.#inflightMax = options.inflightRequestsMax ?? inflightRequestsMaxDefault;
     this.#log = options.logger ?? pino({ name: 'etcd-api' });
     this.#root = loadEtcdRoot();
+    this.#onHandled = options.onHandled;
     this.#server = new grpc.Server({
       'grpc.max_receive_message_length': this.#maxRequestBytes + grpcOverheadBytes,
     });
@@ -136,10 +144,32 @@ export class EtcdGrpcServer {
           members: response.members.map(encodeMember),
         };
       },
-      MemberAdd: unimplemented('MemberAdd'),
-      MemberRemove: unimplemented('MemberRemove'),
-      MemberUpdate: unimplemented('MemberUpdate'),
-      MemberPromote: unimplemented('MemberPromote'),
+      MemberAdd: b.memberAdd
+        ? async (r) => {
+            const peerUrls = stringList(r.message, 'peerURLs');
+            const response = await b.memberAdd!(peerUrls, boolField(r.message, 'isLearner'));
+            return {
+              header: encodeHeader(response.header),
+              member: encodeMember(response.member),
+              members: response.members.map(encodeMember),
+            };
+          }
+        : unimplemented('MemberAdd'),
+      MemberRemove: b.memberRemove
+        ? async (r) => encodeMemberList(await b.memberRemove!(uint64Bigint(r.message, 'ID')))
+        : unimplemented('MemberRemove'),
+      MemberUpdate: b.memberUpdate
+        ? async (r) =>
+            encodeMemberList(
+              await b.memberUpdate!(
+                uint64Bigint(r.message, 'ID'),
+                stringList(r.message, 'peerURLs'),
+              ),
+            )
+        : unimplemented('MemberUpdate'),
+      MemberPromote: b.memberPromote
+        ? async (r) => encodeMemberList(await b.memberPromote!(uint64Bigint(r.message, 'ID')))
+        : unimplemented('MemberPromote'),
     });
     this.#addService('Maintenance', {
       Status: async () => encodeStatusResponse(await b.status()),
@@ -148,8 +178,58 @@ export class EtcdGrpcServer {
       // LMDB reuses freed pages itself, so there is nothing to defragment; answer like etcd does.
       Defragment: async () => ({ header: encodeHeader((await b.status()).header) }),
       Hash: unimplemented('Hash'),
-      MoveLeader: unimplemented('MoveLeader'),
+      MoveLeader: b.moveLeader
+        ? async (r) => ({
+            header: encodeHeader((await b.moveLeader!(uint64Bigint(r.message, 'targetID'))).header),
+          })
+        : unimplemented('MoveLeader'),
     });
+    if (b.snapshot) this.#addSnapshot();
+  }
+
+  /** Maintenance.Snapshot, the one server-streaming method served: the backend's byte stream. */
+  #addSnapshot(): void {
+    const service = this.#root.lookupService('etcdserverpb.Maintenance');
+    const method = service.methods.Snapshot!;
+    method.resolve();
+    const requestType = method.resolvedRequestType!;
+    const responseType = method.resolvedResponseType!;
+    const definition: grpc.MethodDefinition<PbMessage, PbMessage> = {
+      path: '/etcdserverpb.Maintenance/Snapshot',
+      requestStream: false,
+      responseStream: true,
+      requestDeserialize: (buffer: Buffer) => requestType.decode(buffer) as unknown as PbMessage,
+      requestSerialize: (value: PbMessage) => Buffer.from(requestType.encode(value).finish()),
+      responseSerialize: (value: PbMessage) => Buffer.from(responseType.encode(value).finish()),
+      responseDeserialize: (buffer: Buffer) => responseType.decode(buffer) as unknown as PbMessage,
+    };
+    const handler: grpc.handleServerStreamingCall<PbMessage, PbMessage> = (call) => {
+      void this.#streamSnapshot(call);
+    };
+    this.#server.addService({ Snapshot: definition }, { Snapshot: handler });
+  }
+
+  async #streamSnapshot(call: grpc.ServerWritableStream<PbMessage, PbMessage>): Promise<void> {
+    try {
+      const snapshot = await this.#backend.snapshot!();
+      let remaining = snapshot.totalBytes;
+      for await (const chunk of snapshot.chunks) {
+        if (call.cancelled) return;
+        remaining -= chunk.length;
+        const more = call.write({
+          header: encodeHeader(snapshot.header),
+          remainingBytes: toLong(BigInt(remaining), true),
+          blob: chunk,
+        });
+        if (!more) await new Promise((resolve) => call.once('drain', resolve));
+      }
+      call.end();
+    } catch (error) {
+      if (!(error instanceof EtcdError)) {
+        this.#log.error({ err: error }, 'snapshot stream failed');
+      }
+      call.destroy(toServiceError(error));
+    }
   }
 
   /** Registers one etcd service; methods missing from `handlers` answer UNIMPLEMENTED. */
@@ -190,14 +270,24 @@ export class EtcdGrpcServer {
         return;
       }
       this.#inflight++;
+      const started = performance.now();
       handler(call.request)
         .then(
-          (response) => callback(null, response),
+          (response) => {
+            this.#onHandled?.(methodName, GrpcCode.ok, (performance.now() - started) / 1000);
+            callback(null, response);
+          },
           (error: unknown) => {
             if (!(error instanceof EtcdError)) {
               this.#log.error({ err: error, method: methodName }, 'etcd API request failed');
             }
-            callback(toServiceError(error));
+            const status = toServiceError(error);
+            this.#onHandled?.(
+              methodName,
+              status.code ?? GrpcCode.unknown,
+              (performance.now() - started) / 1000,
+            );
+            callback(status);
           },
         )
         .finally(() => {
@@ -242,12 +332,39 @@ export class EtcdGrpcServer {
 
   async #alarm(request: Decoded): Promise<PbMessage> {
     const action = request.message.action;
+    if (this.#backend.alarm) {
+      const response = await this.#backend.alarm(
+        typeof action === 'number' ? action : 0,
+        uint64Bigint(request.message, 'memberID'),
+        typeof request.message.alarm === 'number' ? request.message.alarm : 0,
+      );
+      return {
+        header: encodeHeader(response.header),
+        alarms: response.alarms.map((a) => ({
+          memberID: toLong(a.memberId, true),
+          alarm: a.alarm,
+        })),
+      };
+    }
     if (action !== undefined && action !== 0) {
       throw new EtcdError(GrpcCode.unimplemented, 'shoal: alarms cannot be raised or cleared yet');
     }
     // shoal raises no alarms yet (no space quota, no corruption check), so the list is empty.
     return { header: encodeHeader((await this.#backend.status()).header), alarms: [] };
   }
+}
+
+function stringList(message: PbMessage, field: string): string[] {
+  const value = message[field];
+  if (value === undefined) return [];
+  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) {
+    throw invalidArgument(`${field} must be a list of strings`);
+  }
+  return value as string[];
+}
+
+function encodeMemberList(response: MemberListResponse): PbMessage {
+  return { header: encodeHeader(response.header), members: response.members.map(encodeMember) };
 }
 
 function hasWrites(txn: ReturnType<typeof decodeTxnRequest>): boolean {
