@@ -119,6 +119,7 @@ export class MemberCore {
       propose: (data) => this.raft.propose(data),
     });
     this.reads = new ReadQueue({
+      memberId: this.id,
       readIndex: (context) => this.raft.readIndex(context),
       appliedIndex: () => this.stateMachine.appliedIndex,
       timeoutMs: this.requestTimeoutMs,

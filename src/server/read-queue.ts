@@ -4,6 +4,7 @@
  * A round's reads are released once the local state machine has applied the round's index, and
  * then read the local MVCC store. Rounds in flight are bounded; reads past that wait for the next.
  */
+import { randomInt } from 'node:crypto';
 import { type EtcdError, etcdErrors } from './etcd/errors.js';
 
 /** ReadIndex rounds outstanding at once; further reads join the next round. */
@@ -24,6 +25,7 @@ interface Round {
 }
 
 export interface ReadQueueOptions {
+  memberId: number;
   /** Issues the raft ReadIndex request; throws when raft refuses it. */
   readIndex(context: Uint8Array): void;
   appliedIndex(): number;
@@ -38,6 +40,7 @@ export class ReadQueue {
   /** Rounds confirmed by raft, waiting for apply to reach their index. */
   private confirmed: Round[] = [];
   private sequence = 0;
+  private readonly incarnation = randomInt(1, 2 ** 47);
   private flushScheduled = false;
 
   constructor(private readonly options: ReadQueueOptions) {}
@@ -63,8 +66,12 @@ export class ReadQueue {
     if (this.pending.length === 0 || this.rounds.size >= READ_ROUNDS_MAX) return;
     const waiters = this.pending;
     this.pending = [];
-    const context = Buffer.alloc(8);
-    context.writeDoubleBE(++this.sequence);
+    // The leader keys pending reads by context, so it must be unique cluster-wide: this member's
+    // id, a random per-process prefix (restarts) and a sequence number.
+    const context = Buffer.alloc(24);
+    context.writeDoubleBE(this.options.memberId, 0);
+    context.writeDoubleBE(this.incarnation, 8);
+    context.writeDoubleBE(++this.sequence, 16);
     const key = context.toString('hex');
     try {
       this.options.readIndex(context);
