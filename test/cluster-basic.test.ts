@@ -44,7 +44,11 @@ describe('3-member cluster with etcdctl', { timeout: 60_000 }, () => {
       'value("key-0") = "value-0"\n\nput key-0 swapped\n\nput key-0 failed\n\n',
     );
     assert.equal(txn.stdout.trim(), 'SUCCESS\n\nOK', txn.stderr);
-    const read = await etcdctl(cluster.members[2]!.endpoint, ['get', 'key-0', '--print-value-only']);
+    const read = await etcdctl(cluster.members[2]!.endpoint, [
+      'get',
+      'key-0',
+      '--print-value-only',
+    ]);
     assert.equal(read.stdout.trim(), 'swapped');
     const del = await etcdctl(cluster.members[2]!.endpoint, ['del', 'key-1']);
     assert.equal(del.stdout.trim(), '1');
@@ -53,11 +57,21 @@ describe('3-member cluster with etcdctl', { timeout: 60_000 }, () => {
   });
 
   it('compacts through a follower and refuses reads below the compaction', async () => {
-    const put = await etcdctl(cluster.members[0]!.endpoint, ['put', 'compact-me', 'x', '-w', 'json']);
+    const put = await etcdctl(cluster.members[0]!.endpoint, [
+      'put',
+      'compact-me',
+      'x',
+      '-w',
+      'json',
+    ]);
     const revision = (JSON.parse(put.stdout) as { header: { revision: number } }).header.revision;
     const compact = await etcdctl(cluster.members[2]!.endpoint, ['compaction', String(revision)]);
     assert.match(compact.stdout, new RegExp(`compacted revision ${revision}`), compact.stderr);
-    const old = await etcdctl(cluster.members[1]!.endpoint, ['get', 'compact-me', `--rev=${revision - 1}`]);
+    const old = await etcdctl(cluster.members[1]!.endpoint, [
+      'get',
+      'compact-me',
+      `--rev=${revision - 1}`,
+    ]);
     assert.notEqual(old.code, 0);
     assert.match(old.stderr, /required revision has been compacted/);
   });

@@ -13,6 +13,8 @@ import { etcdctl } from './etcdctl.js';
 
 const SHOAL_BIN = fileURLToPath(new URL('../../bin/shoal.mjs', import.meta.url));
 const READY_TIMEOUT_MS = 30_000;
+/** Member output kept for assertions and failure messages. */
+const OUTPUT_CHARS_MAX = 4 * 1024 * 1024;
 
 export interface MemberSpec {
   name: string;
@@ -26,6 +28,7 @@ export interface MemberSpec {
 export class MemberProcess {
   child: ChildProcess | null = null;
   output = '';
+  logLevel = process.env.SHOAL_TEST_LOG_LEVEL ?? 'warn';
 
   constructor(readonly spec: MemberSpec) {}
 
@@ -62,16 +65,22 @@ export class MemberProcess {
     ];
     const child = spawn(process.execPath, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, SHOAL_LOG_LEVEL: process.env.SHOAL_TEST_LOG_LEVEL ?? 'warn' },
+      env: { ...process.env, SHOAL_LOG_LEVEL: this.logLevel },
     });
     this.child = child;
     this.output = '';
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${s.name} not ready: ${this.output}`)), READY_TIMEOUT_MS);
+      let ready = false;
+      const timer = setTimeout(
+        () => reject(new Error(`${s.name} not ready: ${this.output}`)),
+        READY_TIMEOUT_MS,
+      );
       const onData = (data: Buffer) => {
         this.output += data.toString();
-        if (this.output.length > 64 * 1024) this.output = this.output.slice(-32 * 1024);
-        if (this.output.includes('shoal member ready')) {
+        if (this.output.length > OUTPUT_CHARS_MAX)
+          this.output = this.output.slice(-OUTPUT_CHARS_MAX / 2);
+        if (!ready && this.output.includes('shoal member ready')) {
+          ready = true;
           clearTimeout(timer);
           resolve();
         }
@@ -80,7 +89,7 @@ export class MemberProcess {
       child.stderr!.on('data', onData);
       child.once('exit', (code) => {
         clearTimeout(timer);
-        reject(new Error(`${s.name} exited with ${code} before ready: ${this.output}`));
+        if (!ready) reject(new Error(`${s.name} exited with ${code} before ready: ${this.output}`));
       });
     });
   }
@@ -88,8 +97,11 @@ export class MemberProcess {
   /** Sends a signal and waits for the process to exit; returns its exit code. */
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
     const child = this.child;
-    if (child === null || child.exitCode !== null || child.signalCode !== null) return child?.exitCode ?? null;
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    if (child === null || child.exitCode !== null || child.signalCode !== null)
+      return child?.exitCode ?? null;
+    const exited = new Promise<number | null>((resolve) =>
+      child.once('exit', (code) => resolve(code)),
+    );
     child.kill(signal);
     const code = await exited;
     this.child = null;
