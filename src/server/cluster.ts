@@ -2,9 +2,8 @@
  * The Cluster API and MoveLeader on top of raft: MemberAdd (voter or learner), MemberRemove and
  * MemberPromote are raft conf changes whose context names the member (so every member's registry
  * learns its URLs from the same entry); MemberUpdate is a registry command. Errors use etcd's
- * codes and messages. A promotion needs the leader's view of the learner's progress, so it is
- * only served by the leader; a follower answers etcd's "not leader" error... unless it can reach
- * the leader through the peer transport, which it does (see `promote`).
+ * codes and messages. A promotion needs the leader's view of the learner's progress, so a
+ * follower forwards it to the leader over the peer transport (see `promote`).
  */
 import { ConfChangeTransition, ConfChangeType, Role } from '../raft/index.js';
 import { encodeConfChangeContext } from './command.js';
@@ -13,6 +12,8 @@ import type { MemberAddResponse } from './etcd/backend.js';
 import { EtcdError, etcdErrors, GrpcCode } from './etcd/errors.js';
 import type { MemberListResponse, ResponseHeader } from './etcd/types.js';
 import type { MemberCore } from './member-core.js';
+import type { MemberRecord } from './registry.js';
+import type { ForwardResult } from './transport.js';
 
 /** etcd promotes a learner only when its log is within 10% of the leader's (readyPercent 0.9). */
 const LEARNER_READY_FRACTION = 0.9;
@@ -137,13 +138,52 @@ export class ClusterOps {
     return this.list();
   }
 
-  /** Promotes a learner once it has caught up (checked against the leader's progress). */
+  /**
+   * Promotes a learner once it has caught up. Only the leader knows the learner's progress, so a
+   * follower forwards the request to it over the peer transport and then waits (bounded) until
+   * it has applied the promotion itself, so that its answer lists the member as a voter.
+   */
   async promote(id: bigint): Promise<MemberListResponse> {
     const member = this.existing(id);
     if (!member.isLearner) throw clusterErrors.notLearner();
     const core = this.core;
     await core.proposer.waitForLeader();
-    if (core.raft.role !== Role.Leader) throw etcdErrors.notLeader();
+    if (core.raft.role === Role.Leader) {
+      await this.promoteLearner(member);
+      return this.list();
+    }
+    const result = await core.transport.forwardPromote(
+      core.raft.lead,
+      member.id,
+      core.requestTimeoutMs,
+    );
+    if (!result.ok) throw new EtcdError(result.code as 9, result.message);
+    const deadline = performance.now() + core.requestTimeoutMs;
+    while (core.registry.get(member.id)?.isLearner === true) {
+      if (performance.now() > deadline) throw etcdErrors.timeout();
+      await new Promise((resolve) => setTimeout(resolve, MOVE_LEADER_POLL_MS));
+    }
+    return this.list();
+  }
+
+  /** The leader's side of a promotion forwarded by a follower. */
+  async promoteOnLeader(id: number): Promise<ForwardResult> {
+    try {
+      const member = this.core.registry.get(id);
+      if (member === undefined) throw etcdErrors.memberNotFound();
+      if (!member.isLearner) throw clusterErrors.notLearner();
+      if (this.core.raft.role !== Role.Leader) throw etcdErrors.notLeader();
+      await this.promoteLearner(member);
+      return { ok: true, code: 0, message: '' };
+    } catch (error) {
+      if (error instanceof EtcdError)
+        return { ok: false, code: error.code, message: error.message };
+      throw error;
+    }
+  }
+
+  private async promoteLearner(member: MemberRecord): Promise<void> {
+    const core = this.core;
     const status = core.raft.node.status();
     const learner = status.progress?.get(member.id);
     const leaderMatch = status.progress?.get(core.id)?.match ?? status.lastIndex;
@@ -151,7 +191,6 @@ export class ClusterOps {
       throw clusterErrors.learnerNotReady();
     }
     await this.confChange(ConfChangeType.AddNode, member.id, member, 'promote');
-    return this.list();
   }
 
   /** Maintenance.MoveLeader: served by the leader, as in etcd. */

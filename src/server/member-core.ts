@@ -77,6 +77,7 @@ export class MemberCore {
         reportUnreachable: (id) => this.raft.reportUnreachable(id),
         reportSnapshot: (id, status) => this.raft.reportSnapshot(id, status),
         info: () => ({ registry: this.registry.state() }),
+        promote: (id) => this.cluster.promoteOnLeader(id),
       },
       log.child({ component: 'transport' }),
     );
@@ -344,6 +345,7 @@ async function fetchRegistry(config: MemberConfig, log: Logger) {
       info: () => {
         throw new Error('not ready');
       },
+      promote: async () => ({ ok: false, code: 14, message: 'etcdserver: not leader' }),
     },
     log,
   );

@@ -98,8 +98,17 @@ export const peerService = defineService({
     messages: oneWay<MessageBatch>({ validateRequest: isMessageBatch }),
     snapshot: clientStream<SnapshotPart, { ok: boolean }>(),
     info: unary<{ clusterId: number }, ClusterInfo>(),
+    /** MemberPromote forwarded by a follower to the leader, which alone knows learner progress. */
+    promote: unary<{ id: number }, ForwardResult>(),
   },
 });
+
+/** The outcome of a forwarded request: ok, or the etcd error (gRPC code and message) to return. */
+export interface ForwardResult {
+  ok: boolean;
+  code: number;
+  message: string;
+}
 
 export interface TransportHandlers {
   /** A message from a peer for the local raft node. */
@@ -107,6 +116,7 @@ export interface TransportHandlers {
   reportUnreachable(id: number): void;
   reportSnapshot(id: number, status: 'finish' | 'failure'): void;
   info(): ClusterInfo;
+  promote(id: number): Promise<ForwardResult>;
 }
 
 /** "host:port" from a peer URL. */
@@ -145,6 +155,7 @@ export class PeerTransport {
       messages: (batch) => this.receive(batch),
       snapshot: (parts) => this.receiveSnapshot(parts),
       info: () => this.handlers.info(),
+      promote: (request) => this.handlers.promote(request.id),
     });
   }
 
@@ -290,6 +301,13 @@ export class PeerTransport {
   async fetchInfo(peerUrl: string, timeoutMs: number): Promise<ClusterInfo> {
     const stub: Stub<typeof peerService> = this.pool.stub(peerAddress(peerUrl), peerService);
     return stub.info({ clusterId: this.clusterId }, { timeoutMs });
+  }
+
+  /** Forwards a MemberPromote to the leader's peer address. */
+  async forwardPromote(to: number, id: number, timeoutMs: number): Promise<ForwardResult> {
+    const address = this.addresses.get(to);
+    if (address === undefined) throw new Error(`no address for member ${to}`);
+    return this.pool.stub(address, peerService).promote({ id }, { timeoutMs });
   }
 
   async close(): Promise<void> {
