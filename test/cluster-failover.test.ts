@@ -86,4 +86,26 @@ describe('leader SIGKILL under write load', { timeout: 90_000 }, () => {
     });
     assert.ok(restarted.size >= acknowledged.size);
   });
+
+  it('fails writes and linearizable reads with etcd errors when no quorum is left', async () => {
+    const leader = await waitForLeader(cluster.members);
+    const [alone, ...others] = [leader, ...cluster.members.filter((m) => m !== leader)];
+    await Promise.all(others.map((m) => m.stop('SIGKILL')));
+    const put = await etcdctl(alone!.endpoint, ['--command-timeout=15s', 'put', 'no-quorum', 'x']);
+    assert.notEqual(put.code, 0);
+    assert.match(put.stderr, /etcdserver: (no leader|request timed out)/);
+    const get = await etcdctl(alone!.endpoint, ['--command-timeout=15s', 'get', 'no-quorum']);
+    assert.notEqual(get.code, 0);
+    assert.match(get.stderr, /etcdserver: (no leader|request timed out)/);
+    // A serializable read still answers from local state.
+    const local = await etcdctl(alone!.endpoint, [
+      'get',
+      'load/',
+      '--prefix',
+      '--keys-only',
+      '--consistency=s',
+      '--limit=1',
+    ]);
+    assert.equal(local.code, 0, local.stderr);
+  });
 });

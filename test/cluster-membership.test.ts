@@ -102,6 +102,26 @@ describe('member add (learner), promote, remove', { timeout: 90_000 }, () => {
   });
 });
 
+describe('move-leader', { timeout: 60_000 }, () => {
+  let cluster: ProcessCluster;
+  before(async () => {
+    cluster = await ProcessCluster.plan(3);
+    await cluster.startAll();
+  });
+  after(async () => {
+    await cluster?.stopAll();
+  });
+
+  it('hands leadership to the chosen member', async () => {
+    const leader = await waitForLeader(cluster.members);
+    const target = cluster.members.find((m) => m !== leader)!;
+    const id = leaderId(await memberList(leader.endpoint), target.peerUrl);
+    const move = await etcdctl(cluster.endpoints(), ['move-leader', id.toString(16)]);
+    assert.equal(move.code, 0, move.stderr);
+    assert.equal(await waitForLeader(cluster.members), target);
+  });
+});
+
 function leaderId(members: ListedMember[], peerUrl: string): number {
   const member = members.find((m) => m.peerURLs.includes(peerUrl));
   assert.ok(member, `no member with ${peerUrl}`);

@@ -6,6 +6,7 @@
  *   2. install a received snapshot (WAL first, then the state machine);
  *   3. persist `entries` + `hardState` with one durable `save` (the WAL group-commits concurrent
  *      saves into one fdatasync), applying `committedEntries` meanwhile (they are already durable);
+ *      a Ready whose `mustSync` is false (only the commit index changed) is not waited for;
  *   4. after the save is durable, send `messagesAfterPersist` (acks and votes);
  *   5. hand `readStates` to the read queue, then `advance()`.
  *
@@ -202,8 +203,12 @@ export class RaftNode {
       await o.stateMachine.apply(rd.committedEntries);
       applyMs = performance.now() - applyStarted;
     }
-    if (persist !== null) await persist;
-    const persistMs = persist !== null ? performance.now() - started : 0;
+    // A Ready that changes only the commit index needs no fsync (etcd's mustSync): its save is
+    // queued in order behind earlier writes and becomes durable with the next one, and the loop
+    // does not wait for it. Nothing sent depends on a durable commit index.
+    if (persist !== null && rd.mustSync) await persist;
+    else persist?.catch((error: unknown) => o.onFatal(error));
+    const persistMs = persist !== null && rd.mustSync ? performance.now() - started : 0;
     if (this.stopped) return;
     if (rd.messagesAfterPersist.length > 0) o.send(rd.messagesAfterPersist);
     this.node.advance();
