@@ -14,7 +14,9 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import type { KvError } from '../kv/errors.js';
 import { MvccStore } from '../kv/mvcc.js';
+import type { KvRequest } from '../kv/types.js';
 import { type ConfState, RaftError, type ReadState, Role, type Snapshot } from '../raft/index.js';
 import { DiskStorage } from '../storage/index.js';
 import { ClusterOps } from './cluster.js';
@@ -36,6 +38,9 @@ export const ETCD_VERSION = '3.4.0';
 export const SNAPSHOT_CATCH_UP_ENTRIES_MAX = 5000;
 const JOIN_INFO_TIMEOUT_MS = 2000;
 const PUBLISH_INTERVAL_MS = 1000;
+const QUOTA_REFRESH_MS = 100;
+/** Above the largest request (64 MiB max-request-bytes) plus growth within one refresh period. */
+const QUOTA_MARGIN_BYTES = 256 * 1024 * 1024;
 /** A Maintenance.Snapshot is assembled in memory; larger states are refused. */
 export const MAINTENANCE_SNAPSHOT_BYTES_MAX = 1024 * 1024 * 1024;
 
@@ -50,6 +55,8 @@ export class MemberCore {
   readonly cluster: ClusterOps;
   readonly requestTimeoutMs: number;
   private snapshotting = false;
+  private dbSizeBytes = 0;
+  private dbSizeCheckedAtMs = Number.NEGATIVE_INFINITY;
   private lastSnapshotIndex: number;
   private publishTimer: NodeJS.Timeout | null = null;
   private stopping = false;
@@ -199,6 +206,21 @@ export class MemberCore {
       clientUrls: m.clientUrls,
       isLearner: m.isLearner,
     }));
+  }
+
+  /**
+   * The store's quota check, skipped while the database is far below the quota: reading LMDB's
+   * statistics on every write would cost more than the write. The size is refreshed at most every
+   * QUOTA_REFRESH_MS, and writes within QUOTA_MARGIN_BYTES of the quota are always checked.
+   */
+  quotaCheck(request: KvRequest): KvError | undefined {
+    const now = performance.now();
+    if (now - this.dbSizeCheckedAtMs > QUOTA_REFRESH_MS) {
+      this.dbSizeBytes = this.kv.status().dbSizeBytes;
+      this.dbSizeCheckedAtMs = now;
+    }
+    if (this.dbSizeBytes + QUOTA_MARGIN_BYTES < this.config.quotaBackendBytes) return undefined;
+    return this.kv.quotaCheck(request);
   }
 
   alarms(): { memberId: bigint; alarm: number }[] {

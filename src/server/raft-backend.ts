@@ -57,7 +57,7 @@ export class RaftBackend implements EtcdBackend {
 
   /** Proposes a key-value request and returns the store's response (or throws its error). */
   private async write(request: KvRequest): Promise<KvResponse> {
-    const quota = this.core.kv.quotaCheck(request);
+    const quota = this.core.quotaCheck(request);
     if (quota !== undefined) throw toEtcdError(quota);
     const outcome = await this.core.proposer.propose({ kv: request });
     if (outcome.status === 'ok') return outcome.response;
