@@ -49,8 +49,14 @@ function startCluster(kind: Kind, dir: string, nodes: Node[]): ChildProcess[] {
     const [command, args] =
       kind === 'etcd'
         ? ['etcd', [...flags, '--log-level=error']]
-        : [process.execPath, [join(root, 'bin', 'shoal.mjs'), 'start', ...flags, '--log-level=warn']];
-    return spawn(command, args as string[], { stdio: 'ignore', env: { ...process.env, SHOAL_LOG_LEVEL: 'warn' } });
+        : [
+            process.execPath,
+            [join(root, 'bin', 'shoal.mjs'), 'start', ...flags, '--log-level=warn'],
+          ];
+    return spawn(command, args as string[], {
+      stdio: 'ignore',
+      env: { ...process.env, SHOAL_LOG_LEVEL: 'warn' },
+    });
   });
 }
 
@@ -77,12 +83,17 @@ async function leaderPort(nodes: Node[]): Promise<number> {
     for (const n of nodes) {
       const c = client(n.client);
       try {
-        const bytes = await call(c, '/etcdserverpb.Maintenance/Status', StatusRequest.encode({}).finish());
+        const bytes = await call(
+          c,
+          '/etcdserverpb.Maintenance/Status',
+          StatusRequest.encode({}).finish(),
+        );
         const status = StatusResponse.toObject(StatusResponse.decode(bytes), { longs: String }) as {
           leader?: string;
           header?: { memberId?: string };
         };
-        if (status.leader && status.leader !== '0' && status.leader === status.header?.memberId) return n.client;
+        if (status.leader && status.leader !== '0' && status.leader === status.header?.memberId)
+          return n.client;
       } catch {
         // not up yet
       } finally {
@@ -101,7 +112,11 @@ interface Result {
   p99: number;
 }
 
-async function drive(ports: number[], concurrency: number, request: (i: number) => [string, Uint8Array]): Promise<Result> {
+async function drive(
+  ports: number[],
+  concurrency: number,
+  request: (i: number) => [string, Uint8Array],
+): Promise<Result> {
   const clients = ports.map(client);
   const latencies: number[] = [];
   let errors = 0;
@@ -123,14 +138,19 @@ async function drive(ports: number[], concurrency: number, request: (i: number) 
   await Promise.all(Array.from({ length: concurrency }, (_, w) => worker(w)));
   for (const c of clients) c.close();
   latencies.sort((a, b) => a - b);
-  const pick = (f: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * f))] ?? Number.NaN;
+  const pick = (f: number) =>
+    latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * f))] ?? Number.NaN;
   return { ops: latencies.length / seconds, errors, p50: pick(0.5), p99: pick(0.99) };
 }
 
 async function benchKind(kind: Kind): Promise<string[]> {
   const dir = fs.mkdtempSync(join(os.tmpdir(), `bench-${kind}-`));
   const ports = await freePorts(6);
-  const nodes = [0, 1, 2].map((i) => ({ name: `n${i}`, client: ports[i * 2]!, peer: ports[i * 2 + 1]! }));
+  const nodes = [0, 1, 2].map((i) => ({
+    name: `n${i}`,
+    client: ports[i * 2]!,
+    peer: ports[i * 2 + 1]!,
+  }));
   const children = startCluster(kind, dir, nodes);
   const rows: string[] = [];
   try {
@@ -142,7 +162,9 @@ async function benchKind(kind: Kind): Promise<string[]> {
     ];
     for (const concurrency of [1, 16, 128]) {
       const r = await drive([leader], concurrency, put);
-      rows.push(`| ${kind} | put | ${concurrency} | ${r.ops.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.errors} |`);
+      rows.push(
+        `| ${kind} | put | ${concurrency} | ${r.ops.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.errors} |`,
+      );
       process.stdout.write(`${rows.at(-1)}\n`);
     }
     for (const serializable of [false, true]) {
@@ -150,8 +172,14 @@ async function benchKind(kind: Kind): Promise<string[]> {
         '/etcdserverpb.KV/Range',
         RangeRequest.encode({ key: Buffer.from(`bench/${i % 1000}`), serializable }).finish(),
       ];
-      const r = await drive(nodes.map((n) => n.client), 128, get);
-      rows.push(`| ${kind} | get ${serializable ? 'serializable' : 'linearizable'} | 128 | ${r.ops.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.errors} |`);
+      const r = await drive(
+        nodes.map((n) => n.client),
+        128,
+        get,
+      );
+      rows.push(
+        `| ${kind} | get ${serializable ? 'serializable' : 'linearizable'} | 128 | ${r.ops.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.errors} |`,
+      );
       process.stdout.write(`${rows.at(-1)}\n`);
     }
   } finally {
@@ -161,7 +189,8 @@ async function benchKind(kind: Kind): Promise<string[]> {
   return rows;
 }
 
-const header = '| system | operation | concurrency | ops/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|---|---|';
+const header =
+  '| system | operation | concurrency | ops/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|---|---|';
 process.stdout.write(`${header}\n`);
 const rows = [...(await benchKind('shoal'))];
 if (process.env.CLUSTER_BENCH_SKIP_ETCD !== '1') rows.push(...(await benchKind('etcd')));

@@ -117,10 +117,7 @@ describe('StateMachine', () => {
       clientUrls: ['http://b:3'],
       isLearner: true,
     });
-    assert.equal(
-      MemberRegistry.load(join(registry['path' as keyof MemberRegistry] as string))?.index,
-      2,
-    );
+    assert.equal(MemberRegistry.load(join(dir, 'member', 'registry.json'))?.index, 2, 'saved');
   });
 
   it('round-trips snapshot data and installs it into another member', async () => {
