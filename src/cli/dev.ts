@@ -101,7 +101,9 @@ function startMember(m: DevMember, members: readonly DevMember[], logLevel: stri
 }
 
 function printBanner(dataRoot: string, members: readonly DevMember[]): void {
-  const endpoints = members.map((m) => m.clientUrl).join(',');
+  // etcdctl 3.4 sends the endpoint verbatim as the HTTP/2 :authority, and the gRPC server refuses
+  // "http://host:port" there for some calls (endpoint status), so the example uses host:port.
+  const endpoints = members.map((m) => m.clientUrl.replace(/^http:\/\//, '')).join(',');
   const lines = [
     'shoal dev: a local 3-member cluster',
     `data: ${dataRoot}`,
@@ -114,6 +116,7 @@ function printBanner(dataRoot: string, members: readonly DevMember[]): void {
     `  ETCDCTL_API=3 etcdctl --endpoints=${endpoints} put hello world`,
     `  ETCDCTL_API=3 etcdctl --endpoints=${endpoints} get hello`,
     `  ETCDCTL_API=3 etcdctl --endpoints=${endpoints} endpoint status -w table`,
+    `  ETCDCTL_API=3 etcdctl --endpoints=${endpoints} member list -w table`,
     '',
     'Ctrl-C stops every member.',
     '',

@@ -1,8 +1,8 @@
 /**
  * Peer transport: raft traffic between members over shoal RPC on the peer URL.
  *
- * - Raft messages go as one-way sends, coalesced: `send()` only queues; once per event-loop turn
- *   the queue is flushed as one `raft.messages` batch per peer (split at PEER_BATCH_BYTES_MAX).
+ * - Raft messages go as one-way sends, coalesced: each `send()` (one Ready's messages) becomes one
+ *   `raft.messages` batch per peer (split at PEER_BATCH_BYTES_MAX).
  *   Loss is fine (raft retries); a peer in reconnect backoff is reported unreachable to raft.
  * - Snapshots (a `Snap` message carrying the whole state) go as a client stream: a header with the
  *   message's metadata, then SNAPSHOT_CHUNK_BYTES chunks. The receiver reassembles them (bounded by
@@ -131,7 +131,6 @@ export class PeerTransport {
   private readonly pool: RpcClientPool;
   private readonly addresses = new Map<number, string>();
   private readonly queues = new Map<number, Message[]>();
-  private flushScheduled = false;
   private snapshotSends = 0;
   private readonly log: Logger;
   clusterId: number;
@@ -172,7 +171,7 @@ export class PeerTransport {
     for (const [id, address] of peers) if (id !== this.selfId) this.addresses.set(id, address);
   }
 
-  /** Queues messages; they are flushed together at the end of this event-loop turn. */
+  /** Sends one Ready's messages: snapshots by stream, the rest as one batch per peer. */
   send(messages: readonly Message[]): void {
     for (const message of messages) {
       if (message.type === MessageType.Snap && message.snapshot !== null) {
@@ -187,14 +186,12 @@ export class PeerTransport {
       if (queue.length >= PEER_QUEUE_MESSAGES_MAX) queue.shift();
       queue.push(message);
     }
-    if (!this.flushScheduled && this.queues.size > 0) {
-      this.flushScheduled = true;
-      setImmediate(() => this.flush());
-    }
+    // One call carries one Ready's messages, so it is already a batch: send it now (the RPC
+    // layer coalesces the socket writes of this event-loop turn) rather than waiting a turn.
+    if (this.queues.size > 0) this.flush();
   }
 
   private flush(): void {
-    this.flushScheduled = false;
     for (const [to, queue] of this.queues) {
       const address = this.addresses.get(to);
       if (address === undefined) continue;
