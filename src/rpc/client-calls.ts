@@ -3,9 +3,10 @@
  * client dials), so deadlines and cancellation cover dialing too; `attach` binds it to a connection
  * and sends its opening frame. Every call ends exactly once, through `settle`.
  */
-import { decodeMessage, type EncodedPayload, encodeMessage } from './codec.js';
+import { decodeMessage, encodeMessage, messageFlags } from './codec.js';
 import { RpcError, statusFromNumber } from './errors.js';
 import { FLAG_END, FrameKind, type FrameKindValue } from './frame.js';
+import { TIMEOUT_MS_MAX } from './options.js';
 import type { ResponseStream } from './service.js';
 import {
   CreditGate,
@@ -32,20 +33,20 @@ export interface CallHost {
 }
 
 /** Encodes a request and checks it against the frame limit; throws RpcError. */
-export function encodeRequest(message: unknown, frameBytesMax: number): EncodedPayload {
-  let encoded: EncodedPayload;
+export function encodeRequest(message: unknown, frameBytesMax: number): Uint8Array {
+  let bytes: Uint8Array;
   try {
-    encoded = encodeMessage(message);
+    bytes = encodeMessage(message);
   } catch (error) {
     throw new RpcError('INVALID_ARGUMENT', `request could not be encoded: ${String(error)}`);
   }
-  if (encoded.bytes.length > frameBytesMax) {
+  if (bytes.length > frameBytesMax) {
     throw new RpcError(
       'RESOURCE_EXHAUSTED',
-      `request of ${encoded.bytes.length} bytes exceeds the frame limit of ${frameBytesMax}`,
+      `request of ${bytes.length} bytes exceeds the frame limit of ${frameBytesMax}`,
     );
   }
-  return encoded;
+  return bytes;
 }
 
 /** Turns an ERROR frame into the RpcError it carries. */
@@ -57,6 +58,8 @@ export abstract class ClientCall {
   id = 0;
   readonly method: Uint8Array;
   protected host: CallHost | null = null;
+  /** True for streaming calls (they count against streamsInFlightMax). */
+  readonly streaming: boolean = false;
   protected finished = false;
   private readonly deadlineAt: number | undefined;
   private timer: NodeJS.Timeout | null = null;
@@ -67,8 +70,8 @@ export abstract class ClientCall {
     this.method = method;
     this.signal = signal;
     if (timeoutMs !== undefined) {
-      if (!(timeoutMs > 0))
-        throw new RpcError('INVALID_ARGUMENT', `timeoutMs must be positive, got ${timeoutMs}`);
+      if (!(timeoutMs > 0 && timeoutMs <= TIMEOUT_MS_MAX))
+        throw new RpcError('INVALID_ARGUMENT', `timeoutMs must be in (0, 2^31), got ${timeoutMs}`);
       this.deadlineAt = performance.now() + timeoutMs;
       this.timer = setTimeout(() => this.expire(timeoutMs), timeoutMs);
     }
@@ -140,16 +143,19 @@ export class UnaryCall extends ClientCall {
   readonly promise: Promise<unknown>;
   private resolve!: (value: unknown) => void;
   private reject!: (error: RpcError) => void;
-  private readonly payload: EncodedPayload;
+  private readonly payload: Uint8Array;
+  private readonly payloadFlags: number;
 
   constructor(
     method: Uint8Array,
-    payload: EncodedPayload,
+    payload: Uint8Array,
+    payloadFlags: number,
     timeoutMs?: number,
     signal?: AbortSignal,
   ) {
     super(method, timeoutMs, signal);
     this.payload = payload;
+    this.payloadFlags = payloadFlags;
     this.promise = new Promise((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
@@ -157,15 +163,8 @@ export class UnaryCall extends ClientCall {
   }
 
   protected open(): void {
-    const { bytes, flags } = this.payload;
-    this.host!.send(
-      FrameKind.CALL,
-      FLAG_END | flags,
-      this.id,
-      this.remainingMs(),
-      this.method,
-      bytes,
-    );
+    const flags = FLAG_END | this.payloadFlags;
+    this.host!.send(FrameKind.CALL, flags, this.id, this.remainingMs(), this.method, this.payload);
   }
 
   onFrame(kind: FrameKindValue, flags: number, arg: number, body: Buffer): void {
@@ -190,7 +189,9 @@ export class UnaryCall extends ClientCall {
 
 /** One request, a flow-controlled stream of responses. */
 export class ServerStreamCall extends ClientCall implements ResponseStream<unknown> {
-  private readonly payload: EncodedPayload;
+  override readonly streaming = true;
+  private readonly payload: Uint8Array;
+  private readonly payloadFlags: number;
   private readonly queue: MessageQueue<unknown>;
   private returner: CreditReturner | null = null;
   /** Bytes received and not yet granted back. Invariant: < window before a receipt. */
@@ -198,12 +199,14 @@ export class ServerStreamCall extends ClientCall implements ResponseStream<unkno
 
   constructor(
     method: Uint8Array,
-    payload: EncodedPayload,
+    payload: Uint8Array,
+    payloadFlags: number,
     timeoutMs?: number,
     signal?: AbortSignal,
   ) {
     super(method, timeoutMs, signal);
     this.payload = payload;
+    this.payloadFlags = payloadFlags;
     this.queue = new MessageQueue(
       (bytes) => this.returner?.consumedBytes(bytes),
       () => this.abandon(new RpcError('CANCELLED', 'stream abandoned by its reader')),
@@ -217,8 +220,8 @@ export class ServerStreamCall extends ClientCall implements ResponseStream<unkno
       this.outstandingBytes -= bytes;
       if (!this.finished) host.send(FrameKind.WINDOW, 0, this.id, bytes, null, null);
     });
-    const { bytes, flags } = this.payload;
-    host.send(FrameKind.CALL, FLAG_END | flags, this.id, this.remainingMs(), this.method, bytes);
+    const flags = FLAG_END | this.payloadFlags;
+    host.send(FrameKind.CALL, flags, this.id, this.remainingMs(), this.method, this.payload);
     if (windowBytes > INITIAL_WINDOW_BYTES)
       host.send(FrameKind.WINDOW, 0, this.id, windowBytes - INITIAL_WINDOW_BYTES, null, null);
   }
@@ -267,6 +270,7 @@ export class ServerStreamCall extends ClientCall implements ResponseStream<unkno
 
 /** A flow-controlled stream of requests, one response. */
 export class ClientStreamCall extends ClientCall {
+  override readonly streaming = true;
   readonly promise: Promise<unknown>;
   private resolve!: (value: unknown) => void;
   private reject!: (error: RpcError) => void;
@@ -335,9 +339,9 @@ export class ClientStreamCall extends ClientCall {
           host.send(FrameKind.MESSAGE, FLAG_END, this.id, 0, null, null);
           return;
         }
-        const encoded = encodeRequest(item.value, host.options.frameBytesMax);
-        this.gate.consume(encoded.bytes.length);
-        host.send(FrameKind.MESSAGE, encoded.flags, this.id, 0, null, encoded.bytes);
+        const bytes = encodeRequest(item.value, host.options.frameBytesMax);
+        this.gate.consume(bytes.length);
+        host.send(FrameKind.MESSAGE, messageFlags(item.value), this.id, 0, null, bytes);
       }
     } catch (error) {
       if (!this.finished) this.abandon(RpcError.from(error));

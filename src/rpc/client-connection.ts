@@ -5,6 +5,7 @@
  */
 import type { Socket } from 'node:net';
 import { type CallHost, type ClientCall, encodeRequest } from './client-calls.js';
+import { messageFlags } from './codec.js';
 import { Connection } from './connection.js';
 import { RpcError } from './errors.js';
 import { FrameKind, type FrameKindValue } from './frame.js';
@@ -17,6 +18,8 @@ export class ClientConnection extends Connection implements CallHost {
   private readonly calls = new Map<number, ClientCall>();
   private nextCallId = 1;
   private draining = false;
+  /** Streaming calls among `calls`. Invariant: streamCount <= options.streamsInFlightMax. */
+  private streamCount = 0;
   private readonly onGone: (connection: ClientConnection) => void;
 
   constructor(
@@ -53,21 +56,31 @@ export class ClientConnection extends Connection implements CallHost {
       );
       return;
     }
+    if (call.streaming && this.streamCount >= this.options.streamsInFlightMax) {
+      call.fail(
+        new RpcError(
+          'RESOURCE_EXHAUSTED',
+          `too many streams open to ${this.peer} (limit ${this.options.streamsInFlightMax})`,
+        ),
+      );
+      return;
+    }
     if (this.wouldOverflow(openingBytes)) {
       call.fail(this.overflowError());
       return;
     }
     const id = this.allocateCallId();
     this.calls.set(id, call);
+    if (call.streaming) this.streamCount++;
     call.attach(this, id);
   }
 
   /** Sends a one-way message. Throws RpcError when it cannot be queued. */
   oneWay(method: Uint8Array, message: unknown): void {
     if (!this.usable) throw new RpcError('UNAVAILABLE', `connection to ${this.peer} is closing`);
-    const { bytes, flags } = encodeRequest(message, this.options.frameBytesMax);
+    const bytes = encodeRequest(message, this.options.frameBytesMax);
     if (this.wouldOverflow(bytes.length)) throw this.overflowError();
-    this.send(FrameKind.ONEWAY, flags, 0, 0, method, bytes);
+    this.send(FrameKind.ONEWAY, messageFlags(message), 0, 0, method, bytes);
   }
 
   /** Sends already-encoded one-way messages that waited for this connection to open. */
@@ -77,7 +90,9 @@ export class ClientConnection extends Connection implements CallHost {
 
   callFinished(call: ClientCall): void {
     this.calls.delete(call.id);
-    if (this.draining && this.calls.size === 0) this.endGracefully();
+    if (call.streaming) this.streamCount--;
+    // A CANCEL may be queued right after this returns; end the socket only after that.
+    if (this.draining) queueMicrotask(() => this.endIfDrained());
   }
 
   /** Stops taking calls and closes once the calls in flight have finished. */
@@ -85,6 +100,10 @@ export class ClientConnection extends Connection implements CallHost {
     if (this.draining || this.closed) return;
     this.draining = true;
     this.send(FrameKind.GOAWAY, 0, 0, 0, null, null);
+    this.endIfDrained();
+  }
+
+  private endIfDrained(): void {
     if (this.calls.size === 0) this.endGracefully();
   }
 
@@ -107,11 +126,31 @@ export class ClientConnection extends Connection implements CallHost {
       case FrameKind.GOAWAY:
         // The server is shutting down: finish what is in flight, send new calls elsewhere.
         this.draining = true;
-        if (this.calls.size === 0) this.endGracefully();
+        this.endIfDrained();
         return;
       default:
         this.protocolError(`a server sent frame kind ${kind}`);
     }
+  }
+
+  protected onOversizedFrame(kind: FrameKindValue, callId: number, bodyLength: number): boolean {
+    const callScoped =
+      kind === FrameKind.RESPONSE || kind === FrameKind.MESSAGE || kind === FrameKind.ERROR;
+    if (!callScoped || callId === 0) return false;
+    const limit = this.options.frameBytesMax;
+    this.log.warn(
+      { peer: this.peer, kind, callId, bodyLength, limit },
+      'rpc: skipped oversized frame',
+    );
+    this.calls
+      .get(callId)
+      ?.abandon(
+        new RpcError(
+          'RESOURCE_EXHAUSTED',
+          `response frame of ${bodyLength} bytes exceeds the client's limit of ${limit}`,
+        ),
+      );
+    return true;
   }
 
   protected onClosed(error: RpcError): void {

@@ -16,6 +16,7 @@ import {
   UnaryCall,
 } from './client-calls.js';
 import { ClientConnection } from './client-connection.js';
+import { messageFlags } from './codec.js';
 import { RpcError } from './errors.js';
 import { type ConnectionOptions, resolveConnectionOptions } from './options.js';
 import {
@@ -111,8 +112,9 @@ export class RpcClient {
     let openingBytes: number;
     try {
       const payload = encodeRequest(request, this.options.frameBytesMax);
-      openingBytes = payload.bytes.length;
-      call = new UnaryCall(method, payload, options?.timeoutMs, options?.signal);
+      openingBytes = payload.length;
+      const flags = messageFlags(request);
+      call = new UnaryCall(method, payload, flags, options?.timeoutMs, options?.signal);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -125,9 +127,20 @@ export class RpcClient {
     request: unknown,
     options?: CallOptions,
   ): ResponseStream<unknown> {
-    const payload = encodeRequest(request, this.options.frameBytesMax);
-    const call = new ServerStreamCall(method, payload, options?.timeoutMs, options?.signal);
-    this.startCall(call, payload.bytes.length, options?.signal);
+    let call: ServerStreamCall;
+    let openingBytes: number;
+    try {
+      const payload = encodeRequest(request, this.options.frameBytesMax);
+      openingBytes = payload.length;
+      const flags = messageFlags(request);
+      call = new ServerStreamCall(method, payload, flags, options?.timeoutMs, options?.signal);
+    } catch (error) {
+      // Report the failure where stream errors always surface: when the caller iterates.
+      const failed = new ServerStreamCall(method, new Uint8Array(0), 0);
+      failed.fail(RpcError.from(error));
+      return failed;
+    }
+    this.startCall(call, openingBytes, options?.signal);
     return call;
   }
 
@@ -160,7 +173,8 @@ export class RpcClient {
       return;
     }
     const dialing = this.acquire();
-    const { bytes, flags } = encodeRequest(message, this.options.frameBytesMax);
+    const bytes = encodeRequest(message, this.options.frameBytesMax);
+    const flags = messageFlags(message);
     if (this.pendingOneWayBytes + bytes.length > this.options.bufferedBytesMax) {
       throw new RpcError(
         'RESOURCE_EXHAUSTED',
@@ -289,7 +303,9 @@ export class RpcClient {
       connection.sendEncodedOneWay(pending.method, pending.flags, pending.bytes);
     this.pendingOneWays = [];
     this.pendingOneWayBytes = 0;
-    if (this.closed) connection.drain();
+    // Closed while dialing: the calls that waited for this dial start first (their callbacks run
+    // once this returns), then the connection drains them.
+    if (this.closed) setImmediate(() => connection.drain());
     return connection;
   }
 

@@ -39,6 +39,7 @@ export abstract class Connection {
       (kind, flags, callId, arg, methodLength, body) =>
         this.onFrame(kind, flags, callId, arg, methodLength, body),
       options.frameBytesMax,
+      (kind, callId, bodyLength) => this.onOversizedFrame(kind, callId, bodyLength),
     );
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -112,6 +113,8 @@ export abstract class Connection {
       this.readsPaused = true;
       this.socket.pause();
     }
+    // The kernel may have taken everything at once, in which case no 'drain' event follows.
+    this.releaseDrainWaiters();
   }
 
   /** Closes the connection now; every open call fails with `error`. Idempotent. */
@@ -143,6 +146,16 @@ export abstract class Connection {
     methodLength: number,
     body: Buffer,
   ): void;
+
+  /**
+   * A well-formed frame over frameBytesMax arrived. Return true to skip its body and fail only the
+   * call it belongs to; false closes the connection.
+   */
+  protected abstract onOversizedFrame(
+    kind: FrameKindValue,
+    callId: number,
+    bodyLength: number,
+  ): boolean;
 
   /** Fails every open call with `error`; called once. */
   protected abstract onClosed(error: RpcError): void;
@@ -197,6 +210,10 @@ export abstract class Connection {
       this.readsPaused = false;
       this.socket.resume();
     }
+    this.releaseDrainWaiters();
+  }
+
+  private releaseDrainWaiters(): void {
     if (this.drainWaiters.length === 0 || this.congested()) return;
     const waiters = this.drainWaiters;
     this.drainWaiters = [];

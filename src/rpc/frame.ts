@@ -29,9 +29,10 @@
  *   PING/PONG either: keepalive; a PONG echoes the PING's arg
  *   GOAWAY    either: the sender takes no new calls on this connection; in-flight calls finish
  *
- * A frame that breaks these rules (unknown kind, stray flags, oversized length, method length past
- * the body) is a protocol error that closes the connection; errors scoped to one call (unknown
- * method, undecodable payload) close only that call.
+ * A frame that breaks these rules (unknown kind, stray flags, method length past the body) is a
+ * protocol error that closes the connection. A well-formed frame over the size limit that belongs
+ * to a call has its body skipped (never buffered) and fails only that call with RESOURCE_EXHAUSTED;
+ * other errors scoped to one call (unknown method, undecodable payload) also close only that call.
  */
 
 export const HEADER_BYTES = 16;
@@ -84,6 +85,13 @@ export type FrameHandler = (
   body: Buffer,
 ) => void;
 
+/** Told about a well-formed frame over the size limit; returns true to skip its body and go on. */
+export type OversizedHandler = (
+  kind: FrameKindValue,
+  callId: number,
+  bodyLength: number,
+) => boolean;
+
 /**
  * Incremental frame decoder: feed it socket chunks in order, it calls `handler` once per complete
  * frame. Bodies that arrive inside one chunk are handed on as views without copying; a body split
@@ -105,7 +113,17 @@ export class FrameDecoder {
   private arg = 0;
   private failed = false;
 
-  constructor(handler: FrameHandler, frameBytesMax = FRAME_BYTES_MAX_DEFAULT) {
+  /** Decides whether an oversized frame is skipped (true) or fails the connection. */
+  private readonly onOversized: OversizedHandler | undefined;
+  /** Bytes of a skipped oversized body still to discard. */
+  private skipRemaining = 0;
+
+  constructor(
+    handler: FrameHandler,
+    frameBytesMax = FRAME_BYTES_MAX_DEFAULT,
+    onOversized?: OversizedHandler,
+  ) {
+    this.onOversized = onOversized;
     if (
       !Number.isInteger(frameBytesMax) ||
       frameBytesMax < 0 ||
@@ -123,7 +141,7 @@ export class FrameDecoder {
 
   /** True when the decoder stopped at a frame boundary (nothing partial is held). */
   get atBoundary(): boolean {
-    return this.headerFill === 0 && this.partialBody === null;
+    return this.headerFill === 0 && this.partialBody === null && this.skipRemaining === 0;
   }
 
   /** Decodes every complete frame in `chunk`. Throws FrameError on a malformed frame; after that the
@@ -135,6 +153,10 @@ export class FrameDecoder {
     try {
       if (this.partialBody !== null || this.headerFill > 0) offset = this.continuePartial(chunk);
       while (offset < end) {
+        if (this.skipRemaining > 0) {
+          offset = this.skip(chunk, offset);
+          continue;
+        }
         if (end - offset < HEADER_BYTES) {
           chunk.copy(this.partialHeader, 0, offset, end);
           this.headerFill = end - offset;
@@ -142,6 +164,7 @@ export class FrameDecoder {
         }
         const bodyLength = this.readHeader(chunk, offset);
         offset += HEADER_BYTES;
+        if (bodyLength < 0) continue; // An oversized body the owner chose to skip.
         if (end - offset >= bodyLength) {
           this.emit(chunk.subarray(offset, offset + bodyLength));
           offset += bodyLength;
@@ -157,6 +180,13 @@ export class FrameDecoder {
     }
   }
 
+  /** Discards bytes of a skipped oversized body; returns the new offset. */
+  private skip(chunk: Buffer, offset: number): number {
+    const take = Math.min(this.skipRemaining, chunk.length - offset);
+    this.skipRemaining -= take;
+    return offset + take;
+  }
+
   /** Completes a header or body left from earlier chunks; returns the offset consumed in `chunk`. */
   private continuePartial(chunk: Buffer): number {
     let offset = 0;
@@ -169,6 +199,7 @@ export class FrameDecoder {
       if (this.headerFill < HEADER_BYTES) return offset;
       this.headerFill = 0;
       const bodyLength = this.readHeader(this.partialHeader, 0);
+      if (bodyLength < 0) return offset;
       if (chunk.length - offset >= bodyLength) {
         this.emit(chunk.subarray(offset, offset + bodyLength));
         return offset + bodyLength;
@@ -198,21 +229,28 @@ export class FrameDecoder {
     if (kind < 1 || kind > KIND_MAX) throw new FrameError(`unknown frame kind ${kind}`);
     if ((flags & ~FLAGS_KNOWN) !== 0)
       throw new FrameError(`unknown frame flags 0x${flags.toString(16)}`);
-    if (bodyLength > this.frameBytesMax) {
-      throw new FrameError(
-        `frame body of ${bodyLength} bytes exceeds the limit of ${this.frameBytesMax}`,
-        true,
-      );
-    }
     const carriesMethod = kind === FrameKind.CALL || kind === FrameKind.ONEWAY;
     if (carriesMethod ? methodLength === 0 || methodLength > METHOD_BYTES_MAX : methodLength !== 0)
       throw new FrameError(`invalid method length ${methodLength} for frame kind ${kind}`);
     if (methodLength > bodyLength)
       throw new FrameError(`method length ${methodLength} exceeds body length ${bodyLength}`);
+    const callId = source.readUInt32BE(offset + 8);
+    if (bodyLength > this.frameBytesMax) {
+      // A well-formed but oversized frame: its owner may fail just that call and skip the body
+      // without buffering it, or the connection fails.
+      if (this.onOversized?.(kind as FrameKindValue, callId, bodyLength) === true) {
+        this.skipRemaining = bodyLength;
+        return -1;
+      }
+      throw new FrameError(
+        `frame body of ${bodyLength} bytes exceeds the limit of ${this.frameBytesMax}`,
+        true,
+      );
+    }
     this.kind = kind as FrameKindValue;
     this.flags = flags;
     this.methodLength = methodLength;
-    this.callId = source.readUInt32BE(offset + 8);
+    this.callId = callId;
     this.arg = source.readUInt32BE(offset + 12);
     return bodyLength;
   }

@@ -40,6 +40,25 @@
  * Errors: every failure is an `RpcError` with `code` (CANCELLED, DEADLINE_EXCEEDED, UNAVAILABLE,
  * RESOURCE_EXHAUSTED, INVALID_ARGUMENT, UNIMPLEMENTED, INTERNAL, UNKNOWN, ...). A handler throwing an
  * RpcError chooses the code the caller sees; anything else thrown arrives as UNKNOWN.
+ *
+ * Semantics other layers rely on:
+ * - Messages are msgpack values. A top-level Uint8Array message travels raw (no msgpack, no copy);
+ *   Uint8Array fields inside objects arrive as Buffers that are views into the received frame.
+ *   A Uint8Array larger than 16 KiB is written by reference: do not modify it after sending it.
+ * - On one connection, frames are sent and handled in the order they were issued: one-way messages
+ *   arrive in order and handlers start in call order (they may finish in any order).
+ * - One-way sends are at-most-once: queued messages are lost if the connection dies. `send` throws
+ *   synchronously (UNAVAILABLE while the peer is in dial backoff, RESOURCE_EXHAUSTED when
+ *   bufferedBytesMax bytes are already queued) and never blocks.
+ * - Deadlines (`timeoutMs`) cover dialing, queueing and the server's work; the server receives the
+ *   remaining time, aborts the handler's `context.signal` when it passes, and answers
+ *   DEADLINE_EXCEEDED. Cancelling (`signal`, `stream.cancel()`, breaking out of a `for await`)
+ *   aborts the handler's signal with CANCELLED.
+ * - Connections are dialed on first use and redialed after loss. After a failed dial, calls fail
+ *   fast with UNAVAILABLE until the backoff delay (exponential with jitter) has passed; there is no
+ *   silent retry of calls, callers decide.
+ * - `server.close()` and `client.close()` send GOAWAY, let calls in flight finish (up to a grace
+ *   period) and refuse new ones; a client that receives GOAWAY sends new calls on a new connection.
  */
 export { BACKOFF_DEFAULTS, type BackoffOptions, backoffDelayMs, seededRandom } from './backoff.js';
 export {

@@ -8,6 +8,9 @@ import pino from 'pino';
 import { FRAME_BYTES_MAX_DEFAULT, FRAME_BYTES_MAX_LIMIT } from './frame.js';
 import { INITIAL_WINDOW_BYTES } from './stream.js';
 
+/** The longest deadline a call can carry: Node timers hold at most 2^31-1 ms (about 24 days). */
+export const TIMEOUT_MS_MAX = 0x7fff_ffff;
+
 export interface ConnectionOptions {
   /**
    * Largest frame body accepted or sent. Receiving a larger frame closes the connection (the stream
@@ -27,6 +30,12 @@ export interface ConnectionOptions {
   bufferedBytesMax: number;
   /** Per-stream flow-control window (credit in bytes a receiver grants its sender). */
   streamWindowBytes: number;
+  /**
+   * Streaming calls open at once on one connection. Each may hold up to streamWindowBytes plus one
+   * message on its receiving side, so this bounds stream memory per connection. Past it, new
+   * streaming calls fail with RESOURCE_EXHAUSTED (at once on the client; the server answers so).
+   */
+  streamsInFlightMax: number;
   /** A PING is sent after this long without receiving anything. 0 disables keepalive. */
   keepaliveIntervalMs: number;
   /** A peer that leaves a PING unanswered this long is considered dead; the connection closes. */
@@ -39,6 +48,7 @@ export const CONNECTION_DEFAULTS: Readonly<Omit<ConnectionOptions, 'logger'>> = 
   callsInFlightMax: 10_000,
   bufferedBytesMax: 64 * 1024 * 1024,
   streamWindowBytes: 1024 * 1024,
+  streamsInFlightMax: 256,
   keepaliveIntervalMs: 5_000,
   keepaliveTimeoutMs: 10_000,
 };
@@ -64,6 +74,7 @@ export function resolveConnectionOptions(
   checkInteger('callsInFlightMax', resolved.callsInFlightMax, 1, 0xffff_ffff);
   checkInteger('bufferedBytesMax', resolved.bufferedBytesMax, 1, Number.MAX_SAFE_INTEGER);
   checkInteger('streamWindowBytes', resolved.streamWindowBytes, INITIAL_WINDOW_BYTES, 0x7fff_ffff);
+  checkInteger('streamsInFlightMax', resolved.streamsInFlightMax, 1, 0xffff_ffff);
   checkInteger('keepaliveIntervalMs', resolved.keepaliveIntervalMs, 0, 0x7fff_ffff);
   checkInteger('keepaliveTimeoutMs', resolved.keepaliveTimeoutMs, 1, 0x7fff_ffff);
   return resolved;

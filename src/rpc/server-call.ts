@@ -3,10 +3,12 @@
  * client sent, applies flow control to streams in both directions and answers exactly once. It is
  * also the handler's CallContext; the AbortSignal is created only if the handler asks for it.
  */
-import { decodeMessage, encodeMessage } from './codec.js';
+import { decodeMessage, encodeMessage, messageFlags } from './codec.js';
 import { RpcError } from './errors.js';
 import { FLAG_END, FLAG_RAW, FrameKind } from './frame.js';
-import type { RegisteredMethod, ServerConnection } from './server-connection.js';
+import type { RegisteredMethod } from './method-table.js';
+import { TIMEOUT_MS_MAX } from './options.js';
+import type { ServerConnection } from './server-connection.js';
 import type { CallContext } from './service.js';
 import {
   CreditGate,
@@ -46,6 +48,8 @@ export class ServerCall implements CallContext {
     this.id = id;
     this.registered = registered;
     if (timeoutMs > 0) {
+      // Node timers hold at most 2^31-1 ms (about 24 days); a longer deadline is as good as none.
+      timeoutMs = Math.min(timeoutMs, TIMEOUT_MS_MAX);
       this.deadline = performance.now() + timeoutMs;
       this.timer = setTimeout(() => this.expire(timeoutMs), timeoutMs);
     } else {
@@ -59,6 +63,11 @@ export class ServerCall implements CallContext {
       if (this.abortReason !== null) this.controller.abort(this.abortReason);
     }
     return this.controller.signal;
+  }
+
+  /** True for server- and client-streaming calls (they count against streamsInFlightMax). */
+  get streaming(): boolean {
+    return this.registered.kind === 'serverStream' || this.registered.kind === 'clientStream';
   }
 
   get peer(): string {
@@ -210,43 +219,44 @@ export class ServerCall implements CallContext {
 
   /** Sends one response-stream message; false when the call failed instead. */
   private sendMessage(value: unknown): boolean {
-    const encoded = this.encode(value);
-    if (encoded === null) return false;
-    this.gate!.consume(encoded.bytes.length);
-    this.connection.send(FrameKind.MESSAGE, encoded.flags, this.id, 0, null, encoded.bytes);
+    const bytes = this.encode(value);
+    if (bytes === null) return false;
+    this.gate!.consume(bytes.length);
+    this.connection.send(FrameKind.MESSAGE, messageFlags(value), this.id, 0, null, bytes);
     return true;
   }
 
   private respond(value: unknown): void {
     if (this.finished) return;
-    const encoded = this.encode(value);
-    if (encoded !== null)
-      this.finishWith(FrameKind.RESPONSE, FLAG_END | encoded.flags, 0, encoded.bytes);
+    const bytes = this.encode(value);
+    if (bytes !== null)
+      this.finishWith(FrameKind.RESPONSE, FLAG_END | messageFlags(value), 0, bytes);
   }
 
   /** Encodes a response; on failure answers the call with the error and returns null. */
-  private encode(value: unknown): { bytes: Uint8Array; flags: number } | null {
-    let encoded: { bytes: Uint8Array; flags: number };
+  private encode(value: unknown): Uint8Array | null {
+    let bytes: Uint8Array;
     try {
-      encoded = encodeMessage(value);
+      bytes = encodeMessage(value);
     } catch (error) {
       this.fail(new RpcError('INTERNAL', `response could not be encoded: ${String(error)}`));
       return null;
     }
     const limit = this.connection.options.frameBytesMax;
-    if (encoded.bytes.length > limit) {
+    if (bytes.length > limit) {
       this.fail(
         new RpcError(
           'RESOURCE_EXHAUSTED',
-          `response of ${encoded.bytes.length} bytes exceeds the frame limit of ${limit}`,
+          `response of ${bytes.length} bytes exceeds the frame limit of ${limit}`,
         ),
       );
       return null;
     }
-    return encoded;
+    return bytes;
   }
 
-  private fail(error: RpcError): void {
+  /** Answers the call with `error` and aborts the handler. */
+  fail(error: RpcError): void {
     if (this.finish()) {
       this.sendError(error);
       // Stop whatever the handler is still doing (a stream being consumed or produced).

@@ -9,25 +9,18 @@ import { decodeMessage } from './codec.js';
 import { Connection } from './connection.js';
 import { RpcError, statusFromNumber } from './errors.js';
 import { FLAG_END, FLAG_RAW, FrameKind, type FrameKindValue } from './frame.js';
+import type { MethodTable, RegisteredMethod } from './method-table.js';
 import type { ConnectionOptions } from './options.js';
 import { ServerCall } from './server-call.js';
-import type { CallContext, MethodKind, Validator } from './service.js';
-
-/** A method as the server runs it: the typed handler, erased to one calling convention. */
-export interface RegisteredMethod {
-  readonly path: string;
-  readonly kind: MethodKind;
-  readonly handler: (input: unknown, context: CallContext) => unknown;
-  readonly validate: Validator<unknown> | undefined;
-}
-
-export type MethodTable = ReadonlyMap<string, RegisteredMethod>;
+import type { CallContext } from './service.js';
 
 export class ServerConnection extends Connection {
   readonly calls = new Map<number, ServerCall>();
   private readonly methods: MethodTable;
   private readonly onGone: (connection: ServerConnection) => void;
   private draining = false;
+  /** Streaming calls among `calls`. Invariant: streamCount <= options.streamsInFlightMax. */
+  private streamCount = 0;
   /** Aborts when the connection closes; the signal one-way handlers see. */
   private readonly lifetime = new AbortController();
   private readonly oneWayContexts = new Map<string, CallContext>();
@@ -59,7 +52,9 @@ export class ServerConnection extends Connection {
   /** Called by a ServerCall when it finishes. */
   callFinished(call: ServerCall): void {
     this.calls.delete(call.id);
-    if (this.draining) this.closeIfDrained();
+    if (call.streaming) this.streamCount--;
+    // The call's last frame is queued right after this returns; end the socket only after that.
+    if (this.draining) queueMicrotask(() => this.closeIfDrained());
   }
 
   protected onCallFrame(
@@ -98,6 +93,26 @@ export class ServerConnection extends Connection {
     }
   }
 
+  protected onOversizedFrame(kind: FrameKindValue, callId: number, bodyLength: number): boolean {
+    const callScoped = kind === FrameKind.CALL || kind === FrameKind.MESSAGE;
+    if (!(callScoped && callId !== 0) && kind !== FrameKind.ONEWAY) return false;
+    const limit = this.options.frameBytesMax;
+    this.log.warn(
+      { peer: this.peer, kind, callId, bodyLength, limit },
+      'rpc: skipped oversized frame',
+    );
+    if (kind === FrameKind.ONEWAY) return true;
+    const error = new RpcError(
+      'RESOURCE_EXHAUSTED',
+      `request frame of ${bodyLength} bytes exceeds the server's limit of ${limit}`,
+    );
+    const call = this.calls.get(callId);
+    if (call !== undefined) call.fail(error);
+    else if (kind === FrameKind.CALL)
+      this.send(FrameKind.ERROR, FLAG_END, callId, error.status, null, Buffer.from(error.message));
+    return true;
+  }
+
   protected onClosed(error: RpcError): void {
     this.lifetime.abort(error);
     for (const call of this.calls.values()) call.cancel(error);
@@ -116,9 +131,8 @@ export class ServerConnection extends Connection {
       this.protocolError(`call id ${callId} is zero or already in use`);
       return;
     }
-    const path = body.toString('utf8', 0, methodLength);
-    const method = this.methods.get(path);
-    const refusal = this.refusal(path, method);
+    const method = this.methods.lookup(body, methodLength);
+    const refusal = this.refusal(body, methodLength, method);
     if (refusal !== null) {
       this.send(
         FrameKind.ERROR,
@@ -132,12 +146,21 @@ export class ServerConnection extends Connection {
     }
     const call = new ServerCall(this, callId, method!, timeoutMs);
     this.calls.set(callId, call);
+    if (call.streaming) this.streamCount++;
     call.start(flags, body.subarray(methodLength));
   }
 
   /** Why a new call cannot run, or null when it can. */
-  private refusal(path: string, method: RegisteredMethod | undefined): RpcError | null {
-    if (method === undefined) return new RpcError('UNIMPLEMENTED', `unknown method ${path}`);
+  private refusal(
+    body: Buffer,
+    methodLength: number,
+    method: RegisteredMethod | undefined,
+  ): RpcError | null {
+    if (method === undefined) {
+      const path = body.toString('utf8', 0, methodLength);
+      return new RpcError('UNIMPLEMENTED', `unknown method ${path}`);
+    }
+    const path = method.path;
     if (method.kind === 'oneWay')
       return new RpcError('UNIMPLEMENTED', `method ${path} is one-way and takes no calls`);
     if (this.draining) return new RpcError('UNAVAILABLE', 'server is shutting down');
@@ -147,13 +170,20 @@ export class ServerConnection extends Connection {
         `too many calls in flight on this connection (limit ${this.options.callsInFlightMax})`,
       );
     }
+    const streaming = method.kind === 'serverStream' || method.kind === 'clientStream';
+    if (streaming && this.streamCount >= this.options.streamsInFlightMax) {
+      return new RpcError(
+        'RESOURCE_EXHAUSTED',
+        `too many streams open on this connection (limit ${this.options.streamsInFlightMax})`,
+      );
+    }
     return null;
   }
 
   private runOneWay(flags: number, methodLength: number, body: Buffer): void {
-    const path = body.toString('utf8', 0, methodLength);
-    const method = this.methods.get(path);
+    const method = this.methods.lookup(body, methodLength);
     if (method === undefined || method.kind !== 'oneWay') {
+      const path = body.toString('utf8', 0, methodLength);
       this.log.warn(
         { peer: this.peer, method: path },
         'rpc: dropped one-way message for unknown method',
@@ -162,23 +192,26 @@ export class ServerConnection extends Connection {
     }
     let message: unknown;
     try {
-      message = decodeMessage(flags & FLAG_RAW, body.subarray(methodLength));
+      message = decodeMessage(flags & FLAG_RAW, body, methodLength);
     } catch (error) {
       this.log.warn(
-        { peer: this.peer, method: path, err: error },
+        { peer: this.peer, method: method.path, err: error },
         'rpc: dropped undecodable one-way message',
       );
       return;
     }
     if (method.validate !== undefined && !method.validate(message)) {
-      this.log.warn({ peer: this.peer, method: path }, 'rpc: dropped invalid one-way message');
+      this.log.warn(
+        { peer: this.peer, method: method.path },
+        'rpc: dropped invalid one-way message',
+      );
       return;
     }
     try {
-      const result = method.handler(message, this.oneWayContext(path));
-      if (result instanceof Promise) result.catch((error) => this.oneWayFailed(path, error));
+      const result = method.handler(message, this.oneWayContext(method.path));
+      if (result instanceof Promise) result.catch((error) => this.oneWayFailed(method.path, error));
     } catch (error) {
-      this.oneWayFailed(path, error);
+      this.oneWayFailed(method.path, error);
     }
   }
 

@@ -5,8 +5,9 @@
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { RpcError } from './errors.js';
+import { MethodTable, type RegisteredMethod } from './method-table.js';
 import { type ConnectionOptions, resolveConnectionOptions } from './options.js';
-import { type RegisteredMethod, ServerConnection } from './server-connection.js';
+import { ServerConnection } from './server-connection.js';
 import { methodPath, type ServiceDefinition, type ServiceImplementation } from './service.js';
 
 /** Connections one server accepts at once; the kernel's backlog holds the rest. */
@@ -26,10 +27,12 @@ export interface ListenOptions {
 export class RpcServer {
   private readonly options: ConnectionOptions;
   private readonly log: Logger;
-  private readonly methods = new Map<string, RegisteredMethod>();
+  private readonly methods = new MethodTable();
   private readonly connections = new Set<ServerConnection>();
   private readonly server: Server;
   private closing: Promise<void> | null = null;
+  /** Set while close() waits for the last connection to go. */
+  private onEmpty: (() => void) | null = null;
 
   constructor(options: RpcServerOptions = {}) {
     this.options = resolveConnectionOptions(options);
@@ -46,10 +49,9 @@ export class RpcServer {
   ): this {
     for (const [name, method] of Object.entries(definition.methods)) {
       const path = methodPath(definition.name, name);
-      if (this.methods.has(path)) throw new Error(`method ${path} is already registered`);
       const handler = (implementation as Record<string, unknown>)[name];
       if (typeof handler !== 'function') throw new TypeError(`no handler for method ${path}`);
-      this.methods.set(path, {
+      this.methods.add({
         path,
         kind: method.kind,
         handler: handler.bind(implementation) as RegisteredMethod['handler'],
@@ -99,8 +101,15 @@ export class RpcServer {
         connection.destroy(new RpcError('UNAVAILABLE', 'server closed before the call finished'));
       }
     }, graceMs);
-    await listening;
+    await Promise.all([listening, this.allConnectionsGone()]);
     clearTimeout(timer);
+  }
+
+  private allConnectionsGone(): Promise<void> {
+    if (this.connections.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.onEmpty = resolve;
+    });
   }
 
   private accept(socket: Socket): void {
@@ -108,9 +117,10 @@ export class RpcServer {
       socket.destroy();
       return;
     }
-    const connection = new ServerConnection(socket, this.options, this.methods, (gone) =>
-      this.connections.delete(gone),
-    );
+    const connection = new ServerConnection(socket, this.options, this.methods, (gone) => {
+      this.connections.delete(gone);
+      if (this.connections.size === 0) this.onEmpty?.();
+    });
     this.connections.add(connection);
   }
 }
