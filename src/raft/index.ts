@@ -32,6 +32,9 @@
  *    so this may run in parallel with step 5. For an `EntryType.ConfChange` entry, decode it
  *    (`decodeConfChange`) and call `applyConfChange` (record the returned ConfState with the state
  *    machine). Serve each `rd.readStates` read once the applied index reaches `readState.index`.
+ *    A leader that applies its own removal keeps leading for up to an election timeout (without
+ *    counting itself) while it hands leadership to the most up-to-date voter; a removed member
+ *    may be shut down after that.
  * 8. Call `advance()` once step 5 is durable and step 7's entries are applied (or queued, in order,
  *    to the applier). This is when the leader counts its own log towards the commit quorum, and
  *    when a candidate counts its own vote (which is now durable).
@@ -42,7 +45,14 @@
  *    deliver to the receiver's `step()` a message whose snapshot holds the complete data. On the
  *    sending side it calls `reportSnapshot(to, 'finish' | 'failure')` when done. When a peer
  *    cannot be reached, call `reportUnreachable(id)`.
- * 10. Messages are plain objects (numbers, booleans, arrays, Uint8Array) and can be encoded with
+ * 10. Reads: `readIndex(ctx)` yields a ReadState once a heartbeat round confirms leadership (all
+ *    reads queued before a round share it). With `readOnly: 'lease'` (requires checkQuorum) the
+ *    leader answers at once while its lease holds: a quorum acknowledged a heartbeat sent less
+ *    than electionTick - 1 ticks ago, and members refuse votes for an election timeout after
+ *    hearing from a leader (after a restart too). This assumes ticks advance at the same rate on
+ *    every member; a process that was paused (GC, SIGSTOP, VM migration) longer than a tick must
+ *    not rely on it, so prefer the default 'safe' mode unless that is guaranteed.
+ * 11. Messages are plain objects (numbers, booleans, arrays, Uint8Array) and can be encoded with
  *    msgpack as they are. Messages may be lost, duplicated and reordered: the core copes.
  *
  * An `InvariantViolation` thrown by the core means a bug or corrupted storage: stop the member.
@@ -53,6 +63,7 @@ export {
   decodeConfChange,
   encodeConfChange,
 } from './confchange.js';
+export { describeMessage } from './describe.js';
 export { MemoryStorage } from './memory-storage.js';
 export type { Logger, RaftConfig, ReadOnlyMode } from './raft.js';
 export { message } from './raft.js';

@@ -81,6 +81,8 @@ export class Progress {
   state: ProgressState = ProgressState.Probe;
   /** In Snapshot state: the index of the snapshot being sent. */
   pendingSnapshot = 0;
+  /** The leader tick carried by the newest heartbeat this follower acknowledged; -1 if none. */
+  heartbeatAckTick = -1;
   /** Heard from since the last check-quorum round (the leader itself is always active). */
   recentActive = false;
   /** Probe state: an append is outstanding, wait for a response or the next heartbeat. */

@@ -446,18 +446,28 @@ test('ReadIndex: a partitioned leader cannot confirm reads', () => {
   assert.deepEqual(net.members.get(1)!.readStates, []);
 });
 
-test('lease reads need check-quorum and answer without a heartbeat round', () => {
+test('lease reads need check-quorum, answer without a round trip, and lapse when cut off', () => {
   assert.throws(
     () => new TestNetwork([1], { readOnly: 'lease' }),
     (e: unknown) => e instanceof RaftError && e.code === 'BAD_CONFIG',
   );
   const net = new TestNetwork([1, 2, 3], { readOnly: 'lease', checkQuorum: true });
   elect(net, 1);
+  net.tickAll(1); // One acknowledged heartbeat round starts the lease.
   net.takeTranscript();
   net.node(1).readIndex(data(1));
   net.settle();
   assert.deepEqual(net.takeTranscript(), []);
   assert.equal(net.members.get(1)!.readStates.length, 1);
+  // Cut off, the leader's lease runs out before anyone else may be elected.
+  net.isolate(1);
+  for (let i = 0; i < 9; i++) net.tick(1);
+  net.settle();
+  assert.equal(net.node(1).status().role, Role.Leader);
+  assert.equal(net.node(1).raft.leaseValid(), false);
+  net.node(1).readIndex(data(2));
+  net.settle();
+  assert.equal(net.members.get(1)!.readStates.length, 1, 'no read answered without a lease');
 });
 
 test('refusals carry codes: no leader, uncommitted limit', () => {
@@ -522,6 +532,34 @@ test('snapshots: a follower behind the compacted log gets a snapshot and catches
   assert.equal(net.node(3).status().commit, net.node(1).status().commit);
 });
 
+test('transport reports: unreachable and failed snapshots send a follower back to probing', () => {
+  const net = new TestNetwork([1, 2, 3]);
+  elect(net, 1);
+  const state = (id: number) => net.node(1).status().progress!.get(id)!.state;
+  assert.equal(state(2), 'replicate');
+  net.node(1).reportUnreachable(2);
+  assert.equal(state(2), 'probe');
+  net.isolate(3);
+  for (let i = 0; i < 10; i++) net.node(1).propose(data(i));
+  net.settle();
+  const leader = net.members.get(1)!;
+  const applied = leader.raw.status().applied;
+  leader.storage.createSnapshot(applied, leader.raw.status().config, new Uint8Array(0));
+  leader.storage.compact(applied);
+  net.heal();
+  net.filter = (m) => m.type !== MessageType.Snap; // The snapshot transfer fails.
+  net.tickAll(1);
+  assert.equal(state(3), 'snapshot');
+  net.node(1).reportSnapshot(3, 'failure');
+  assert.equal(state(3), 'probe');
+  net.filter = () => true;
+  net.tickAll(2);
+  net.node(1).reportSnapshot(3, 'finish');
+  net.tickAll(2);
+  assert.equal(state(3), 'replicate');
+  assert.equal(net.node(3).status().commit, net.node(1).status().commit);
+});
+
 test('restart: a member recovers term, vote and log from storage', () => {
   const net = new TestNetwork([1, 2, 3]);
   elect(net, 1);
@@ -534,6 +572,29 @@ test('restart: a member recovers term, vote and log from storage', () => {
   assert.equal(status.commit, 5);
   net.tickAll(3);
   assert.ok(net.members.get(2)!.applied.some((e) => e.index === 5));
+});
+
+test('membership: a removed leader steps down and the rest elect a new one', () => {
+  const net = new TestNetwork([1, 2, 3]);
+  elect(net, 1);
+  net.node(1).proposeConfChange(single(ConfChangeType.RemoveNode, 1));
+  net.settle();
+  // The removed leader hands over to the most up-to-date remaining voter, then steps down.
+  assert.equal(net.node(2).status().role, Role.Leader);
+  net.tickAll(10);
+  assert.equal(net.node(1).status().role, Role.Follower);
+  assert.deepEqual(net.node(2).status().config.voters, [2, 3]);
+  const hasNewLeader = () => [2, 3].includes(net.node(2).status().lead);
+  for (let i = 0; i < 40 && !hasNewLeader(); i++) net.tickAll();
+  const lead = net.node(2).status().lead;
+  assert.ok(lead === 2 || lead === 3, `new leader ${lead}`);
+  net.node(lead).propose(data(1));
+  net.settle();
+  assert.equal(net.node(2).status().commit, net.node(3).status().commit);
+  // The removed member never campaigns again.
+  for (let i = 0; i < 40; i++) net.tick(1);
+  net.settle();
+  assert.equal(net.node(1).status().role, Role.Follower);
 });
 
 test('conf change encoding round-trips and rejects garbage', () => {

@@ -18,6 +18,7 @@ import { RaftLog } from './log.js';
 import {
   configToConfState,
   isJoint,
+  majorityCommitted,
   ProgressState,
   ProgressTracker,
   type TrackerConfig,
@@ -86,6 +87,9 @@ export interface RaftConfig {
   readonly applied?: number;
   readonly logger?: Logger;
 }
+
+/** Ticks a lease is shortened by, for members whose ticks are out of phase with the leader's. */
+export const LEASE_MARGIN_TICKS = 1;
 
 /** Proposals waiting for the first commit of a new leader's term are bounded. */
 export const PENDING_READ_MESSAGES_MAX = PENDING_READS_MAX;
@@ -167,10 +171,18 @@ export class Raft {
   private readHeartbeatPending = false;
   /** Candidate: our own vote counts only once the hard state carrying it is durable. */
   private selfVotePending = false;
+  /** Leader: we are no longer a voter; hand leadership over (see switchToConfig). */
+  private stepDownPending = false;
 
   /** Ticks since the last election timeout reset (follower/candidate) or check (leader). */
   electionElapsed = 0;
   heartbeatElapsed = 0;
+  /** Ticks since this member started (lease reads: see stepHigherTerm). */
+  private ticksSinceStart = 0;
+  /** Lease reads: a restarted member refuses votes for this many ticks after it starts. */
+  private startupQuietTicks = 0;
+  /** Leader: ticks since it became leader; heartbeats carry it so acks prove when they were sent. */
+  private leaderTick = 0;
   randomizedElectionTimeout = 0;
 
   readonly electionTimeout: number;
@@ -206,7 +218,12 @@ export class Raft {
     const { hardState, confState } = config.storage.initialState();
     this.switchToConfig(configFromConfState(confState));
     if (hardState.term !== 0 || hardState.commit !== 0) this.loadHardState(hardState);
-    if (config.applied !== undefined && config.applied > 0) this.log.appliedTo(config.applied);
+    if (this.readOnlyMode === 'lease' && hardState.term > 0) {
+      this.startupQuietTicks = this.electionTimeout;
+    }
+    // The state machine starts from the latest snapshot unless the caller says it applied more.
+    const applied = config.applied ?? config.storage.snapshot().metadata.index;
+    if (applied > 0) this.log.appliedTo(applied);
     this.becomeFollower(this.term, NONE);
   }
 
@@ -268,6 +285,7 @@ export class Raft {
     this.leadTransferee = NONE;
     this.trk.resetVotes();
     this.selfVotePending = false;
+    this.stepDownPending = false;
     const last = this.log.lastIndex();
     const durable = this.durableLastIndex();
     for (const [id, pr] of this.trk.progress) {
@@ -318,18 +336,21 @@ export class Raft {
     this.reset(this.term);
     this.role = Role.Leader;
     this.lead = this.id;
+    this.leaderTick = 0;
     this.trk.progress.get(this.id)!.becomeReplicate();
     // Any conf change in the log may still be uncommitted; refuse new ones until our own term's
     // first entry is applied (this is the fix for single-server changes, see Ongaro's raft-dev
     // post of 2015: a new leader must commit an entry of its term before changing membership).
     this.pendingConfIndex = this.log.lastIndex() + 1;
     this.appendEntries([{ term: 0, index: 0, type: EntryType.Normal, data: EMPTY_BYTES }], true);
+    this.checkInvariants();
     this.logger.info({ id: this.id, term: this.term }, 'became leader');
   }
 
   // ----------------------------------------------------------------------------- ticks
 
   tick(): void {
+    this.ticksSinceStart++;
     if (this.role === Role.Leader) this.tickHeartbeat();
     else this.tickElection();
   }
@@ -343,6 +364,7 @@ export class Raft {
   }
 
   private tickHeartbeat(): void {
+    this.leaderTick++;
     this.heartbeatElapsed++;
     this.electionElapsed++;
     if (this.electionElapsed >= this.electionTimeout) {
@@ -350,6 +372,10 @@ export class Raft {
       if (this.checkQuorum) this.step(message(MessageType.CheckQuorum, { from: this.id }));
       // A transfer that did not finish within an election timeout is abandoned.
       if (this.role === Role.Leader && this.leadTransferee !== NONE) this.leadTransferee = NONE;
+      // A leader outside the configuration has spread the commit index for an election timeout
+      // since its handover began; the new configuration's voters carry on without it (they may
+      // already have elected the successor, who does not talk to us any more).
+      if (this.role === Role.Leader && this.stepDownPending) this.becomeFollower(this.term, NONE);
     }
     if (this.role !== Role.Leader) return;
     if (this.heartbeatElapsed >= this.heartbeatTimeout) {
@@ -395,8 +421,11 @@ export class Raft {
   private stepHigherTerm(m: Message): boolean {
     if (m.type === MessageType.Vote || m.type === MessageType.PreVote) {
       const force = m.context.length > 0 && m.context[0] === CAMPAIGN_TRANSFER[0];
+      // With lease reads, a restarted member may have acknowledged a leader's lease before it
+      // went down, so it also waits an election timeout before voting for anyone else.
+      const knowsLeader = this.lead !== NONE || this.ticksSinceStart < this.startupQuietTicks;
       const inLease =
-        this.checkQuorum && this.lead !== NONE && this.electionElapsed < this.electionTimeout;
+        this.checkQuorum && knowsLeader && this.electionElapsed < this.electionTimeout;
       // We heard from a leader recently: a disruptive candidate (e.g. one rejoining after a
       // partition) must not depose it. A leadership transfer is exempt.
       if (!force && inLease) return false;
@@ -646,7 +675,10 @@ export class Raft {
   private handleHeartbeat(m: Message): void {
     // The leader sends min(our match, its commit), so this never exceeds what we hold in common.
     this.log.commitTo(Math.min(m.commit, this.log.lastIndex()));
-    this.send(message(MessageType.HeartbeatResp, { to: m.from, context: m.context }));
+    // Echo the leader's tick so it knows which heartbeat this acknowledges (lease reads).
+    this.send(
+      message(MessageType.HeartbeatResp, { to: m.from, context: m.context, index: m.index }),
+    );
   }
 
   private handleSnapshot(m: Message): void {
@@ -818,11 +850,12 @@ export class Raft {
     const pr = this.trk.progress.get(m.from)!;
     pr.recentActive = true;
     pr.probeSent = false;
+    if (m.index > pr.heartbeatAckTick) pr.heartbeatAckTick = m.index;
     // A full window may hold appends that were lost: free one slot so a probe can find out.
     if (pr.state === ProgressState.Replicate && pr.inflights.full()) pr.inflights.freeFirstOne();
     // An empty append at `next` makes a follower that lost appends reject, which repairs it.
     if (pr.match < this.log.lastIndex()) this.maybeSendAppend(m.from, true);
-    if (this.readOnlyMode !== 'safe' || m.context.length === 0) return;
+    if (m.context.length === 0) return;
     const acks = this.readOnly.recvAck(m.from, m.context);
     if (acks === null || this.trk.voteResultOf(acks) !== VoteResult.Won) return;
     for (const status of this.readOnly.advance(m.context)) {
@@ -868,16 +901,34 @@ export class Raft {
       this.pendingReadMessages.push(m);
       return null;
     }
-    if (this.readOnlyMode === 'lease') {
+    if (this.readOnlyMode === 'lease' && this.leaseValid()) {
       this.answerRead(m, this.log.committed);
       return null;
     }
+    // Safe mode, or the lease lapsed: confirm leadership with a heartbeat round.
     if (this.readOnly.size() >= PENDING_READS_MAX) return 'READ_QUEUE_FULL';
     if (this.readOnly.add(this.log.committed, m)) {
       this.readOnly.recvAck(this.id, m.context);
       this.readHeartbeatPending = true;
     }
     return null;
+  }
+
+  /**
+   * Whether our lease holds: a quorum acknowledged a heartbeat sent at leader tick t, and each of
+   * them refuses to vote for anyone else until an election timeout after receiving it, so no
+   * other leader can exist before t + electionTimeout. One tick is kept as a margin for the
+   * members' tick phases. This assumes ticks advance at the same rate everywhere (bounded clock
+   * drift); a paused leader that resumes must not serve lease reads (see index.ts).
+   */
+  leaseValid(): boolean {
+    if (this.leadTransferee !== NONE) return false; // The transferee may win at once.
+    const ackTick = (id: NodeId) =>
+      id === this.id ? this.leaderTick : (this.trk.progress.get(id)?.heartbeatAckTick ?? -1);
+    const incoming = majorityCommitted(this.trk.config.voters, ackTick);
+    const outgoing = majorityCommitted(this.trk.config.votersOutgoing, ackTick);
+    const acked = Math.min(incoming, outgoing);
+    return acked >= 0 && this.leaderTick < acked + this.electionTimeout - LEASE_MARGIN_TICKS;
   }
 
   private answerRead(request: Message, index: number): void {
@@ -979,7 +1030,9 @@ export class Raft {
       if (id === this.id) continue;
       // Never tell a follower a commit index beyond what it holds: it might not match ours.
       const commit = Math.min(pr.match, this.log.committed);
-      this.send(message(MessageType.Heartbeat, { to: id, commit, context: ctx }));
+      this.send(
+        message(MessageType.Heartbeat, { to: id, commit, context: ctx, index: this.leaderTick }),
+      );
     }
   }
 
@@ -1012,17 +1065,62 @@ export class Raft {
     }
     const self = this.trk.progress.get(this.id);
     this.isLearner = self?.isLearner ?? false;
-    if (this.role !== Role.Leader) return;
-    if (self === undefined || self.isLearner) {
-      // We were removed or demoted: stop leading; the remaining voters elect a new leader.
-      this.becomeFollower(this.term, NONE);
+    if (this.role !== Role.Leader) {
+      this.checkInvariants();
       return;
+    }
+    if (self === undefined || self.isLearner) {
+      // We were removed or demoted. Stepping down at once could strand the new configuration: its
+      // members may not know yet that the change committed and may still count votes with the
+      // old one. So keep leading (without counting ourselves) until they learn the commit index,
+      // and hand leadership to the most up-to-date voter; step down an election timeout later.
+      this.stepDownPending = true;
     }
     if (this.leadTransferee !== NONE && !this.trk.isVoter(this.leadTransferee)) {
       this.leadTransferee = NONE;
     }
     if (this.maybeCommit()) this.onCommitAdvanced();
     this.broadcastPending = true;
+    if (this.stepDownPending) this.transferToSuccessor();
+    this.checkInvariants();
+  }
+
+  /** A leader outside the voters hands over to the voter with the longest durable log. */
+  private transferToSuccessor(): void {
+    if (this.leadTransferee !== NONE) return;
+    let best: NodeId = NONE;
+    let bestMatch = -1;
+    for (const id of [...this.trk.config.voters].sort((a, b) => a - b)) {
+      const match = this.trk.progress.get(id)?.match ?? -1;
+      if (id !== this.id && match > bestMatch) {
+        best = id;
+        bestMatch = match;
+      }
+    }
+    if (best !== NONE) this.handleTransferLeader(best);
+  }
+
+  /**
+   * Checks the invariants that tie the tracker, the log and the role together. Runs after every
+   * configuration change and leadership change; a failure stops the member (InvariantViolation).
+   */
+  checkInvariants(): void {
+    const last = this.log.lastIndex();
+    assert(this.log.applied <= this.log.committed, 'applied beyond commit');
+    assert(this.log.committed <= last, () => `commit ${this.log.committed} beyond last ${last}`);
+    const config = this.trk.config;
+    for (const id of [...config.voters, ...config.votersOutgoing, ...config.learners]) {
+      assert(this.trk.progress.has(id), () => `member ${id} in the config has no progress`);
+    }
+    for (const id of config.learners) {
+      assert(!config.voters.has(id), () => `member ${id} is both learner and voter`);
+    }
+    if (this.role !== Role.Leader) return;
+    assert(this.lead === this.id, 'a leader leads itself');
+    for (const [id, pr] of this.trk.progress) {
+      assert(pr.match < pr.next, () => `progress of ${id}: match ${pr.match} >= next ${pr.next}`);
+      assert(pr.match <= last, () => `progress of ${id}: match ${pr.match} beyond our log`);
+    }
   }
 
   /** Candidate: the hard state with our own vote became durable; now count it. */
@@ -1047,11 +1145,6 @@ export class Raft {
     ) {
       this.broadcastPending = true;
     }
-  }
-
-  /** Throws the refusal as a RaftError (for local callers). */
-  static raise(code: RaftErrorCode, what: string): never {
-    throw new RaftError(code, `${what} refused: ${code}`);
   }
 }
 

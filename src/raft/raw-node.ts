@@ -22,7 +22,7 @@ import {
   RaftError,
   type RaftErrorCode,
   type ReadState,
-  type Role,
+  Role,
   type Snapshot,
   type SoftState,
 } from './types.js';
@@ -156,7 +156,7 @@ export class RawNode {
   private proposeEntry(entry: Entry): void {
     const raft = this.raft;
     const code =
-      raft.role === 2
+      raft.role === Role.Leader
         ? raft.propose([entry])
         : raft.step(message(MessageType.Prop, { from: raft.id, entries: [entry] }));
     if (code !== null) throw refusal(code, 'proposal');
@@ -302,7 +302,7 @@ export class RawNode {
   status(): Status {
     const raft = this.raft;
     let progress: Map<NodeId, ProgressStatus> | null = null;
-    if (raft.role === 2) {
+    if (raft.role === Role.Leader) {
       progress = new Map();
       for (const [id, pr] of raft.trk.progress) {
         progress.set(id, {

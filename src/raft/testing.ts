@@ -5,72 +5,11 @@
  * read as "do this, then exactly these messages flow".
  */
 import { decodeConfChange } from './confchange.js';
+import { describeMessage } from './describe.js';
 import { MemoryStorage } from './memory-storage.js';
 import type { RaftConfig } from './raft.js';
 import { RawNode } from './raw-node.js';
-import {
-  type Entry,
-  EntryType,
-  type Message,
-  MessageType,
-  type NodeId,
-  type ReadState,
-} from './types.js';
-
-const TYPE_NAMES: Record<MessageType, string> = {
-  0: 'Hup',
-  1: 'Beat',
-  2: 'Prop',
-  3: 'App',
-  4: 'AppResp',
-  5: 'Vote',
-  6: 'VoteResp',
-  7: 'Snap',
-  8: 'Heartbeat',
-  9: 'HeartbeatResp',
-  10: 'Unreachable',
-  11: 'SnapStatus',
-  12: 'CheckQuorum',
-  13: 'TransferLeader',
-  14: 'TimeoutNow',
-  15: 'ReadIndex',
-  16: 'ReadIndexResp',
-  17: 'PreVote',
-  18: 'PreVoteResp',
-};
-
-/** One line per message, e.g. `1->2 App term=2 prev=3@1 entries=[4@2] commit=3`. */
-export function describeMessage(m: Message): string {
-  let line = `${m.from}->${m.to} ${TYPE_NAMES[m.type]} term=${m.term}`;
-  switch (m.type) {
-    case MessageType.App:
-      line += ` prev=${m.index}@${m.logTerm} entries=[${m.entries.map((e) => `${e.index}@${e.term}`).join(',')}] commit=${m.commit}`;
-      break;
-    case MessageType.AppResp:
-      line += m.reject
-        ? ` reject index=${m.index} hint=${m.rejectHint}@${m.logTerm}`
-        : ` index=${m.index}`;
-      break;
-    case MessageType.Vote:
-    case MessageType.PreVote:
-      line += ` last=${m.index}@${m.logTerm}`;
-      break;
-    case MessageType.VoteResp:
-    case MessageType.PreVoteResp:
-      line += m.reject ? ' reject' : ' grant';
-      break;
-    case MessageType.Heartbeat:
-      line += ` commit=${m.commit}`;
-      break;
-    case MessageType.Snap:
-      line += ` snapshot=${m.snapshot?.metadata.index}@${m.snapshot?.metadata.term}`;
-      break;
-    case MessageType.ReadIndexResp:
-      line += ` index=${m.index}`;
-      break;
-  }
-  return line;
-}
+import { type Entry, EntryType, type Message, type NodeId, type ReadState } from './types.js';
 
 export interface TestMember {
   readonly id: NodeId;
@@ -111,6 +50,8 @@ export class TestNetwork {
   private transcript: string[] = [];
   /** Messages that leave a member are passed here first; returning false drops them. */
   filter: (m: Message) => boolean = () => true;
+  /** Applied to every delivered message, e.g. to send it through a real encoding. */
+  wire: (m: Message) => Message = (m) => m;
 
   constructor(
     voters: readonly NodeId[],
@@ -210,7 +151,7 @@ export class TestNetwork {
     const to = this.members.get(m.to);
     if (to === undefined || this.cut.has(`${m.from}>${m.to}`) || !this.filter(m)) return;
     this.transcript.push(describeMessage(m));
-    to.raw.step(m);
+    to.raw.step(this.wire(m));
   }
 
   private handleReady(member: TestMember): void {

@@ -143,7 +143,10 @@ export interface Message {
   term: number;
   /** App: term of the entry at `index`. AppResp reject: term of the follower's entry at the hint. */
   logTerm: number;
-  /** App: index of the entry before `entries`. AppResp: last matched (or rejected) index. */
+  /**
+   * App: index of the entry before `entries`. AppResp: last matched (or rejected) index.
+   * Heartbeat and HeartbeatResp: the leader's tick count when the heartbeat was sent.
+   */
   index: number;
   entries: Entry[];
   /** The sender's commit index (App, Heartbeat). */

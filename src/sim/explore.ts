@@ -32,12 +32,17 @@ const FRESH_PROPOSALS = 5;
 export function exploreSeed(seed: number, options: ExploreOptions = {}): ExploreResult {
   const setup = new SimCluster({ seed, voters: 1 }).rng; // Only used to draw the configuration.
   const voters = setup.chance(0.5) ? 3 : 5;
+  const checkQuorum = setup.chance(0.5);
+  // Lease reads assume ticks advance at the same rate everywhere, which a paused process breaks:
+  // runs with lease reads have no pauses.
+  const lease = checkQuorum && setup.chance(0.5);
   const config = {
     seed,
     voters,
     learners: setup.chance(0.3) ? 1 : 0,
     preVote: setup.chance(0.5),
-    checkQuorum: setup.chance(0.5),
+    checkQuorum,
+    readOnly: lease ? ('lease' as const) : ('safe' as const),
     electionTick: 10,
     heartbeatTick: setup.pick([1, 2, 3]),
     diskDelayMinUnits: 1,
@@ -51,7 +56,7 @@ export function exploreSeed(seed: number, options: ExploreOptions = {}): Explore
   const description = JSON.stringify(config);
   const cluster = new SimCluster(config);
   try {
-    new Nemesis(cluster).run(options.faultTicks ?? 400);
+    new Nemesis(cluster, !lease).run(options.faultTicks ?? 400);
     checkLiveness(cluster, options.livenessTicks ?? 600);
     return {
       seed,
@@ -80,7 +85,10 @@ class Nemesis {
   private readonly retiring = new Set<NodeId>();
   private readonly retired = new Set<NodeId>();
 
-  constructor(private readonly cluster: SimCluster) {
+  constructor(
+    private readonly cluster: SimCluster,
+    private readonly allowPauses: boolean,
+  ) {
     this.nextId = cluster.ids().length + 1;
   }
 
@@ -90,6 +98,7 @@ class Nemesis {
     for (let tick = 0; tick < faultTicks; tick++) {
       const proposals = rng.int(0, 3);
       for (let i = 0; i < proposals; i++) c.propose();
+      if (rng.chance(0.1)) this.read();
       if (rng.chance(0.08)) this.fault();
       this.retireRemoved();
       c.runTicks(1);
@@ -102,7 +111,13 @@ class Nemesis {
     const rng = c.rng;
     const live = c.liveIds().filter((id) => !this.retired.has(id));
     const all = c.ids().filter((id) => !this.retired.has(id));
-    switch (rng.int(0, 11)) {
+    switch (rng.int(0, 12)) {
+      case 12: {
+        // Leadership transfer to a random voter (it may be down or cut off: then it times out).
+        const leader = c.leader();
+        if (leader !== null) c.node(leader).transferLeader(rng.pick(all));
+        return;
+      }
       case 0: {
         const shuffled = rng.shuffle([...all]);
         const cut = rng.int(1, shuffled.length - 1);
@@ -130,7 +145,7 @@ class Nemesis {
         return;
       }
       case 7: {
-        if (live.length === 0) return;
+        if (live.length === 0 || !this.allowPauses) return;
         const id = rng.pick(live);
         if (c.member(id).paused) c.resume(id);
         else c.pause(id);
@@ -199,14 +214,40 @@ class Nemesis {
     }
   }
 
+  private readCount = 0;
+
+  /** A linearizable read on a random member; the cluster checks the index it gets. */
+  private read(): void {
+    const c = this.cluster;
+    const live = c.liveIds().filter((id) => !c.member(id).paused);
+    if (live.length === 0) return;
+    const context = new Uint8Array(4);
+    new DataView(context.buffer).setUint32(0, ++this.readCount);
+    c.readIndex(c.rng.pick(live), context);
+  }
+
+  /**
+   * Ends the faults: heals the network and restarts or resumes members. Sometimes one voter stays
+   * down, so liveness is also checked with only a majority healed.
+   */
   private healAll(): void {
     const c = this.cluster;
     c.network.heal();
     c.setFaults(RELIABLE);
+    let keepDown: NodeId | null = null;
+    const leader = c.leader();
+    if (leader !== null && c.rng.chance(0.3)) {
+      const config = c.node(leader).status().config;
+      if (config.votersOutgoing.length === 0) {
+        keepDown = c.rng.pick(config.voters.filter((id) => id !== leader));
+      }
+    }
     for (const id of c.ids()) {
       if (this.retired.has(id)) continue;
       const member = c.member(id);
-      if (!member.alive) c.restart(id);
+      if (id === keepDown) {
+        if (member.alive) c.crash(id);
+      } else if (!member.alive) c.restart(id);
       else if (member.paused) c.resume(id);
     }
   }
@@ -258,7 +299,8 @@ function everyMemberCaughtUp(c: SimCluster): boolean {
   const config = c.node(leader).status().config;
   for (const id of [...config.voters, ...config.learners]) {
     const member = c.members.get(id);
-    if (member === undefined || !member.alive) return false;
+    if (member === undefined) return false;
+    if (!member.alive) continue; // Kept down on purpose (a minority) or retired.
     if (member.sm.applied < raft.log.committed) return false;
   }
   return true;

@@ -370,3 +370,27 @@ test('ReadIndex on the leader and on a follower returns an index covering every 
   assert.equal(c.member(leader).readStates[0]!.index, c.maxApplied());
   assert.equal(c.member(follower).readStates[0]!.index, c.maxApplied());
 });
+
+test('a paused leader (e.g. a long GC pause) is replaced, and on resuming follows the new one', () => {
+  const c = cluster({ voters: 3, preVote: true, checkQuorum: true });
+  const old = electLeader(c);
+  c.pause(old);
+  const stale = proposeMany(c, 5, old); // Accepted just before the pause took effect.
+  c.runUntil(() => c.leader() !== null && c.leader() !== old, 100, 'replacement');
+  awaitCommitted(c, proposeMany(c, 5));
+  c.resume(old);
+  c.runUntil(() => c.node(old).raft.role === Role.Follower, 30, 'old leader steps down');
+  awaitConverged(c);
+  assert.equal(stale.filter((id) => c.committed.has(id)).length, 0);
+});
+
+test('asymmetric link: a leader that can send but not hear back steps down with check-quorum', () => {
+  const c = cluster({ voters: 3, preVote: true, checkQuorum: true });
+  const leader = electLeader(c);
+  for (const id of c.ids()) if (id !== leader) c.network.cutLink(id, leader);
+  c.runUntil(() => c.node(leader).raft.role !== Role.Leader, 40, 'step-down');
+  // The others still hear the old leader's heartbeats until it steps down, then elect one of
+  // themselves; the cut links keep the old leader from ever being re-elected.
+  c.runUntil(() => c.leader() !== null && c.leader() !== leader, 200, 'new leader');
+  awaitCommitted(c, proposeMany(c, 3));
+});
