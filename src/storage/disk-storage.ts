@@ -5,13 +5,14 @@
  *   <dir>/wal/   segment files        <dir>/snap/  snapshot files
  *
  * Ordering rules that keep a crash at any moment recoverable:
- * - `createSnapshot` makes the snapshot file durable; no WAL record is needed, the file is found on
- *   open. A `compact` record becomes durable only after that file (a WAL barrier).
- * - `applySnapshot` makes the file durable first, then a Reset record (with the hard state). If the
- *   member crashes in between, open finds a snapshot the log never adopted and deletes it: the
- *   install did not happen, and the leader sends it again.
- * - On open the current snapshot is the newest file consistent with the log (its index is the
- *   log's compaction point, or an entry in the log with the same term); its checksum is verified.
+ * - `createSnapshot` makes the snapshot file durable, then a Snapshot record naming it. Records
+ *   queued after it (a `compact`) wait behind it, so a compaction is never durable before the
+ *   snapshot that covers it.
+ * - `applySnapshot` makes the file durable first, then a Reset record (with the hard state).
+ * - On open the current snapshot is exactly the one the log's newest Snapshot or Reset record
+ *   names; its checksum is verified. Newer files (a crash after the file, before its record) were
+ *   never adopted and are deleted; the leader sends an install again. Old files are kept up to
+ *   `SNAPSHOTS_RETAINED_MAX`.
  */
 import { join } from 'node:path';
 import { type Logger, pino } from 'pino';
@@ -27,11 +28,14 @@ import {
   StorageError,
 } from '../raft/types.js';
 import { CorruptionError, WalError } from './errors.js';
+import { makeDirectoryDurably } from './fs-async.js';
+import { type DirectoryLock, lockDirectory } from './lock.js';
 import {
   SNAPSHOT_CHUNK_BYTES_DEFAULT,
   type SnapshotFile,
   type SnapshotReceiver,
   SnapshotStore,
+  snapshotFileName,
 } from './snapshot.js';
 import { Wal, type WalOptions, type WalStats } from './wal.js';
 
@@ -51,14 +55,14 @@ const EMPTY_SNAPSHOT: Snapshot = { metadata: EMPTY_SNAPSHOT_METADATA, data: new 
 
 export class DiskStorage implements RaftStorage {
   private current: CurrentSnapshot;
-  /** Settles when the newest snapshot file is durable; compaction records wait for it. */
-  private snapshotDurable: Promise<void> = Promise.resolve();
   private bootstrapConfState: ConfState = EMPTY_CONF_STATE;
+  private closed = false;
 
   private constructor(
     private readonly wal: Wal,
     private readonly snapshots: SnapshotStore,
     current: CurrentSnapshot,
+    private readonly lock: DirectoryLock,
   ) {
     this.current = current;
   }
@@ -70,13 +74,17 @@ export class DiskStorage implements RaftStorage {
    */
   static async open(dir: string, options: DiskStorageOptions = {}): Promise<DiskStorage> {
     const logger = options.logger ?? pino({ name: 'storage', level: 'warn' });
-    const wal = await Wal.open(join(dir, 'wal'), { ...options, logger });
+    await makeDirectoryDurably(dir);
+    const lock = await lockDirectory(dir);
+    let wal: Wal | null = null;
     try {
+      wal = await Wal.open(join(dir, 'wal'), { ...options, logger });
       const snapshots = await SnapshotStore.open(join(dir, 'snap'), logger);
       const current = await chooseSnapshot(wal, snapshots);
-      return new DiskStorage(wal, snapshots, current);
+      return new DiskStorage(wal, snapshots, current, lock);
     } catch (error) {
-      await wal.close();
+      await wal?.close();
+      await lock.release();
       throw error;
     }
   }
@@ -125,9 +133,11 @@ export class DiskStorage implements RaftStorage {
   async applySnapshot(snapshot: Snapshot): Promise<void> {
     const { index, term } = snapshot.metadata;
     this.checkNewer(index);
+    this.wal.assertWritable();
     this.current = { metadata: snapshot.metadata, file: null, data: snapshot.data };
     const durable = this.persistSnapshot(snapshot);
     await this.wal.reset(index, term, this.commitAtLeast(index), durable);
+    await this.snapshots.prune(this.wal.durableSnapshot());
   }
 
   /**
@@ -136,17 +146,19 @@ export class DiskStorage implements RaftStorage {
    */
   async applyReceivedSnapshot(metadata: SnapshotMetadata): Promise<void> {
     this.checkNewer(metadata.index);
+    this.wal.assertWritable();
     const file = this.snapshots.find(metadata.index, metadata.term);
     if (file === undefined) {
       throw new WalError('INVALID_ARGUMENT', `no received snapshot at ${metadata.index}`);
     }
     this.current = { metadata, file, data: null };
-    this.snapshotDurable = Promise.resolve();
     await this.wal.reset(metadata.index, metadata.term, this.commitAtLeast(metadata.index), null);
+    await this.snapshots.prune(this.wal.durableSnapshot());
   }
 
   async createSnapshot(index: number, confState: ConfState, data: Uint8Array): Promise<void> {
     this.checkNewer(index);
+    this.wal.assertWritable();
     if (index > this.wal.lastIndex()) {
       throw new StorageError(
         'UNAVAILABLE',
@@ -155,7 +167,9 @@ export class DiskStorage implements RaftStorage {
     }
     const metadata = { index, term: this.wal.term(index), confState };
     this.current = { metadata, file: null, data };
-    await this.persistSnapshot({ metadata, data });
+    const durable = this.persistSnapshot({ metadata, data });
+    await this.wal.markSnapshot(index, metadata.term, durable);
+    await this.snapshots.prune(this.wal.durableSnapshot());
   }
 
   async compact(index: number): Promise<void> {
@@ -166,12 +180,16 @@ export class DiskStorage implements RaftStorage {
         `compact to ${index}: not covered by the snapshot at ${this.current.metadata.index}`,
       );
     }
-    await this.wal.compact(index, this.snapshotDurable);
+    // The snapshot's own record is queued ahead of this one and waits for its file, so the
+    // compaction can never be durable before the snapshot covering it.
+    await this.wal.compact(index, null);
   }
 
   async close(): Promise<void> {
-    await this.snapshotDurable.catch(() => {});
-    await this.wal.close();
+    if (this.closed) return;
+    this.closed = true;
+    await this.wal.close(); // Waits for queued records, and so for the snapshot files they wait on.
+    await this.lock.release();
   }
 
   /** The current snapshot's file as bounded chunks, to stream to a peer (see snapshot.ts). */
@@ -212,45 +230,52 @@ export class DiskStorage implements RaftStorage {
     return hardState.commit < index ? { ...hardState, commit: index } : hardState;
   }
 
-  /** Writes the snapshot file; later compactions wait for it. Records the file when durable. */
+  /** Writes the snapshot file; records the file in `current` once it is durable. */
   private persistSnapshot(snapshot: Snapshot): Promise<void> {
     const durable = this.snapshots.write(snapshot).then((file) => {
       if (this.current.metadata === snapshot.metadata) {
         this.current = { metadata: snapshot.metadata, file, data: this.current.data };
       }
     });
-    this.snapshotDurable = durable;
+    // A failure reaches the caller through the WAL record waiting on this promise; if the WAL
+    // refused that record, nothing else awaits it, and it must not become an unhandled rejection.
+    durable.catch(() => {});
     return durable;
   }
 }
 
 /**
- * Picks the newest snapshot file consistent with the recovered log, deletes newer ones the log
- * never adopted, and verifies the chosen file's checksum.
+ * Finds the snapshot file the log names as current, verifies its checksum, and deletes newer files
+ * the log never adopted (a crash between writing a snapshot file and its record).
  */
 async function chooseSnapshot(wal: Wal, snapshots: SnapshotStore): Promise<CurrentSnapshot> {
-  const offsetIndex = wal.firstIndex() - 1;
-  const files = snapshots.list().reverse();
-  for (const file of files) {
-    if (file.index < offsetIndex) break;
-    const consistent =
-      file.index <= wal.lastIndex() && wal.term(file.index) === file.term && file.index > 0;
-    if (!consistent) {
-      await snapshots.remove(file);
-      continue;
-    }
-    const metadata = await snapshots.verify(file);
-    if (metadata.index !== file.index || metadata.term !== file.term) {
-      throw new CorruptionError(file.path, 16, 'metadata does not match the file name');
-    }
-    return { metadata, file, data: null };
+  const named = wal.snapshot();
+  for (const file of snapshots.list()) {
+    const newer =
+      file.index > named.index || (file.index === named.index && file.term !== named.term);
+    if (newer) await snapshots.remove(file);
   }
-  if (offsetIndex > 0) {
+  if (named.index === 0) {
+    if (wal.firstIndex() > 1) {
+      throw new CorruptionError(
+        snapshots.dir,
+        0,
+        `log compacted to ${wal.firstIndex() - 1} without a snapshot`,
+      );
+    }
+    return { metadata: EMPTY_SNAPSHOT_METADATA, file: null, data: null };
+  }
+  const file = snapshots.find(named.index, named.term);
+  if (file === undefined) {
     throw new CorruptionError(
       snapshots.dir,
       0,
-      `the log is compacted to ${offsetIndex} but no snapshot file covers it`,
+      `the log names snapshot ${snapshotFileName(named.index, named.term)}, which is missing`,
     );
   }
-  return { metadata: EMPTY_SNAPSHOT_METADATA, file: null, data: null };
+  const metadata = await snapshots.verify(file);
+  if (metadata.index !== file.index || metadata.term !== file.term) {
+    throw new CorruptionError(file.path, 16, 'metadata does not match the file name');
+  }
+  return { metadata, file, data: null };
 }

@@ -19,7 +19,9 @@ export type WalErrorCode =
   /** The arguments break the contract (a gap, non-contiguous entries, a compacted index). */
   | 'INVALID_ARGUMENT'
   /** A snapshot being received failed its checksum or framing; nothing was installed. */
-  | 'BAD_SNAPSHOT';
+  | 'BAD_SNAPSHOT'
+  /** Another process (or another open in this one) holds the storage directory. */
+  | 'LOCKED';
 
 export class WalError extends Error {
   constructor(

@@ -6,6 +6,7 @@
  * writes (pwrite) let reads and writes share one descriptor without a shared file position.
  */
 import fs from 'node:fs';
+import { dirname } from 'node:path';
 
 export function writeAt(fd: number, buffer: Buffer, positionBytes: number): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -64,4 +65,18 @@ export function readFullySync(fd: number, buffer: Buffer, length: number, positi
     done += read;
   }
   return done;
+}
+
+/**
+ * Creates `dir` (and missing parents) and fsyncs each parent whose entry changed, so a log written
+ * into it cannot vanish with its directory after a power loss.
+ */
+export async function makeDirectoryDurably(dir: string): Promise<void> {
+  const created = await fs.promises.mkdir(dir, { recursive: true });
+  if (created === undefined) return;
+  // `created` is the first directory made; every parent from its parent down to `dir`'s changed.
+  for (let path = dir; ; path = dirname(path)) {
+    await fsyncDirectory(dirname(path));
+    if (path === created || dirname(path) === path) break;
+  }
 }

@@ -23,7 +23,10 @@
  * 4. Snapshots: `createSnapshot`/`applySnapshot` write an atomically installed, checksummed file;
  *    `snapshotChunks()` streams the current one to a peer in bounded chunks, and the peer feeds the
  *    chunks to `receiveSnapshot()`'s receiver, then calls `applyReceivedSnapshot(metadata)`.
- * 5. `bootstrap(confState)` (initial membership while no snapshot exists) is not persisted: the
+ * 5. Entries are encoded when their batch is cut, after `save` returns: the caller must not mutate
+ *    an entry's `data` once it has passed it to `save` (MemoryStorage keeps the same reference).
+ * 6. At most one `DiskStorage` may have a directory open at a time (a `LOCK` file; WalError LOCKED).
+ * 7. `bootstrap(confState)` (initial membership while no snapshot exists) is not persisted: the
  *    server passes it on every start, as with MemoryStorage.
  *
  * Limits (named constants): segment size, `cacheBytesMax` for the in-memory tail, `batchBytesMax`

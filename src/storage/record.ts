@@ -31,12 +31,14 @@ export const RecordType = {
   HardState: 4,
   /** Entries up to `index` are released; `term` is the term of entry `index`. */
   Compact: 5,
-  /** A snapshot at (index, term) replaced the whole log. */
+  /** A snapshot at (index, term) replaced the whole log; it is also the current snapshot. */
   Reset: 6,
+  /** The snapshot file at (index, term) is durable and is the current snapshot. */
+  Snapshot: 7,
 } as const;
 export type RecordType = (typeof RecordType)[keyof typeof RecordType];
 
-const recordTypeMax = 6;
+const recordTypeMax = 7;
 
 export const SEGMENT_MAGIC = 0x4c415753; // "SWAL" little-endian
 export const SEGMENT_FORMAT_VERSION = 1;
@@ -111,7 +113,7 @@ export function encodeHardState(buffer: Buffer, offset: number, hardState: HardS
 export function encodeIndexTerm(
   buffer: Buffer,
   offset: number,
-  type: typeof RecordType.Compact | typeof RecordType.Reset,
+  type: typeof RecordType.Compact | typeof RecordType.Reset | typeof RecordType.Snapshot,
   index: number,
   term: number,
 ): number {

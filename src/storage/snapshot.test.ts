@@ -167,3 +167,22 @@ test('a snapshot written but never adopted by the log is dropped on open', () =>
     await again.close();
     await leader.close();
   }));
+
+test('snapshots taken back to back without waiting keep the adopted file', () =>
+  withDirs(1, async ([dir]) => {
+    const storage = await DiskStorage.open(dir!, { logger });
+    await storage.save(null, range(1, 20, 1));
+    const writes = [];
+    for (let index = 2; index <= 12; index += 2) {
+      writes.push(storage.createSnapshot(index, conf, payload(100, index)));
+      writes.push(storage.compact(index - 1));
+    }
+    await Promise.all(writes);
+    assert.ok(readdirSync(join(dir!, 'snap')).length <= SNAPSHOTS_RETAINED_MAX);
+    await storage.close();
+    const reopened = await DiskStorage.open(dir!, { logger });
+    assert.equal(reopened.snapshot().metadata.index, 12);
+    assert.equal(reopened.firstIndex(), 12);
+    assert.ok(Buffer.from(reopened.snapshot().data).equals(Buffer.from(payload(100, 12))));
+    await reopened.close();
+  }));

@@ -22,10 +22,17 @@ import { crc32c } from '@node-rs/crc32';
 import type { Logger } from 'pino';
 import type { ConfState, Snapshot, SnapshotMetadata } from '../raft/types.js';
 import { CorruptionError, WalError } from './errors.js';
-import { closeFile, fsyncDirectory, fsyncFile, openFile, writeAt } from './fs-async.js';
+import {
+  closeFile,
+  fsyncDirectory,
+  fsyncFile,
+  makeDirectoryDurably,
+  openFile,
+  writeAt,
+} from './fs-async.js';
 import { readU64 } from './record.js';
 
-/** Newest snapshot files kept; older ones are deleted after each new snapshot is installed. */
+/** Newest snapshot files kept; older ones are deleted after each new snapshot is adopted. */
 export const SNAPSHOTS_RETAINED_MAX = 3;
 /** Largest chunk `chunks()` yields and a receiver accepts. */
 export const SNAPSHOT_CHUNK_BYTES_MAX = 4 * 1024 * 1024;
@@ -159,7 +166,7 @@ export class SnapshotStore {
 
   /** Opens the store in `dir` (created if missing), deleting unfinished writes. */
   static async open(dir: string, logger: Logger): Promise<SnapshotStore> {
-    await fs.promises.mkdir(dir, { recursive: true });
+    await makeDirectoryDurably(dir);
     let removed = false;
     for (const name of await fs.promises.readdir(dir)) {
       if (!name.endsWith(TEMPORARY_SUFFIX)) continue;
@@ -215,12 +222,11 @@ export class SnapshotStore {
     return this.install(temporary, index, term);
   }
 
-  /** Renames a complete, synced temporary file to its final name, durably, and prunes. */
+  /** Renames a complete, synced temporary file to its final name, durably. */
   private async install(temporary: string, index: number, term: number): Promise<SnapshotFile> {
     const path = join(this.dir, snapshotFileName(index, term));
     await fs.promises.rename(temporary, path);
     await fsyncDirectory(this.dir);
-    await this.prune();
     return { index, term, path };
   }
 
@@ -228,10 +234,15 @@ export class SnapshotStore {
     return join(this.dir, `${randomBytes(8).toString('hex')}${SUFFIX}${TEMPORARY_SUFFIX}`);
   }
 
-  /** Deletes the oldest files beyond `SNAPSHOTS_RETAINED_MAX`. */
-  async prune(): Promise<void> {
+  /**
+   * Deletes the oldest files while more than `SNAPSHOTS_RETAINED_MAX` remain, but only files older
+   * than `current` (the snapshot the log durably names): it and anything newer (being adopted)
+   * stay.
+   */
+  async prune(current: { index: number; term: number }): Promise<void> {
     const files = this.list();
-    const excess = files.slice(0, Math.max(0, files.length - SNAPSHOTS_RETAINED_MAX));
+    const older = files.filter((f) => f.index < current.index);
+    const excess = older.slice(0, Math.max(0, files.length - SNAPSHOTS_RETAINED_MAX));
     for (const file of excess) await fs.promises.rm(file.path, { force: true });
     if (excess.length > 0) await fsyncDirectory(this.dir);
   }

@@ -14,7 +14,7 @@
  * - Any other damage is corruption: `CorruptionError` with the file and byte offset.
  *
  * Released segments leave a gap in front of the first remaining segment. Each segment starts with
- * a restatement of the hard state and the compaction point (wal.ts writes them into its first
+ * a restatement of the hard state, the compaction point and the current snapshot (wal.ts writes them into its first
  * batch), and replay tolerates a gap in entry indexes until a compaction record covers it; a gap
  * that is still open at the end means entries are missing, which is corruption.
  */
@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { EMPTY_HARD_STATE, type HardState } from '../raft/types.js';
 import { CorruptionError } from './errors.js';
-import { fdatasync, fsyncDirectory, writeAt } from './fs-async.js';
+import { fdatasync, fsyncDirectory, makeDirectoryDurably, writeAt } from './fs-async.js';
 import { LogIndex } from './log-index.js';
 import {
   BATCH_BODY_BYTES,
@@ -56,6 +56,8 @@ export interface RecoveredWal {
   readonly lastSegmentFresh: boolean;
   /** The highest entry index written into each segment, for releasing whole segments. */
   readonly segmentIndexMax: Map<number, number>;
+  /** The current snapshot as the newest Snapshot or Reset record names it (index 0: none). */
+  readonly snapshot: { readonly index: number; readonly term: number };
   /** The segment holding the newest Reset record (everything before it is dead), or 0. */
   readonly resetSegment: number;
   /** The torn tail that was cut off, if any. */
@@ -111,6 +113,7 @@ export async function recoverWal(
     appendOffsetBytes: scan.endBytes,
     lastSegmentFresh: scan.endBytes === FIRST_BATCH_OFFSET_BYTES,
     segmentIndexMax: replay.segmentIndexMax,
+    snapshot: replay.snapshot,
     resetSegment: replay.resetSegment,
     tornTail,
   };
@@ -118,7 +121,7 @@ export async function recoverWal(
 
 /** Segment sequence numbers in `dir`, sorted; unfinished preallocations are deleted. */
 async function listSegments(dir: string, logger: Logger): Promise<number[]> {
-  await fs.promises.mkdir(dir, { recursive: true });
+  await makeDirectoryDurably(dir);
   const sequences: number[] = [];
   let removed = false;
   for (const name of await fs.promises.readdir(dir)) {
@@ -170,11 +173,12 @@ function scanSegment(
     if (header === 'zero') {
       const nonZero = lastNonZeroEnd(buffer, position);
       if (nonZero === position) return { endBytes: position, garbageEndBytes: position };
-      return damaged(buffer, path, isLast, position, position, 'data after unwritten space');
+      const fault = { faultBytes: position, reason: 'data after unwritten space' };
+      return damaged(buffer, path, isLast, position, { ...fault, searchFromBytes: position });
     }
     const batch = readBatch(buffer, position, header);
     if ('faultBytes' in batch) {
-      return damaged(buffer, path, isLast, position, batch.faultBytes, batch.reason);
+      return damaged(buffer, path, isLast, position, batch);
     }
     for (const view of batch.records) replay.apply(buffer, view, path, sequence);
     position = batch.endBytes;
@@ -184,24 +188,35 @@ function scanSegment(
 
 type BatchRead =
   | { records: RecordView[]; endBytes: number }
-  | { faultBytes: number; reason: string };
+  | { faultBytes: number; reason: string; searchFromBytes: number };
 
 /** Reads the batch at `start` whose header read as `header`; every record in it must be intact. */
 function readBatch(buffer: Buffer, start: number, header: RecordView | string): BatchRead {
-  if (typeof header === 'string') return { faultBytes: start, reason: `batch header ${header}` };
+  // Where to look for a later intact batch: right after this one's header when its extent is
+  // unknown, after its announced end when the header is intact (its own payload is not searched,
+  // so entry data that happens to look like a batch header cannot turn a torn tail into an error).
+  const searchFromBytes = start + RECORD_ALIGN_BYTES;
+  if (typeof header === 'string') {
+    return { faultBytes: start, reason: `batch header ${header}`, searchFromBytes };
+  }
   if (header.type !== RecordType.Batch || header.bodyBytes !== BATCH_BODY_BYTES) {
-    return { faultBytes: start, reason: `expected a batch header, found type ${header.type}` };
+    const reason = `expected a batch header, found type ${header.type}`;
+    return { faultBytes: start, reason, searchFromBytes };
   }
   const end = header.end + readU64(buffer, header.bodyStart);
   if (end > buffer.length || end % RECORD_ALIGN_BYTES !== 0) {
-    return { faultBytes: start, reason: `batch length runs to ${end}, past the segment end` };
+    const reason = `batch length runs to ${end}, past the segment end`;
+    return { faultBytes: start, reason, searchFromBytes };
   }
   const records: RecordView[] = [];
   for (let position = header.end; position < end; ) {
     const view = readRecord(buffer, position, end);
-    if (typeof view === 'string') return { faultBytes: position, reason: `record ${view}` };
+    if (typeof view === 'string') {
+      return { faultBytes: position, reason: `record ${view}`, searchFromBytes: end };
+    }
     if (view.type === RecordType.Batch || view.type === RecordType.SegmentHeader) {
-      return { faultBytes: position, reason: `record of type ${view.type} inside a batch` };
+      const reason = `record of type ${view.type} inside a batch`;
+      return { faultBytes: position, reason, searchFromBytes: end };
     }
     records.push(view);
     position = view.end;
@@ -215,13 +230,13 @@ function damaged(
   path: string,
   isLast: boolean,
   batchStart: number,
-  faultBytes: number,
-  reason: string,
+  fault: { faultBytes: number; reason: string; searchFromBytes: number },
 ): ScanResult {
+  const { faultBytes, reason } = fault;
   if (!isLast) {
     throw new CorruptionError(path, faultBytes, `${reason} (in a segment that was completed)`);
   }
-  const later = findBatchHeader(buffer, batchStart + RECORD_ALIGN_BYTES);
+  const later = findBatchHeader(buffer, fault.searchFromBytes);
   if (later !== -1) {
     throw new CorruptionError(path, faultBytes, `${reason}; an intact batch follows at ${later}`);
   }
@@ -240,9 +255,18 @@ function findBatchHeader(buffer: Buffer, from: number): number {
   return -1;
 }
 
+const zeroChunkBytes = 64 * 1024;
+const zeroChunk = Buffer.alloc(zeroChunkBytes);
+
 /** The offset just past the last non-zero byte at or after `from` (`from` if all are zero). */
 function lastNonZeroEnd(buffer: Buffer, from: number): number {
   let end = buffer.length;
+  // Skip whole zero chunks with a native comparison: a fresh 64 MiB segment is mostly zeros.
+  while (end - zeroChunkBytes >= from) {
+    const chunk = buffer.subarray(end - zeroChunkBytes, end);
+    if (!chunk.equals(zeroChunk)) break;
+    end -= zeroChunkBytes;
+  }
   while (end > from && buffer[end - 1] === 0) end--;
   return end;
 }
@@ -253,6 +277,7 @@ class Replay {
   hardState: HardState = EMPTY_HARD_STATE;
   readonly segmentIndexMax = new Map<number, number>();
   resetSegment = 0;
+  snapshot = { index: 0, term: 0 };
 
   constructor(cacheBytesMax: number) {
     this.index = new LogIndex(cacheBytesMax);
@@ -295,8 +320,12 @@ class Replay {
         const { index, term } = decodeIndexTerm(buffer, view);
         this.index.resetTo(index, term);
         this.resetSegment = sequence;
+        this.snapshot = { index, term };
         return;
       }
+      case RecordType.Snapshot:
+        this.snapshot = decodeIndexTerm(buffer, view);
+        return;
     }
   }
 

@@ -18,7 +18,7 @@ import fs from 'node:fs';
 import type { Logger } from 'pino';
 import { type Entry, entrySizeBytes, type HardState, StorageError } from '../raft/types.js';
 import { CorruptionError, WalError } from './errors.js';
-import { closeFile, fdatasync, fsyncDirectory, writeAt } from './fs-async.js';
+import { closeFile, fdatasync, fsyncDirectory, readFullySync, writeAt } from './fs-async.js';
 import type { LogIndex } from './log-index.js';
 import {
   BATCH_BODY_BYTES,
@@ -31,6 +31,7 @@ import {
   HARD_STATE_BODY_BYTES,
   INDEX_TERM_BODY_BYTES,
   RecordType,
+  type RecordView,
   readRecord,
   recordSizeBytes,
 } from './record.js';
@@ -51,6 +52,8 @@ export const BATCH_BYTES_MAX_DEFAULT = 8 * 1024 * 1024;
 export const QUEUE_BYTES_MAX_DEFAULT = 256 * 1024 * 1024;
 /** The largest single save; it must fit one batch, so one segment is grown to hold it if needed. */
 export const SAVE_BYTES_MAX = 256 * 1024 * 1024;
+/** Largest single read of back-to-back records when serving entries from disk. */
+export const READ_SPAN_BYTES_MAX = 1024 * 1024;
 
 export interface WalOptions {
   /** Size of each preallocated segment file. */
@@ -74,7 +77,8 @@ export interface WalStats {
 type Operation =
   | { kind: 'save'; hardState: HardState | null; entries: readonly Entry[] }
   | { kind: 'compact'; index: number; term: number }
-  | { kind: 'reset'; index: number; term: number; hardState: HardState };
+  | { kind: 'reset'; index: number; term: number; hardState: HardState }
+  | { kind: 'snapshot'; index: number; term: number };
 
 interface Pending {
   readonly operation: Operation;
@@ -84,10 +88,31 @@ interface Pending {
   readonly reject: (error: Error) => void;
 }
 
-/** Bytes of the hard state and compaction records that open every segment's first batch. */
+/** Bytes of the hard state, compaction and snapshot records opening every segment's first batch. */
 const RESTATEMENT_BYTES =
-  recordSizeBytes(HARD_STATE_BODY_BYTES) + recordSizeBytes(INDEX_TERM_BODY_BYTES);
+  recordSizeBytes(HARD_STATE_BODY_BYTES) + 2 * recordSizeBytes(INDEX_TERM_BODY_BYTES);
 const BATCH_HEADER_BYTES = recordSizeBytes(BATCH_BODY_BYTES);
+
+const recordTypeOf = {
+  compact: RecordType.Compact,
+  reset: RecordType.Reset,
+  snapshot: RecordType.Snapshot,
+} as const;
+
+function checkHardState(hardState: HardState | null): WalError | null {
+  if (hardState === null) return null;
+  const { term, vote, commit } = hardState;
+  for (const value of [term, vote, commit]) {
+    if (!Number.isSafeInteger(value) || value < 0) {
+      return new WalError('INVALID_ARGUMENT', `save: hard state ${JSON.stringify(hardState)}`);
+    }
+  }
+  return null;
+}
+
+function describeView(view: RecordView | string): string {
+  return typeof view === 'string' ? view : `record of type ${view.type}`;
+}
 
 function yieldTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
@@ -105,6 +130,10 @@ export class Wal {
   private diskHardState: HardState;
   private diskOffsetIndex: number;
   private diskOffsetTerm: number;
+  private diskSnapshot: { index: number; term: number };
+  /** The current snapshot as issued (read-your-writes) and as last made durable. */
+  private snapshotValue: { index: number; term: number };
+  private durableSnapshotValue: { index: number; term: number };
   /** Durable compaction point and newest durable reset's segment, for releasing segments. */
   private durableOffsetIndex: number;
   private durableResetSegment: number;
@@ -122,6 +151,7 @@ export class Wal {
     private segmentFresh: boolean,
     private readonly segmentIndexMax: Map<number, number>,
     resetSegment: number,
+    snapshot: { index: number; term: number },
     private readonly logger: Logger,
     options: WalOptions,
   ) {
@@ -131,6 +161,9 @@ export class Wal {
     this.diskOffsetTerm = index.offsetTerm;
     this.durableOffsetIndex = index.offsetIndex;
     this.durableResetSegment = resetSegment;
+    this.diskSnapshot = snapshot;
+    this.snapshotValue = snapshot;
+    this.durableSnapshotValue = snapshot;
     this.segmentBytes = options.segmentBytes ?? SEGMENT_BYTES_DEFAULT;
     this.batchBytesMax = options.batchBytesMax ?? BATCH_BYTES_MAX_DEFAULT;
     this.queueBytesMax = options.queueBytesMax ?? QUEUE_BYTES_MAX_DEFAULT;
@@ -158,6 +191,7 @@ export class Wal {
       fresh,
       recovered.segmentIndexMax,
       recovered.resetSegment,
+      recovered.snapshot,
       options.logger,
       options,
     );
@@ -167,6 +201,16 @@ export class Wal {
 
   hardState(): HardState {
     return this.hardStateValue;
+  }
+
+  /** The current snapshot's (index, term) as recorded in the log; index 0 when there is none. */
+  snapshot(): { index: number; term: number } {
+    return this.snapshotValue;
+  }
+
+  /** The newest snapshot whose record is durable: its file must be kept. */
+  durableSnapshot(): { index: number; term: number } {
+    return this.durableSnapshotValue;
   }
 
   firstIndex(): number {
@@ -208,31 +252,58 @@ export class Wal {
     }
     const result: Entry[] = [];
     let bytes = 0;
-    for (let index = lo; index < hi; index++) {
-      const entry = this.index.cachedEntry(index) ?? this.readEntry(index);
-      bytes += entrySizeBytes(entry);
-      if (result.length > 0 && bytes > maxBytes) break;
-      result.push(entry);
+    for (let index = lo; index < hi; ) {
+      const cached = this.index.cachedEntry(index);
+      const run = cached === undefined ? this.readRun(index, hi, maxBytes - bytes) : [cached];
+      for (const entry of run) {
+        bytes += entrySizeBytes(entry);
+        if (result.length > 0 && bytes > maxBytes) return result;
+        result.push(entry);
+      }
+      index += run.length;
     }
     return result;
   }
 
-  /** Reads an entry that left the cache from its segment, verifying its CRC. */
-  private readEntry(index: number): Entry {
-    const location = this.index.location(index);
-    const segment = this.segments.find((s) => s.sequence === location.segment);
-    if (segment === undefined) throw new Error(`wal: entry ${index} has no segment`);
-    const buffer = Buffer.allocUnsafe(location.recordBytes);
-    fs.readSync(segment.fd, buffer, 0, location.recordBytes, location.positionBytes);
-    const view = readRecord(buffer, 0, buffer.length);
-    if (typeof view === 'string' || view.type !== RecordType.Entry) {
-      throw new CorruptionError(segment.path, location.positionBytes, `entry ${index}: ${view}`);
+  /**
+   * Reads entries that left the cache, from `from` on, with one read for a run of records that lie
+   * back to back in one segment (a follower catching up reads long runs). The run stays within
+   * `READ_SPAN_BYTES_MAX` and roughly within `budgetBytes`, but holds at least one entry. Every
+   * record's CRC is verified.
+   */
+  private readRun(from: number, hi: number, budgetBytes: number): Entry[] {
+    const first = this.index.location(from);
+    const segment = this.segments.find((s) => s.sequence === first.segment);
+    if (segment === undefined) throw new Error(`wal: entry ${from} has no segment`);
+    let spanBytes = first.recordBytes;
+    let to = from + 1;
+    while (to < hi && this.index.cachedEntry(to) === undefined) {
+      const next = this.index.location(to);
+      const adjacent =
+        next.segment === first.segment && next.positionBytes === first.positionBytes + spanBytes;
+      const grown = spanBytes + next.recordBytes;
+      if (!adjacent || grown > READ_SPAN_BYTES_MAX || grown > budgetBytes) break;
+      spanBytes = grown;
+      to++;
     }
-    const entry = decodeEntry(buffer, view);
-    if (entry.index !== index) {
-      throw new CorruptionError(segment.path, location.positionBytes, `holds entry ${entry.index}`);
+    const buffer = Buffer.allocUnsafe(spanBytes);
+    const read = readFullySync(segment.fd, buffer, spanBytes, first.positionBytes);
+    const entries: Entry[] = [];
+    let offset = 0;
+    for (let index = from; index < to; index++) {
+      const view = readRecord(buffer, offset, read);
+      const where = first.positionBytes + offset;
+      if (typeof view === 'string' || view.type !== RecordType.Entry) {
+        throw new CorruptionError(segment.path, where, `entry ${index}: ${describeView(view)}`);
+      }
+      const entry = decodeEntry(buffer, view);
+      if (entry.index !== index) {
+        throw new CorruptionError(segment.path, where, `holds entry ${entry.index}, not ${index}`);
+      }
+      entries.push(entry);
+      offset = view.end;
     }
-    return entry;
+    return entries;
   }
 
   // ---- Writes (durable when the promise resolves) ----
@@ -241,7 +312,7 @@ export class Wal {
   save(hardState: HardState | null, entries: readonly Entry[]): Promise<void> {
     let bytes = hardState === null ? 0 : recordSizeBytes(HARD_STATE_BODY_BYTES);
     for (const entry of entries) bytes += entryRecordBytes(entry);
-    const refusal = this.refusal(bytes) ?? this.checkEntries(entries);
+    const refusal = this.refusal(bytes) ?? checkHardState(hardState) ?? this.checkEntries(entries);
     if (refusal !== null) return Promise.reject(refusal);
     if (entries.length > 0) {
       const first = entries[0]!.index;
@@ -277,7 +348,26 @@ export class Wal {
     if (refusal !== null) return Promise.reject(refusal);
     this.index.resetTo(index, term);
     this.hardStateValue = hardState;
+    this.snapshotValue = { index, term };
     return this.enqueue({ kind: 'reset', index, term, hardState }, bytes, barrier);
+  }
+
+  /**
+   * Records that the snapshot file at (index, term) is the current snapshot. `barrier` is the
+   * file's write: the record becomes durable only after the file.
+   */
+  markSnapshot(index: number, term: number, barrier: Promise<void>): Promise<void> {
+    const bytes = recordSizeBytes(INDEX_TERM_BODY_BYTES);
+    const refusal = this.refusal(bytes);
+    if (refusal !== null) return Promise.reject(refusal);
+    this.snapshotValue = { index, term };
+    return this.enqueue({ kind: 'snapshot', index, term }, bytes, barrier);
+  }
+
+  /** Throws the error a small write would be refused with now (closed, failed, overloaded). */
+  assertWritable(): void {
+    const refusal = this.refusal(recordSizeBytes(HARD_STATE_BODY_BYTES));
+    if (refusal !== null) throw refusal;
   }
 
   /** Why a write of `bytes` must be refused now, or null. Refusals have no effect at all. */
@@ -414,6 +504,8 @@ export class Wal {
         this.diskOffsetIndex,
         this.diskOffsetTerm,
       );
+      const { index, term } = this.diskSnapshot;
+      position = encodeIndexTerm(buffer, position, RecordType.Snapshot, index, term);
     }
     const written: { entry: Entry; positionBytes: number; recordBytes: number }[] = [];
     for (const pending of batch) {
@@ -439,6 +531,7 @@ export class Wal {
       this.durableResetSegment = active.sequence;
     }
     this.durableOffsetIndex = this.diskOffsetIndex;
+    this.durableSnapshotValue = this.diskSnapshot;
   }
 
   private encodeOperation(
@@ -466,13 +559,16 @@ export class Wal {
       }
       return position;
     }
-    const type = operation.kind === 'compact' ? RecordType.Compact : RecordType.Reset;
+    const type = recordTypeOf[operation.kind];
     position = encodeIndexTerm(buffer, position, type, operation.index, operation.term);
-    if (operation.kind === 'reset') {
+    if (operation.kind === 'snapshot') {
+      this.diskSnapshot = { index: operation.index, term: operation.term };
+    } else if (operation.kind === 'reset') {
       position = encodeHardState(buffer, position, operation.hardState);
       this.diskHardState = operation.hardState;
       this.diskOffsetIndex = operation.index;
       this.diskOffsetTerm = operation.term;
+      this.diskSnapshot = { index: operation.index, term: operation.term };
     } else if (operation.index > this.diskOffsetIndex) {
       this.diskOffsetIndex = operation.index;
       this.diskOffsetTerm = operation.term;
@@ -532,12 +628,18 @@ export class Wal {
       this.segmentIndexMax.delete(oldest.sequence);
     }
     if (released.length === 0) return;
-    for (const segment of released) {
-      await closeFile(segment.fd);
-      await fs.promises.rm(segment.path, { force: true });
+    try {
+      for (const segment of released) {
+        await closeFile(segment.fd);
+        await fs.promises.rm(segment.path, { force: true });
+      }
+      await fsyncDirectory(this.dir);
+      this.logger.debug({ count: released.length }, 'wal: released segments below the compaction');
+    } catch (error) {
+      // Not a durability problem: a segment left behind is replayed as dead records on the next
+      // open (every later segment restates the state it needs) and released then.
+      this.logger.warn({ err: error }, 'wal: deleting released segments failed');
     }
-    await fsyncDirectory(this.dir);
-    this.logger.debug({ count: released.length }, 'wal: released segments below the compaction');
   }
 
   private fail(error: unknown): void {
