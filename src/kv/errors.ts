@@ -12,6 +12,15 @@ export type KvErrorCode =
   | 'FAILED_PRECONDITION'
   | 'RESOURCE_EXHAUSTED';
 
+/** The numeric gRPC status code of each name (google.rpc.Code). */
+export const GRPC_STATUS_CODE: Readonly<Record<KvErrorCode, number>> = {
+  INVALID_ARGUMENT: 3,
+  NOT_FOUND: 5,
+  FAILED_PRECONDITION: 9,
+  RESOURCE_EXHAUSTED: 8,
+  OUT_OF_RANGE: 11,
+};
+
 /** A request-level error: applying the request changed nothing, and the client gets this status. */
 export class KvError extends Error {
   readonly code: KvErrorCode;
@@ -20,6 +29,11 @@ export class KvError extends Error {
     super(message);
     this.name = 'KvError';
     this.code = code;
+  }
+
+  /** The numeric gRPC status code to send. */
+  get grpcCode(): number {
+    return GRPC_STATUS_CODE[this.code];
   }
 }
 

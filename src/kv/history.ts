@@ -5,6 +5,7 @@
  * key's value at the previous revision when that revision is not compacted).
  */
 import { decodeKeyValue, decodeRevisionKey, revisionLowerBound } from './codec.js';
+import { keptAtCompaction } from './compaction.js';
 import { errCompacted } from './errors.js';
 import { getAt, type ReadContext } from './reader.js';
 import { assertSafeInteger, type Event, EventType, type KeyValue } from './types.js';
@@ -50,12 +51,19 @@ export function readHistory(
     transaction: context.transaction,
   } as never)) {
     const pointer = decodeRevisionKey(entry.key);
+    const stored = decodeKeyValue(entry.value);
+    // An entry at the compacted revision that compaction removes may not be deleted yet.
+    if (
+      pointer.main <= context.compactRevision &&
+      !keptAtCompaction(context, Buffer.from(stored.key), pointer, context.compactRevision)
+    ) {
+      continue;
+    }
     if (current === undefined || current.revision !== pointer.main) {
       if (eventCount >= eventsMax) return { revisions, nextRevision: pointer.main };
       current = { revision: pointer.main, events: [] };
       revisions.push(current);
     }
-    const stored = decodeKeyValue(entry.value);
     const kv: KeyValue = pointer.tombstone
       ? {
           key: stored.key,

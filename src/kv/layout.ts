@@ -12,7 +12,8 @@
  *   newest revision <= R, and then fetches that revision from `revs`.
  * - `leases`: 8-byte lease id -> lease record; `leaseKeys`: dupsort 8-byte lease id -> raw key,
  *   the keys attached to each lease (sorted, so a revoke deletes them in key order as etcd does).
- * - `meta`: current revision, compacted revision, applied raft index, restore-in-progress flag.
+ * - `meta`: current revision, compacted revision, applied raft index, restore-in-progress flag,
+ *   and the progress of a physical compaction (compaction.ts).
  *
  * Keys are raw bytes (0x00 included) and LMDB orders them bytewise, which is etcd's key order.
  * LMDB keys are at most 1978 bytes, hence KEY_BYTES_MAX in validate.ts.
@@ -82,6 +83,9 @@ export const MetaKey = {
   compactRevision: Buffer.from('compactRevision'),
   appliedIndex: Buffer.from('appliedIndex'),
   restoring: Buffer.from('restoring'),
+  /** Physical compaction in progress: its target revision and resume position (compaction.ts). */
+  compactPendingTarget: Buffer.from('compactPendingTarget'),
+  compactCursor: Buffer.from('compactCursor'),
 } as const;
 
 export function encodeNumber(value: number): Buffer {

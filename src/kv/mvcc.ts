@@ -12,6 +12,9 @@
  *    order; `readHistory` replays older revisions for watches that start in the past.
  * 4. Serializable reads call `range` directly (outside raft); linearizable ones call it after
  *    ReadIndex. `hashKv`, `status`, `snapshot`/`restore` and `quotaCheck` serve Maintenance.
+ * 5. While `status().compactionPending`, call `compactStep()` when apply is idle (for example from
+ *    setImmediate); each apply batch also does a small step (see compaction.ts).
+ * Commands travel in raft entries as `encodeKvRequest` bytes (command.ts); the decoder validates.
  *
  * Revisions follow etcd: a new store is at revision 1 and the first write creates revision 2; a
  * request that changes nothing does not create a revision; compact revision -1 means "never
@@ -19,7 +22,13 @@
  * reader.ts (Range) and txn.ts (Put, DeleteRange, Txn).
  */
 import { type Logger, pino } from 'pino';
-import { decodeKeyValue, encodeLeaseId, revisionLowerBound } from './codec.js';
+import { encodeLeaseId } from './codec.js';
+import {
+  compactionStep,
+  loadPendingCompaction,
+  type PendingCompaction,
+  savePendingCompaction,
+} from './compaction.js';
 import {
   errCompacted,
   errFutureRev,
@@ -48,7 +57,7 @@ import {
   MetaKey,
   openDatabases,
 } from './layout.js';
-import { boundsOf, header, latestAt, type ReadContext, rangeRequest } from './reader.js';
+import { boundsOf, header, type ReadContext, rangeRequest } from './reader.js';
 import { restoreSnapshot, type SnapshotStream, writeSnapshot } from './snapshot.js';
 
 export type { SnapshotStream };
@@ -79,8 +88,13 @@ export const APPLY_BATCH_ENTRIES_MAX = 8192;
 export const LEASE_TTL_MAX_SECONDS = 9_000_000_000;
 /** etcd's default --quota-backend-bytes (2 GiB). */
 export const QUOTA_BYTES_DEFAULT = 2 * 1024 * 1024 * 1024;
-/** History entries examined per compaction step (keeps the pending-deletion list bounded). */
-export const COMPACTION_STEP_ENTRIES_MAX = 10_000;
+/**
+ * History entries examined by one compactStep() call: a few milliseconds of work on a quiet
+ * machine, so the event loop (and raft's heartbeats) never waits long on compaction.
+ */
+export const COMPACTION_STEP_ENTRIES_MAX = 2_000;
+/** History entries examined at the end of each apply batch while a compaction is pending. */
+export const APPLY_COMPACTION_STEP_ENTRIES_MAX = 500;
 /** etcd's per-request size overheads used by its quota cost estimate. */
 const KV_OVERHEAD_BYTES = 256;
 const LEASE_OVERHEAD_BYTES = 64;
@@ -96,6 +110,8 @@ export interface MvccStoreOptions {
   txnOpsMax?: number;
   /** Leases granted with a shorter TTL get this one (etcd derives it from the election timeout). */
   minLeaseTtlSeconds?: number;
+  /** History entries physical compaction may scan at the end of each apply batch (0: none). */
+  applyCompactionStepEntriesMax?: number;
   /** Skip fsync per batch; safe only because raft's WAL can replay what a crash loses. */
   noSync?: boolean;
   logger?: Logger;
@@ -123,6 +139,10 @@ export interface StoreStatus {
   dbSizeBytes: number;
   /** Pages holding live data (etcd's dbSizeInUse). */
   dbSizeInUseBytes: number;
+  /** Entries in the history table (drops as physical compaction progresses). */
+  historyEntries: number;
+  /** True while a compaction's physical deletion is unfinished. */
+  compactionPending: boolean;
 }
 
 export interface LeaseInfo {
@@ -135,10 +155,12 @@ export class MvccStore {
   private currentRevision: number;
   private compactRevision: number;
   private appliedIndexValue: number;
+  private pendingCompaction: PendingCompaction | undefined;
   private readonly listeners = new Set<EventListener>();
   private readonly quotaBytes: number;
   private readonly txnOpsMax: number;
   private readonly minLeaseTtlSeconds: number;
+  private readonly applyCompactionStepEntriesMax: number;
   private readonly log: Logger;
   private closed = false;
   /** Set while a snapshot restore rewrites the databases; the store refuses work meanwhile. */
@@ -151,6 +173,8 @@ export class MvccStore {
     this.quotaBytes = options.quotaBytes ?? QUOTA_BYTES_DEFAULT;
     this.txnOpsMax = options.txnOpsMax ?? TXN_OPS_MAX_DEFAULT;
     this.minLeaseTtlSeconds = options.minLeaseTtlSeconds ?? 2;
+    this.applyCompactionStepEntriesMax =
+      options.applyCompactionStepEntriesMax ?? APPLY_COMPACTION_STEP_ENTRIES_MAX;
     this.log = options.logger ?? pino({ name: 'kv', level: process.env.SHOAL_LOG_LEVEL ?? 'info' });
     if (dbs.meta.get(MetaKey.restoring) !== undefined) {
       throw new Error(
@@ -160,6 +184,7 @@ export class MvccStore {
     this.currentRevision = decodeNumber(dbs.meta.get(MetaKey.currentRevision), INITIAL_REVISION);
     this.compactRevision = decodeNumber(dbs.meta.get(MetaKey.compactRevision), NEVER_COMPACTED);
     this.appliedIndexValue = decodeNumber(dbs.meta.get(MetaKey.appliedIndex), 0);
+    this.pendingCompaction = loadPendingCompaction(dbs);
   }
 
   static open(options: MvccStoreOptions): MvccStore {
@@ -209,16 +234,26 @@ export class MvccStore {
       );
     }
     this.assertAvailable();
-    const saved = [this.currentRevision, this.compactRevision, this.appliedIndexValue] as const;
+    const saved = [
+      this.currentRevision,
+      this.compactRevision,
+      this.appliedIndexValue,
+      this.pendingCompaction,
+    ] as const;
     const results: ApplyResult[] = [];
     const revisions: RevisionEvents[] = [];
     try {
       this.dbs.env.transactionSync(() => {
         for (const entry of entries) results.push(this.applyEntry(entry, revisions));
-        if (this.appliedIndexValue !== saved[2]) this.writeMeta();
+        if (this.appliedIndexValue === saved[2]) return;
+        if (this.applyCompactionStepEntriesMax > 0) {
+          this.compactionStepInTransaction(this.applyCompactionStepEntriesMax);
+        }
+        this.writeMeta();
       });
     } catch (error) {
-      [this.currentRevision, this.compactRevision, this.appliedIndexValue] = saved;
+      [this.currentRevision, this.compactRevision, this.appliedIndexValue, this.pendingCompaction] =
+        saved;
       throw error;
     }
     if (revisions.length > 0) this.emit(revisions);
@@ -256,6 +291,7 @@ export class MvccStore {
     this.dbs.meta.putSync(MetaKey.currentRevision, encodeNumber(this.currentRevision));
     this.dbs.meta.putSync(MetaKey.compactRevision, encodeNumber(this.compactRevision));
     this.dbs.meta.putSync(MetaKey.appliedIndex, encodeNumber(this.appliedIndexValue));
+    savePendingCompaction(this.dbs, this.pendingCompaction);
   }
 
   private applyRequest(request: KvRequest, write: WriteRequest): KvResponse {
@@ -308,55 +344,44 @@ export class MvccStore {
   }
 
   private applyCompaction(request: CompactionRequest): CompactionResponse {
-    assertSafeInteger(request.revision, 'compaction revision');
+    requireSafeInteger(request.revision, 'compaction revision');
     if (request.revision <= this.compactRevision) throw errCompacted();
     if (request.revision > this.currentRevision) throw errFutureRev();
-    const removed = this.compactHistory(request.revision);
     this.compactRevision = request.revision;
-    this.log.info({ revision: request.revision, removed }, 'kv history compacted');
+    // A newer target restarts the scan: entries kept for the older one may now be removable.
+    this.pendingCompaction = { target: request.revision, cursor: undefined };
+    this.log.info({ revision: request.revision }, 'kv history compaction scheduled');
     return { header: header(this.currentRevision) };
   }
 
-  /**
-   * Removes every history entry at or below `revision` except, for each key alive at `revision`,
-   * its value at that revision (etcd's keyIndex.compact), in steps of bounded size.
-   */
-  private compactHistory(revision: number): number {
-    const end = revisionLowerBound(revision + 1);
-    const context = this.readContext();
-    let start: Buffer | undefined;
-    let removed = 0;
-    for (;;) {
-      const doomed: { revisionKey: Buffer; key: Buffer; value: [number, number, 0 | 1] }[] = [];
-      let scanned = 0;
-      for (const entry of this.dbs.revs.getRange({
-        start,
-        end,
-        limit: COMPACTION_STEP_ENTRIES_MAX,
-      })) {
-        scanned += 1;
-        start = Buffer.concat([entry.key, Buffer.from([0])]);
-        const tombstone = entry.key.length > 17;
-        const main = Number(entry.key.readBigUInt64BE(0));
-        const sub = Number(entry.key.readBigUInt64BE(9));
-        const key = Buffer.from(decodeKeyValue(entry.value).key);
-        const latest = latestAt(context, key, revision);
-        const kept =
-          !tombstone && latest !== undefined && -latest[0] === main && -latest[1] === sub;
-        if (!kept)
-          doomed.push({
-            revisionKey: entry.key,
-            key,
-            value: [-main, -sub || 0, tombstone ? 1 : 0],
-          });
-      }
-      for (const { revisionKey, key, value } of doomed) {
-        this.dbs.revs.removeSync(revisionKey);
-        this.dbs.index.removeSync(key, value);
-      }
-      removed += doomed.length;
-      if (scanned < COMPACTION_STEP_ENTRIES_MAX) return removed;
+  /** Runs one bounded physical compaction step inside the current write transaction. */
+  private compactionStepInTransaction(entriesMax: number): void {
+    if (this.pendingCompaction === undefined) return;
+    const result = compactionStep(this.readContext(), this.pendingCompaction, entriesMax);
+    this.pendingCompaction = result.pending;
+    if (result.pending === undefined) {
+      this.log.info({ revision: this.compactRevision }, 'kv history compaction finished');
     }
+  }
+
+  /**
+   * Does one step of pending physical compaction in its own transaction; returns true while more
+   * remains. The server calls it when apply is idle (apply batches also do a small step each).
+   */
+  compactStep(entriesMax: number = COMPACTION_STEP_ENTRIES_MAX): boolean {
+    this.assertAvailable();
+    if (this.pendingCompaction === undefined) return false;
+    const saved = this.pendingCompaction;
+    try {
+      this.dbs.env.transactionSync(() => {
+        this.compactionStepInTransaction(entriesMax);
+        savePendingCompaction(this.dbs, this.pendingCompaction);
+      });
+    } catch (error) {
+      this.pendingCompaction = saved;
+      throw error;
+    }
+    return this.pendingCompaction !== undefined;
   }
 
   private leaseExists(lease: bigint): boolean {
@@ -364,7 +389,7 @@ export class MvccStore {
   }
 
   private applyLeaseGrant(request: LeaseGrantRequest): LeaseGrantResponse {
-    assertSafeInteger(request.TTL, 'lease TTL');
+    requireSafeInteger(request.TTL, 'lease TTL');
     if (request.ID === 0n) throw errLeaseNotFound();
     if (request.TTL > LEASE_TTL_MAX_SECONDS) throw errLeaseTtlTooLarge();
     if (this.leaseExists(request.ID)) throw errLeaseExist();
@@ -379,6 +404,8 @@ export class MvccStore {
     const id = encodeLeaseId(request.ID);
     const keys = [...this.dbs.leaseKeys.getValues(id)];
     for (const key of keys) write.deleteRange(boundsOf(key, undefined));
+    // Deleting each key detached it already; clearing the list guards against a stale entry.
+    this.dbs.leaseKeys.removeSync(id);
     this.dbs.leases.removeSync(id);
     return { header: header(write.revision) };
   }
@@ -413,9 +440,18 @@ export class MvccStore {
     return readHistory(this.readContext(), fromRevision, options);
   }
 
-  /** etcd's HashKV: CRC-32C of the history up to `revision` (0: current), as etcd computes it. */
-  hashKv(revision = 0): HashKVResponse {
-    return computeHashKv(this.readContext(), revision);
+  /**
+   * etcd's HashKV: CRC-32C of the history up to `revision` (0: current), as etcd computes it, on
+   * the state at the call; yields to the event loop while it walks the history.
+   */
+  async hashKv(revision = 0): Promise<HashKVResponse> {
+    const context = this.readContext();
+    const transaction = this.dbs.env.useReadTransaction();
+    try {
+      return await computeHashKv({ ...context, transaction }, revision);
+    } finally {
+      transaction.done();
+    }
   }
 
   /**
@@ -441,6 +477,8 @@ export class MvccStore {
       appliedIndex: this.appliedIndexValue,
       dbSizeBytes: (stats.lastPageNumber + 1) * stats.pageSize,
       dbSizeInUseBytes: inUsePages * stats.pageSize,
+      historyEntries: (this.dbs.revs.getStats() as { entryCount: number }).entryCount,
+      compactionPending: this.pendingCompaction !== undefined,
     };
   }
 
@@ -469,10 +507,18 @@ export class MvccStore {
       NEVER_COMPACTED,
     );
     this.appliedIndexValue = decodeNumber(this.dbs.meta.get(MetaKey.appliedIndex), 0);
+    this.pendingCompaction = loadPendingCompaction(this.dbs);
     this.log.info(
       { revision: this.currentRevision, appliedIndex: this.appliedIndexValue },
       'kv store restored from snapshot',
     );
+  }
+}
+
+/** A request field that must be an integer: a bad one is the request's error, not the member's. */
+function requireSafeInteger(value: number, what: string): void {
+  if (!Number.isSafeInteger(value)) {
+    throw new KvError('INVALID_ARGUMENT', `shoal: ${what} must be an integer, got ${value}`);
   }
 }
 

@@ -82,7 +82,7 @@ describe('codec', () => {
 });
 
 describe('HashKV', () => {
-  test('is CRC-32C over "key" and the bolt entries, as etcd computes it', () => {
+  test('is CRC-32C over "key" and the bolt entries, as etcd computes it', async () => {
     const h = open();
     h.ok({ put: { key: b('foo'), value: b('bar') } });
     const entry = Buffer.concat([
@@ -90,23 +90,51 @@ describe('HashKV', () => {
       Buffer.from('0a03666f6f100218022001' + '2a03626172', 'hex'),
     ]);
     const expected = crc32c(entry, crc32c(b('key')));
-    const response = h.store.hashKv();
+    const response = await h.store.hashKv();
     assert.equal(response.hash, expected);
     assert.equal(response.compactRevision, -1);
     assert.equal(response.header.revision, 2);
   });
 
-  test('is equal across stores with the same history and rejects bad revisions', () => {
+  test('is equal across stores with the same history and rejects bad revisions', async () => {
     const [one, two] = [open(), open()];
     for (const h of [one, two]) applyWorkload(h);
     for (const revision of [0, 6, 9, one.store.revision]) {
-      assert.equal(one.store.hashKv(revision).hash, two.store.hashKv(revision).hash);
+      assert.equal(
+        (await one.store.hashKv(revision)).hash,
+        (await two.store.hashKv(revision)).hash,
+      );
     }
-    assert.notEqual(one.store.hashKv(6).hash, one.store.hashKv(9).hash);
-    assert.throws(() => one.store.hashKv(5), { message: KvErrorMessage.compacted });
-    assert.throws(() => one.store.hashKv(one.store.revision + 1), {
+    assert.notEqual((await one.store.hashKv(6)).hash, (await one.store.hashKv(9)).hash);
+    await assert.rejects(one.store.hashKv(5), { message: KvErrorMessage.compacted });
+    await assert.rejects(one.store.hashKv(one.store.revision + 1), {
       message: KvErrorMessage.futureRev,
     });
+  });
+
+  test('a long hash yields to the event loop and hashes the state at its call', async () => {
+    const h = open();
+    let index = h.nextIndex;
+    for (let batch = 0; batch < 12; batch++) {
+      const entries = Array.from({ length: 1000 }, (_, i) => ({
+        index: index++,
+        request: { put: { key: b(`k${i}`), value: b(`${batch}`) } },
+      }));
+      h.store.applyBatch(entries);
+    }
+    h.nextIndex = index;
+    const revision = h.store.revision;
+    const pending = h.store.hashKv();
+    let yielded = false;
+    setImmediate(() => {
+      yielded = true;
+      h.ok({ put: { key: b('k1'), value: b('during the hash') } });
+    });
+    const during = await pending;
+    assert.equal(yielded, true, 'the hash never yielded');
+    assert.equal(during.header.revision, revision);
+    assert.equal(during.hash, (await h.store.hashKv(revision)).hash);
+    assert.notEqual(during.hash, (await h.store.hashKv()).hash);
   });
 });
 
@@ -130,7 +158,7 @@ function applyWorkload(h: StoreHarness): void {
   h.ok({ leaseRevoke: { ID: 77n } });
 }
 
-function fingerprint(store: MvccStore) {
+async function fingerprint(store: MvccStore) {
   const kvs = store.range({ key: ALL, rangeEnd: ALL }).kvs.map((kv) => ({
     ...kv,
     key: Buffer.from(kv.key).toString('hex'),
@@ -140,8 +168,8 @@ function fingerprint(store: MvccStore) {
     revision: store.revision,
     compact: store.compactedRevision,
     applied: store.appliedIndex,
-    hash: store.hashKv().hash,
-    hashAt: store.hashKv(8).hash,
+    hash: (await store.hashKv()).hash,
+    hashAt: (await store.hashKv(8)).hash,
     kvs,
     past: store.range({ key: ALL, rangeEnd: ALL, revision: 7 }).count,
     leases: store.leaseIds().map((id) => store.lease(id)),
@@ -158,14 +186,14 @@ describe('snapshot and restore', () => {
     assert.equal(snapshot.appliedIndex, source.store.appliedIndex);
     assert.equal(snapshot.revision, source.store.revision);
     await target.store.restore(snapshot.chunks);
-    assert.deepEqual(fingerprint(target.store), fingerprint(source.store));
+    assert.deepEqual(await fingerprint(target.store), await fingerprint(source.store));
     const next: KvRequest = { put: { key: b('k0'), value: b('after'), lease: 78n } };
     const index = source.store.appliedIndex + 1;
     const [a] = source.store.applyBatch([{ index, request: next }]);
     const [c] = target.store.applyBatch([{ index, request: next }]);
     assert.deepEqual(c, a);
     await target.reopen();
-    assert.deepEqual(fingerprint(target.store), fingerprint(source.store));
+    assert.deepEqual(await fingerprint(target.store), await fingerprint(source.store));
   });
 
   test('the snapshot is the state when it was taken, and chunks are bounded', async () => {
@@ -173,7 +201,7 @@ describe('snapshot and restore', () => {
     const value = Buffer.alloc(100 * 1024, 7);
     for (let i = 0; i < 30; i++) source.ok({ put: { key: b(`big${i}`), value } });
     const snapshot = source.store.snapshot();
-    const hashBefore = source.store.hashKv().hash;
+    const hashBefore = (await source.store.hashKv()).hash;
     source.ok({ put: { key: b('later'), value: b('not in the snapshot') } });
     const chunks = await collect(snapshot.chunks);
     assert.ok(chunks.length > 3, `expected several chunks, got ${chunks.length}`);
@@ -181,7 +209,7 @@ describe('snapshot and restore', () => {
       assert.ok(chunk.length <= SNAPSHOT_CHUNK_BYTES_MAX + value.length + 1024);
     const target = open();
     await target.store.restore(replay(chunks));
-    assert.equal(target.store.hashKv().hash, hashBefore);
+    assert.equal((await target.store.hashKv()).hash, hashBefore);
     assert.equal(target.store.range({ key: b('later') }).count, 0);
   });
 

@@ -8,13 +8,15 @@
  */
 import { decodeKeyValue, encodeKeyValue, encodeLeaseId, encodeRevisionKey } from './codec.js';
 import type { KvDatabases } from './layout.js';
-import { type RangeBounds, type ReadContext, rangeKeys } from './reader.js';
+import { getAt, type RangeBounds, type ReadContext, rangeKeys } from './reader.js';
 import { type Event, EventType, type KeyValue } from './types.js';
 
 const EMPTY = new Uint8Array(0);
 
 export class WriteRequest {
   readonly events: Event[] = [];
+  /** Keys this request has written (latin1), to find etcd's prevKv for a second write. */
+  private readonly touchedKeys = new Set<string>();
 
   constructor(
     private readonly dbs: KvDatabases,
@@ -61,9 +63,7 @@ export class WriteRequest {
       this.dbs.leaseKeys.removeSync(encodeLeaseId(previous.lease), key);
     }
     if (lease !== 0n) this.dbs.leaseKeys.putSync(encodeLeaseId(lease), key);
-    this.events.push(
-      previous ? { type: EventType.PUT, kv, prevKv: previous } : { type: EventType.PUT, kv },
-    );
+    this.pushEvent({ type: EventType.PUT, kv }, key, previous);
     return revision;
   }
 
@@ -91,10 +91,24 @@ export class WriteRequest {
     this.dbs.index.putSync(key, [-revision, -sub || 0, 1]);
     if (previous.lease !== 0n) this.dbs.leaseKeys.removeSync(encodeLeaseId(previous.lease), key);
     // A DELETE event carries the key and the deletion's revision only, as etcd's watch does.
-    this.events.push({
-      type: EventType.DELETE,
-      kv: { ...tombstone, modRevision: revision },
-      prevKv: previous,
-    });
+    this.pushEvent(
+      { type: EventType.DELETE, kv: { ...tombstone, modRevision: revision } },
+      key,
+      previous,
+    );
+  }
+
+  /**
+   * Adds an event with etcd's prevKv: the key's value before this request (etcd's watch reads it
+   * at modRevision - 1). That differs from `previous` only when the request already wrote the key,
+   * which etcd's duplicate-key check allows around a DeleteRange ending in "\\0".
+   */
+  private pushEvent(event: Event, key: Buffer, previous: KeyValue | undefined): void {
+    const id = key.toString('latin1');
+    let prevKv = previous;
+    if (this.touchedKeys.has(id)) prevKv = getAt(this.readContext(), key, this.beginRevision);
+    this.touchedKeys.add(id);
+    if (prevKv !== undefined) event.prevKv = prevKv;
+    this.events.push(event);
   }
 }
