@@ -55,7 +55,11 @@ function startCluster(kind: Kind, dir: string, nodes: Node[]): ChildProcess[] {
           ];
     return spawn(command, args as string[], {
       stdio: 'ignore',
-      env: { ...process.env, SHOAL_LOG_LEVEL: 'warn', NODE_OPTIONS: process.env.CLUSTER_BENCH_NODE_OPTIONS ?? '' },
+      env: {
+        ...process.env,
+        SHOAL_LOG_LEVEL: 'warn',
+        NODE_OPTIONS: process.env.CLUSTER_BENCH_NODE_OPTIONS ?? '',
+      },
     });
   });
 }

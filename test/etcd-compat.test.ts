@@ -6,13 +6,19 @@
  * comparison cannot pass by both servers failing in the same uninteresting way.
  */
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { etcdInstalled, type RunningEtcd, startEtcd } from './support/etcd-process.js';
 import { etcdctl, normalize } from './support/etcdctl.js';
 import { type RunningShoal, startShoal } from './support/shoal-server.js';
 
 interface Step {
+  /** `{lease}` is replaced by the lease id (hex) this server granted in an earlier step. */
   args: string[];
+  /** Remember the ID of this step's JSON output as the `{lease}` of the following steps. */
+  saveLease?: boolean;
   stdin?: string | Buffer;
   /** When set, etcd's stderr must contain this text (the step exercises that error). */
   expectError?: string;
@@ -25,6 +31,9 @@ const futureRevision = 'etcdserver: mvcc: required revision is a future revision
 
 /** 1.6 MiB: above etcd's default 1.5 MiB request limit but below the transport's 2 MiB. */
 const largeValue = Buffer.alloc(1.6 * 1024 * 1024, 'x');
+
+/** Where `snapshot save` writes (the same path for both servers, removed afterwards). */
+const snapshotPath = join(tmpdir(), `shoal-compat-${process.pid}.snapshot`);
 
 const txnInput = (compares: string[], success: string[], failure: string[]): string =>
   `${compares.join('\n')}\n\n${success.join('\n')}\n\n${failure.join('\n')}\n\n`;
@@ -97,7 +106,40 @@ const steps: Step[] = [
   { args: ['endpoint', 'status'] },
   { args: ['endpoint', 'health'], expectOut: 'is healthy' },
   { args: ['member', 'list', '-w', 'json'] },
+  { args: ['endpoint', 'hashkv', '-w', 'json'], expectOut: '"hash":' },
+  { args: ['put', 'cfg/a', '1'] },
+  { args: ['put', 'cfg/b', '2'] },
+  { args: ['put', 'cfg/a', '--ignore-value', '-w', 'json'] },
+  { args: ['get', 'cfg/', '--prefix', '--consistency=s', '-w', 'json'] },
+  { args: ['get', 'cfg/', '--prefix', '--hex'] },
+  { args: ['get', 'cfg/', '--prefix', '-w', 'table'] },
+  { args: ['get', 'cfg/', '--prefix', '--order=DESCEND', '--sort-by=CREATE', '--limit=1'] },
+  { args: ['put', 'nokey', '--ignore-value'], expectError: 'etcdserver: key not found' },
+  { args: ['lock', 'mutex1', 'echo', 'held'], expectOut: 'held' },
+  { args: ['del', 'cfg/a', '--from-key', '-w', 'json'], expectOut: '"deleted":' },
+  { args: ['compaction', '--physical', '3'], expectError: compacted },
+  { args: ['alarm', 'list'] },
+  { args: ['defrag'], expectOut: 'Finished defragmenting etcd member' },
+  { args: ['snapshot', 'save', snapshotPath], expectOut: 'Snapshot saved at' },
   { args: ['get', '', '--from-key', '--keys-only'] },
+  { args: ['lease', 'grant', '60', '-w', 'json'], saveLease: true, expectOut: '"TTL":60' },
+  { args: ['put', 'leased', 'v', '--lease={lease}'], expectOut: 'OK' },
+  { args: ['put', 'leased2', 'v', '--lease={lease}'] },
+  { args: ['get', 'leased', '-w', 'json'], expectOut: '"lease":' },
+  {
+    args: ['lease', 'timetolive', '{lease}', '--keys', '-w', 'json'],
+    expectOut: '"granted-ttl":60',
+  },
+  { args: ['lease', 'list', '-w', 'json'] },
+  { args: ['lease', 'keep-alive', '--once', '{lease}'], expectOut: 'keepalived with TTL(60)' },
+  { args: ['put', 'leased', 'v2', '--ignore-lease', '-w', 'json'] },
+  { args: ['lease', 'revoke', '{lease}'], expectOut: 'revoked' },
+  { args: ['get', 'leased', '--prefix', '-w', 'json'] },
+  { args: ['lease', 'timetolive', '{lease}'], expectOut: 'already expired' },
+  { args: ['lease', 'revoke', '{lease}'], expectError: 'etcdserver: requested lease not found' },
+  { args: ['lease', 'keep-alive', '--once', '{lease}'], expectError: 'not found' },
+  { args: ['lease', 'grant', '9000000001'], expectError: 'etcdserver: too large lease TTL' },
+  { args: ['put', 'x', 'y', '--lease=1234'], expectError: 'etcdserver: requested lease not found' },
 ];
 
 describe('etcdctl against etcd and shoal', { skip: etcdMissingReason() }, () => {
@@ -110,15 +152,25 @@ describe('etcdctl against etcd and shoal', { skip: etcdMissingReason() }, () => 
 
   after(async () => {
     await Promise.all([etcd?.stop(), shoal?.close()]);
+    rmSync(snapshotPath, { force: true });
   });
 
   test('every step gives the same normalized result on both servers', async () => {
     // Endpoints are given without a scheme; see the harness notes on HTTP/2 :authority.
     const shoalEndpoint = `127.0.0.1:${shoal.port}`;
+    const leases = { etcd: '', shoal: '' };
+    const withLease = (args: string[], lease: string) =>
+      args.map((a) => a.replace('{lease}', lease));
     for (const [index, step] of steps.entries()) {
       const label = `step ${index}: etcdctl ${step.args.join(' ')}`;
-      const reference = await etcdctl(etcd.endpoint, step.args, step.stdin);
-      const actual = await etcdctl(shoalEndpoint, step.args, step.stdin);
+      const reference = await etcdctl(etcd.endpoint, withLease(step.args, leases.etcd), step.stdin);
+      const actual = await etcdctl(shoalEndpoint, withLease(step.args, leases.shoal), step.stdin);
+      if (step.saveLease) {
+        // Read the id as text: lease ids exceed 2^53, which JSON.parse would round.
+        const idOf = (stdout: string) => BigInt(/"ID":(\d+)/.exec(stdout)![1]!).toString(16);
+        leases.etcd = idOf(reference.stdout);
+        leases.shoal = idOf(actual.stdout);
+      }
       if (step.expectError) {
         assert.ok(
           reference.stderr.includes(step.expectError),

@@ -4,7 +4,8 @@
  * as protobuf numbers). Both mirror etcd's protobuf messages field by field, so each conversion is
  * a plain mapping; the response header's identity fields are filled in by the caller.
  */
-import type * as kv from '../kv/types.js';
+import type { RevisionEvents } from '../kv/history.js';
+import * as kv from '../kv/types.js';
 import type * as api from './etcd/types.js';
 
 const SORT_ORDERS: Record<api.SortOrder, kv.SortOrder> = { none: 0, ascend: 1, descend: 2 };
@@ -149,5 +150,19 @@ export function fromKvTxn(r: kv.TxnResponse, id: HeaderIdentity): api.TxnRespons
     header: fromKvHeader(r.header, id),
     succeeded: r.succeeded,
     responses: r.responses.map((op) => fromKvOp(op, id)),
+  };
+}
+
+export function fromKvRevision(revision: RevisionEvents): api.RevisionEvents {
+  return {
+    revision: revision.revision,
+    events: revision.events.map((event) => {
+      const out: api.WatchEvent = {
+        type: event.type === kv.EventType.DELETE ? 'delete' : 'put',
+        kv: event.kv,
+      };
+      if (event.prevKv !== undefined) out.prevKv = event.prevKv;
+      return out;
+    }),
   };
 }

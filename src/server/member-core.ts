@@ -21,9 +21,9 @@ import { type ConfState, RaftError, type ReadState, Role, type Snapshot } from '
 import { DiskStorage } from '../storage/index.js';
 import { ClusterOps } from './cluster.js';
 import type { MemberConfig } from './config.js';
-import type { SnapshotStream } from './etcd/backend.js';
 import { etcdErrors } from './etcd/errors.js';
 import type { Member as ApiMember } from './etcd/types.js';
+import { LeaseKeeper } from './leases.js';
 import type { MemberMetrics } from './metrics.js';
 import { Proposer, raftRefusal } from './proposer.js';
 import { RaftNode } from './raft-node.js';
@@ -41,8 +41,6 @@ const PUBLISH_INTERVAL_MS = 1000;
 const QUOTA_REFRESH_MS = 100;
 /** Above the largest request (64 MiB max-request-bytes) plus growth within one refresh period. */
 const QUOTA_MARGIN_BYTES = 256 * 1024 * 1024;
-/** A Maintenance.Snapshot is assembled in memory; larger states are refused. */
-export const MAINTENANCE_SNAPSHOT_BYTES_MAX = 1024 * 1024 * 1024;
 
 export class MemberCore {
   readonly id: number;
@@ -53,8 +51,11 @@ export class MemberCore {
   readonly reads: ReadQueue;
   readonly transport: PeerTransport;
   readonly cluster: ClusterOps;
+  readonly leases: LeaseKeeper;
   readonly requestTimeoutMs: number;
   private snapshotting = false;
+  private compactionScheduled = false;
+  private compactionWaiters: (() => void)[] = [];
   private dbSizeBytes = 0;
   private dbSizeCheckedAtMs = Number.NEGATIVE_INFINITY;
   private lastSnapshotIndex: number;
@@ -85,6 +86,10 @@ export class MemberCore {
         reportSnapshot: (id, status) => this.raft.reportSnapshot(id, status),
         info: () => ({ registry: this.registry.state() }),
         promote: (id) => this.cluster.promoteOnLeader(id),
+        lease: (op, id) =>
+          op === 'keepAlive'
+            ? { ttlSeconds: this.leases.keepAlive(id), grantedTtlSeconds: 0 }
+            : this.leases.timeToLive(id),
       },
       log.child({ component: 'transport' }),
     );
@@ -134,6 +139,9 @@ export class MemberCore {
       mapError: raftRefusal,
     });
     this.cluster = new ClusterOps(this);
+    this.leases = new LeaseKeeper(kv, (id) =>
+      this.proposer.propose({ kv: { leaseRevoke: { ID: id } } }),
+    );
     this.updatePeers();
   }
 
@@ -190,6 +198,9 @@ export class MemberCore {
     );
     this.raft.start();
     this.publishTimer = setInterval(() => this.publish(), PUBLISH_INTERVAL_MS);
+    this.leases.start();
+    // A compaction left unfinished by a previous run resumes in the background.
+    this.scheduleCompaction();
     return { peerPort: port };
   }
 
@@ -237,12 +248,48 @@ export class MemberCore {
 
   private softStateChanged(lead: number, role: Role, term: number): void {
     this.metrics.leaderChanged(lead, role === Role.Leader, term);
+    this.leases.setLeading(role === Role.Leader);
     this.proposer.leaderChanged(lead);
     if (lead !== 0) this.publish();
   }
 
+  /**
+   * Physical compaction runs in bounded steps between apply batches (the store's contract), one
+   * step per event-loop turn, so removing a large history never stalls raft for long.
+   */
+  private scheduleCompaction(): void {
+    if (this.compactionScheduled || this.stopping) return;
+    this.compactionScheduled = true;
+    setImmediate(() => {
+      this.compactionScheduled = false;
+      if (this.stopping) return;
+      let more = false;
+      try {
+        more = this.kv.compactStep();
+      } catch (error) {
+        this.log.error({ err: error }, 'compaction step failed');
+      }
+      if (more) this.scheduleCompaction();
+      else for (const wake of this.compactionWaiters.splice(0)) wake();
+    });
+  }
+
+  /** Resolves once the store has physically removed the compacted history (bounded wait). */
+  async compactionDone(): Promise<void> {
+    if (!this.kv.status().compactionPending) return;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(etcdErrors.timeout()), this.requestTimeoutMs);
+      this.compactionWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.scheduleCompaction();
+    });
+  }
+
   private applied(index: number): void {
     this.reads.onApplied(index);
+    this.scheduleCompaction();
     this.metrics.applied(index);
     if (index - this.lastSnapshotIndex >= this.config.snapshotCount && !this.snapshotting) {
       this.snapshotting = true;
@@ -300,48 +347,12 @@ export class MemberCore {
     this.transport.setPeers(peers);
   }
 
-  /**
-   * Maintenance.Snapshot for `etcdctl snapshot save`: the member snapshot format (registry frame
-   * then MVCC chunks, state-machine.ts), zero-padded to a multiple of 512 bytes, then the SHA-256
-   * of everything before it — the trailer etcdctl checks for (size % 512 == 32). It is NOT a bolt
-   * database: `etcdctl snapshot status/restore` cannot read it.
-   */
-  async maintenanceSnapshot(): Promise<SnapshotStream> {
-    const { createHash } = await import('node:crypto');
-    const stream = this.kv.snapshot();
-    const chunks: Uint8Array[] = [];
-    let bytes = 0;
-    for await (const chunk of stream.chunks) {
-      bytes += chunk.length;
-      if (bytes > MAINTENANCE_SNAPSHOT_BYTES_MAX) {
-        stream.release();
-        throw etcdErrors.requestTooLarge();
-      }
-      chunks.push(chunk);
-    }
-    const body = encodeSnapshotData(this.registry.state(), chunks);
-    const padded = Buffer.alloc(Math.ceil(body.length / 512) * 512);
-    body.copy(padded);
-    const digest = createHash('sha256').update(padded).digest();
-    const whole = Buffer.concat([padded, digest]);
-    const header = {
-      clusterId: BigInt(this.registry.clusterId),
-      memberId: BigInt(this.id),
-      revision: stream.revision,
-      raftTerm: BigInt(this.raft.term),
-    };
-    async function* pieces(): AsyncGenerator<Uint8Array> {
-      for (let offset = 0; offset < whole.length; offset += 64 * 1024)
-        yield whole.subarray(offset, offset + 64 * 1024);
-    }
-    return { header, totalBytes: whole.length, chunks: pieces() };
-  }
-
   /** Stops raft and the peer transport, fails waiting requests, closes the stores. */
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
     if (this.publishTimer !== null) clearInterval(this.publishTimer);
+    this.leases.stop();
     await this.raft.stop();
     this.proposer.close(etcdErrors.stopped());
     this.reads.close(etcdErrors.stopped());
@@ -368,6 +379,7 @@ async function fetchRegistry(config: MemberConfig, log: Logger) {
         throw new Error('not ready');
       },
       promote: async () => ({ ok: false, code: 14, message: 'etcdserver: not leader' }),
+      lease: () => ({ ttlSeconds: -1, grantedTtlSeconds: 0 }),
     },
     log,
   );

@@ -12,8 +12,10 @@ import { KvError, type KvErrorCode } from '../kv/errors.js';
 import type { KvRequest, KvResponse } from '../kv/types.js';
 import {
   fromKvDeleteRange,
+  fromKvHeader,
   fromKvPut,
   fromKvRange,
+  fromKvRevision,
   fromKvTxn,
   type HeaderIdentity,
   toKvDeleteRange,
@@ -22,8 +24,9 @@ import {
   toKvTxn,
 } from './convert.js';
 import type { EtcdBackend } from './etcd/backend.js';
-import { EtcdError, GrpcCode, type GrpcCodeNumber } from './etcd/errors.js';
+import { EtcdError, etcdErrors, GrpcCode, type GrpcCodeNumber } from './etcd/errors.js';
 import type * as api from './etcd/types.js';
+import { randomLeaseId } from './leases.js';
 import type { MemberCore } from './member-core.js';
 
 const KV_ERROR_CODES: Record<KvErrorCode, GrpcCodeNumber> = {
@@ -51,7 +54,7 @@ export class RaftBackend implements EtcdBackend {
     };
   }
 
-  header(): api.ResponseHeader {
+  private currentHeader(): api.ResponseHeader {
     return { ...this.identity(), revision: this.core.kv.revision };
   }
 
@@ -97,18 +100,20 @@ export class RaftBackend implements EtcdBackend {
       compaction: { revision: request.revision, physical: request.physical },
     });
     if (!('compaction' in response)) throw new Error('compaction answered with another response');
+    // etcd's physical compaction answers once the compacted history is gone from the backend.
+    if (request.physical) await this.core.compactionDone();
     return { header: { ...this.identity(), revision: response.compaction.header.revision } };
   }
 
   async memberList(): Promise<api.MemberListResponse> {
-    return { header: this.header(), members: this.core.members() };
+    return { header: this.currentHeader(), members: this.core.members() };
   }
 
   async status(): Promise<api.StatusResponse> {
     const store = this.core.kv.status();
     const status = this.core.raft.node.status();
     return {
-      header: this.header(),
+      header: this.currentHeader(),
       version: this.core.version,
       dbSize: store.dbSizeBytes,
       leader: BigInt(status.lead),
@@ -123,9 +128,9 @@ export class RaftBackend implements EtcdBackend {
 
   async hashKv(revision: number): Promise<api.HashKvResponse> {
     try {
-      const response = this.core.kv.hashKv(revision);
+      const response = await this.core.kv.hashKv(revision);
       return {
-        header: this.header(),
+        header: this.currentHeader(),
         hash: response.hash,
         compactRevision: response.compactRevision,
       };
@@ -160,10 +165,102 @@ export class RaftBackend implements EtcdBackend {
     }
     // DEACTIVATE: NOSPACE clears itself once compaction and defragmentation free space (LMDB
     // reuses freed pages), so there is nothing to disarm; GET lists the current alarms.
-    return { header: this.header(), alarms: this.core.alarms() };
+    return { header: this.currentHeader(), alarms: this.core.alarms() };
   }
 
-  snapshot() {
-    return this.core.maintenanceSnapshot();
+  // ---- Leases: grants and revokes go through raft; time is kept by the leader (leases.ts).
+
+  async leaseGrant(ttlSeconds: number, id: bigint): Promise<api.LeaseGrantResponse> {
+    const response = await this.write({
+      leaseGrant: { TTL: ttlSeconds, ID: id === 0n ? randomLeaseId() : id },
+    });
+    if (!('leaseGrant' in response)) throw new Error('grant answered with another response');
+    const granted = response.leaseGrant;
+    this.core.leases.granted(granted.ID, granted.TTL);
+    return {
+      header: fromKvHeader(granted.header, this.identity()),
+      id: granted.ID,
+      ttlSeconds: granted.TTL,
+      error: granted.error,
+    };
+  }
+
+  async leaseRevoke(id: bigint): Promise<{ header: api.ResponseHeader }> {
+    const response = await this.write({ leaseRevoke: { ID: id } });
+    if (!('leaseRevoke' in response)) throw new Error('revoke answered with another response');
+    return { header: fromKvHeader(response.leaseRevoke.header, this.identity()) };
+  }
+
+  /** The leader's lease clock answers; a follower asks the leader over the peer transport. */
+  private async leaseTimes(op: 'keepAlive' | 'timeToLive', id: bigint) {
+    const core = this.core;
+    await core.proposer.waitForLeader();
+    if (core.isLeader) {
+      return op === 'keepAlive'
+        ? { ttlSeconds: core.leases.keepAlive(id), grantedTtlSeconds: 0 }
+        : core.leases.timeToLive(id);
+    }
+    try {
+      return await core.transport.forwardLease(core.raft.lead, op, id, core.requestTimeoutMs);
+    } catch {
+      throw etcdErrors.timeout();
+    }
+  }
+
+  async leaseKeepAlive(id: bigint): Promise<api.LeaseKeepAliveResponse> {
+    const { ttlSeconds } = await this.leaseTimes('keepAlive', id);
+    return { header: this.currentHeader(), id, ttlSeconds };
+  }
+
+  async leaseTimeToLive(id: bigint, withKeys: boolean): Promise<api.LeaseTimeToLiveResponse> {
+    const times = await this.leaseTimes('timeToLive', id);
+    const lease = this.core.kv.lease(id);
+    if (lease === undefined || times.ttlSeconds < 0) {
+      return { header: this.currentHeader(), id, ttlSeconds: -1, grantedTtlSeconds: 0, keys: [] };
+    }
+    return {
+      header: this.currentHeader(),
+      id,
+      ttlSeconds: times.ttlSeconds,
+      grantedTtlSeconds: lease.ttlSeconds,
+      keys: withKeys ? lease.keys : [],
+    };
+  }
+
+  async leaseLeases(): Promise<api.LeaseLeasesResponse> {
+    return { header: this.currentHeader(), leases: this.core.kv.leaseIds() };
+  }
+
+  // ---- Watch: every member's watchers see the revisions as that member applies them.
+
+  header(revision: number): api.ResponseHeader {
+    return { ...this.identity(), revision };
+  }
+
+  currentRevision(): number {
+    return this.core.kv.revision;
+  }
+
+  compactedRevision(): number {
+    return this.core.kv.compactedRevision;
+  }
+
+  subscribe(listener: (revisions: readonly api.RevisionEvents[]) => void): () => void {
+    return this.core.kv.subscribe((revisions) => listener(revisions.map(fromKvRevision)));
+  }
+
+  readHistory(fromRevision: number, eventsMax: number, withPrevKv: boolean): api.HistoryPage {
+    try {
+      const page = this.core.kv.readHistory(fromRevision, { eventsMax, prevKv: withPrevKv });
+      return { revisions: page.revisions.map(fromKvRevision), nextRevision: page.nextRevision };
+    } catch (error) {
+      throw toEtcdError(error);
+    }
+  }
+
+  /** Maintenance.Snapshot: this member's store, as of now (the front end adds etcdctl's trailer). */
+  snapshot(): { revision: number; chunks: AsyncIterable<Uint8Array>; release(): void } {
+    const stream = this.core.kv.snapshot();
+    return { revision: stream.revision, chunks: stream.chunks, release: () => stream.release() };
   }
 }

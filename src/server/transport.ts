@@ -22,6 +22,7 @@ import {
   type Stub,
   unary,
 } from '../rpc/index.js';
+import type { LeaseTimes } from './leases.js';
 import type { RegistryState } from './registry.js';
 
 /** Bytes of raft messages in one one-way frame (well under the RPC frame limit of 16 MiB). */
@@ -100,6 +101,8 @@ export const peerService = defineService({
     info: unary<{ clusterId: number }, ClusterInfo>(),
     /** MemberPromote forwarded by a follower to the leader, which alone knows learner progress. */
     promote: unary<{ id: number }, ForwardResult>(),
+    /** Lease keep-alives and time-to-live questions, answered by the leader's lease clock. */
+    lease: unary<{ op: 'keepAlive' | 'timeToLive'; id: bigint }, LeaseTimes>(),
   },
 });
 
@@ -117,6 +120,7 @@ export interface TransportHandlers {
   reportSnapshot(id: number, status: 'finish' | 'failure'): void;
   info(): ClusterInfo;
   promote(id: number): Promise<ForwardResult>;
+  lease(op: 'keepAlive' | 'timeToLive', id: bigint): LeaseTimes;
 }
 
 /** "host:port" from a peer URL. */
@@ -155,6 +159,7 @@ export class PeerTransport {
       snapshot: (parts) => this.receiveSnapshot(parts),
       info: () => this.handlers.info(),
       promote: (request) => this.handlers.promote(request.id),
+      lease: (request) => this.handlers.lease(request.op, BigInt(request.id)),
     });
   }
 
@@ -305,6 +310,18 @@ export class PeerTransport {
     const address = this.addresses.get(to);
     if (address === undefined) throw new Error(`no address for member ${to}`);
     return this.pool.stub(address, peerService).promote({ id }, { timeoutMs });
+  }
+
+  /** Asks the leader for a lease keep-alive or time to live. */
+  async forwardLease(
+    to: number,
+    op: 'keepAlive' | 'timeToLive',
+    id: bigint,
+    timeoutMs: number,
+  ): Promise<LeaseTimes> {
+    const address = this.addresses.get(to);
+    if (address === undefined) throw new Error(`no address for member ${to}`);
+    return this.pool.stub(address, peerService).lease({ op, id }, { timeoutMs });
   }
 
   async close(): Promise<void> {

@@ -17,6 +17,10 @@ import type {
   DeleteRangeResponse,
   HashKvResponse,
   KeyValue,
+  LeaseGrantResponse,
+  LeaseKeepAliveResponse,
+  LeaseLeasesResponse,
+  LeaseTimeToLiveResponse,
   Member,
   PutRequest,
   PutResponse,
@@ -326,9 +330,9 @@ export function encodeDeleteRangeResponse(response: DeleteRangeResponse): PbMess
 }
 
 /**
- * etcd fills only `revision` in the headers of the responses inside a txn, and sets it to the
- * txn's own revision; clients see that on the wire, so shoal encodes it the same way whatever
- * headers the backend attached.
+ * etcd fills only `revision` in the headers of the range, put and delete responses inside a txn,
+ * and sets it to the outermost txn's revision; a nested txn's own header is present but empty.
+ * Clients see that on the wire, so shoal encodes it the same way whatever the backend attached.
  */
 function encodeResponseOp(op: ResponseOp, revision: number): PbMessage {
   const header = { revision: checkedInt(revision, 'header.revision') };
@@ -340,7 +344,7 @@ function encodeResponseOp(op: ResponseOp, revision: number): PbMessage {
     case 'deleteRange':
       return { responseDeleteRange: { ...encodeDeleteRangeResponse(op.response), header } };
     case 'txn':
-      return { responseTxn: { ...encodeTxnResponse(op.response, revision), header } };
+      return { responseTxn: { ...encodeTxnResponse(op.response, revision), header: {} } };
   }
 }
 
@@ -383,5 +387,39 @@ export function encodeHashKvResponse(response: HashKvResponse): PbMessage {
     header: encodeHeader(response.header),
     hash: response.hash >>> 0,
     compactRevision: checkedInt(response.compactRevision, 'compactRevision'),
+  };
+}
+
+export function encodeLeaseGrantResponse(response: LeaseGrantResponse): PbMessage {
+  return {
+    header: encodeHeader(response.header),
+    ID: toLong(response.id, false),
+    TTL: checkedInt(response.ttlSeconds, 'TTL'),
+    error: response.error,
+  };
+}
+
+export function encodeLeaseKeepAliveResponse(response: LeaseKeepAliveResponse): PbMessage {
+  return {
+    header: encodeHeader(response.header),
+    ID: toLong(response.id, false),
+    TTL: checkedInt(response.ttlSeconds, 'TTL'),
+  };
+}
+
+export function encodeLeaseTimeToLiveResponse(response: LeaseTimeToLiveResponse): PbMessage {
+  return {
+    header: encodeHeader(response.header),
+    ID: toLong(response.id, false),
+    TTL: checkedInt(response.ttlSeconds, 'TTL'),
+    grantedTTL: checkedInt(response.grantedTtlSeconds, 'grantedTTL'),
+    keys: response.keys,
+  };
+}
+
+export function encodeLeaseLeasesResponse(response: LeaseLeasesResponse): PbMessage {
+  return {
+    header: encodeHeader(response.header),
+    leases: response.leases.map((id) => ({ ID: toLong(id, false) })),
   };
 }

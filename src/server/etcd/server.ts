@@ -5,6 +5,8 @@
  * answer; failures become gRPC statuses with etcd's exact codes and messages. Services and methods
  * that are not built yet answer UNIMPLEMENTED rather than pretending.
  */
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { type Logger, pino } from 'pino';
 import type protobuf from 'protobufjs';
@@ -19,11 +21,16 @@ import {
   encodeDeleteRangeResponse,
   encodeHashKvResponse,
   encodeHeader,
+  encodeLeaseGrantResponse,
+  encodeLeaseKeepAliveResponse,
+  encodeLeaseLeasesResponse,
+  encodeLeaseTimeToLiveResponse,
   encodeMember,
   encodePutResponse,
   encodeRangeResponse,
   encodeStatusResponse,
   encodeTxnResponse,
+  int64Bigint,
   int64Number,
   loadEtcdRoot,
   type PbMessage,
@@ -39,6 +46,7 @@ import {
   checkTxnRequest,
   txnOpsMaxDefault,
 } from './validate.js';
+import { progressIntervalMsDefault, WatchStream } from './watch.js';
 
 /** etcd's default --max-request-bytes: the largest write a client may propose (1.5 MiB). */
 export const maxRequestBytesDefault = 1.5 * 1024 * 1024;
@@ -49,12 +57,16 @@ export const maxRequestBytesDefault = 1.5 * 1024 * 1024;
 export const grpcOverheadBytes = 512 * 1024;
 /** Requests being executed at once; beyond this, clients get etcd's "too many requests". */
 export const inflightRequestsMaxDefault = 10_000;
+/** Keep-alives queued on one stream; a client that floods past this has its stream ended. */
+export const keepAliveQueueMax = 1024;
 
 export interface EtcdServerOptions {
   backend: EtcdBackend;
   maxRequestBytes?: number;
   txnOpsMax?: number;
   inflightRequestsMax?: number;
+  /** How often watchers that asked for progress notifications get one (etcd: 10 minutes). */
+  watchProgressIntervalMs?: number;
   logger?: Logger;
   /** Called after every unary request with its method, gRPC status code and latency (metrics). */
   onHandled?: (method: string, code: number, seconds: number) => void;
@@ -67,6 +79,9 @@ interface Decoded {
 }
 
 type UnaryHandler = (request: Decoded) => Promise<PbMessage>;
+type StreamHandler =
+  | grpc.handleBidiStreamingCall<Decoded, PbMessage>
+  | grpc.handleServerStreamingCall<Decoded, PbMessage>;
 
 const unimplemented = (what: string): UnaryHandler => {
   return async () => {
@@ -79,6 +94,7 @@ export class EtcdGrpcServer {
   readonly #maxRequestBytes: number;
   readonly #txnOpsMax: number;
   readonly #inflightMax: number;
+  readonly #progressIntervalMs: number;
   readonly #log: Logger;
   readonly #root: protobuf.Root;
   readonly #server: grpc.Server;
@@ -90,6 +106,7 @@ export class EtcdGrpcServer {
     this.#maxRequestBytes = options.maxRequestBytes ?? maxRequestBytesDefault;
     this.#txnOpsMax = options.txnOpsMax ?? txnOpsMaxDefault;
     this.#inflightMax = options.inflightRequestsMax ?? inflightRequestsMaxDefault;
+    this.#progressIntervalMs = options.watchProgressIntervalMs ?? progressIntervalMsDefault;
     this.#log = options.logger ?? pino({ name: 'etcd-api' });
     this.#root = loadEtcdRoot();
     this.#onHandled = options.onHandled;
@@ -121,6 +138,7 @@ export class EtcdGrpcServer {
     });
   }
 
+  /** KV, Watch and Lease: the data services. */
   #addServices(): void {
     const b = this.#backend;
     this.#addService('KV', {
@@ -135,6 +153,41 @@ export class EtcdGrpcServer {
         };
       },
     });
+    this.#addService(
+      'Watch',
+      {},
+      {
+        Watch: (call: grpc.ServerDuplexStream<Decoded, PbMessage>) =>
+          void new WatchStream(call, b, this.#log, this.#progressIntervalMs),
+      },
+    );
+    this.#addService(
+      'Lease',
+      {
+        LeaseGrant: async (r) =>
+          encodeLeaseGrantResponse(
+            await b.leaseGrant(int64Number(r.message, 'TTL'), int64Bigint(r.message, 'ID')),
+          ),
+        LeaseRevoke: async (r) => ({
+          header: encodeHeader((await b.leaseRevoke(int64Bigint(r.message, 'ID'))).header),
+        }),
+        LeaseTimeToLive: async (r) =>
+          encodeLeaseTimeToLiveResponse(
+            await b.leaseTimeToLive(int64Bigint(r.message, 'ID'), boolField(r.message, 'keys')),
+          ),
+        LeaseLeases: async () => encodeLeaseLeasesResponse(await b.leaseLeases()),
+      },
+      {
+        LeaseKeepAlive: (call: grpc.ServerDuplexStream<Decoded, PbMessage>) =>
+          this.#leaseKeepAlive(call),
+      },
+    );
+    this.#addAdminServices();
+  }
+
+  /** Cluster and Maintenance: membership (single member for now) and operator requests. */
+  #addAdminServices(): void {
+    const b = this.#backend;
     this.#addService('Cluster', {
       MemberList: async () => {
         const response = await b.memberList();
@@ -149,7 +202,7 @@ export class EtcdGrpcServer {
             const peerUrls = stringList(r.message, 'peerURLs');
             const response = await b.memberAdd!(peerUrls, boolField(r.message, 'isLearner'));
             return {
-              header: encodeHeader(response.header),
+              header: encodeHeader({ ...response.header, revision: 0 }),
               member: encodeMember(response.member),
               members: response.members.map(encodeMember),
             };
@@ -171,81 +224,49 @@ export class EtcdGrpcServer {
         ? async (r) => encodeMemberList(await b.memberPromote!(uint64Bigint(r.message, 'ID')))
         : unimplemented('MemberPromote'),
     });
-    this.#addService('Maintenance', {
-      Status: async () => encodeStatusResponse(await b.status()),
-      HashKV: async (r) => encodeHashKvResponse(await b.hashKv(int64Number(r.message, 'revision'))),
-      Alarm: (r) => this.#alarm(r),
-      // LMDB reuses freed pages itself, so there is nothing to defragment; answer like etcd does.
-      Defragment: async () => ({ header: encodeHeader((await b.status()).header) }),
-      Hash: unimplemented('Hash'),
-      MoveLeader: b.moveLeader
-        ? async (r) => ({
-            header: encodeHeader((await b.moveLeader!(uint64Bigint(r.message, 'targetID'))).header),
-          })
-        : unimplemented('MoveLeader'),
-    });
-    if (b.snapshot) this.#addSnapshot();
+    this.#addService(
+      'Maintenance',
+      {
+        Status: async () => encodeStatusResponse(await b.status()),
+        HashKV: async (r) =>
+          encodeHashKvResponse(await b.hashKv(int64Number(r.message, 'revision'))),
+        Alarm: (r) => this.#alarm(r),
+        // LMDB reuses freed pages itself, so there is nothing to defragment; answer like etcd does.
+        Defragment: async () => ({ header: encodeHeader((await b.status()).header) }),
+        Hash: unimplemented('Hash'),
+        MoveLeader: b.moveLeader
+          ? async (r) => ({
+              header: encodeHeader(
+                (await b.moveLeader!(uint64Bigint(r.message, 'targetID'))).header,
+              ),
+            })
+          : unimplemented('MoveLeader'),
+      },
+      { Snapshot: (call: grpc.ServerWritableStream<Decoded, PbMessage>) => this.#snapshot(call) },
+    );
   }
 
-  /** Maintenance.Snapshot, the one server-streaming method served: the backend's byte stream. */
-  #addSnapshot(): void {
-    const service = this.#root.lookupService('etcdserverpb.Maintenance');
-    const method = service.methods.Snapshot!;
-    method.resolve();
-    const requestType = method.resolvedRequestType!;
-    const responseType = method.resolvedResponseType!;
-    const definition: grpc.MethodDefinition<PbMessage, PbMessage> = {
-      path: '/etcdserverpb.Maintenance/Snapshot',
-      requestStream: false,
-      responseStream: true,
-      requestDeserialize: (buffer: Buffer) => requestType.decode(buffer) as unknown as PbMessage,
-      requestSerialize: (value: PbMessage) => Buffer.from(requestType.encode(value).finish()),
-      responseSerialize: (value: PbMessage) => Buffer.from(responseType.encode(value).finish()),
-      responseDeserialize: (buffer: Buffer) => responseType.decode(buffer) as unknown as PbMessage,
-    };
-    const handler: grpc.handleServerStreamingCall<PbMessage, PbMessage> = (call) => {
-      void this.#streamSnapshot(call);
-    };
-    this.#server.addService({ Snapshot: definition }, { Snapshot: handler });
-  }
-
-  async #streamSnapshot(call: grpc.ServerWritableStream<PbMessage, PbMessage>): Promise<void> {
-    try {
-      const snapshot = await this.#backend.snapshot!();
-      let remaining = snapshot.totalBytes;
-      for await (const chunk of snapshot.chunks) {
-        if (call.cancelled) return;
-        remaining -= chunk.length;
-        const more = call.write({
-          header: encodeHeader(snapshot.header),
-          remainingBytes: toLong(BigInt(remaining), true),
-          blob: chunk,
-        });
-        if (!more) await new Promise((resolve) => call.once('drain', resolve));
-      }
-      call.end();
-    } catch (error) {
-      if (!(error instanceof EtcdError)) {
-        this.#log.error({ err: error }, 'snapshot stream failed');
-      }
-      call.destroy(toServiceError(error));
-    }
-  }
-
-  /** Registers one etcd service; methods missing from `handlers` answer UNIMPLEMENTED. */
-  #addService(name: string, handlers: Record<string, UnaryHandler>): void {
+  /** Registers one etcd service; methods missing from the handlers answer UNIMPLEMENTED. */
+  #addService(
+    name: string,
+    handlers: Record<string, UnaryHandler>,
+    streamHandlers: Record<string, StreamHandler> = {},
+  ): void {
     const service = this.#root.lookupService(`etcdserverpb.${name}`);
     const definition: Record<string, grpc.MethodDefinition<Decoded, PbMessage>> = {};
     const implementation: grpc.UntypedServiceImplementation = {};
     for (const method of service.methodsArray) {
       method.resolve();
-      if (method.requestStream || method.responseStream) continue;
+      const streaming = Boolean(method.requestStream || method.responseStream);
+      const duplex = streamHandlers[method.name];
+      // Streaming methods without a handler are left out: grpc-js answers UNIMPLEMENTED for them.
+      if (streaming && !duplex) continue;
       const requestType = method.resolvedRequestType!;
       const responseType = method.resolvedResponseType!;
       definition[method.name] = {
         path: `/etcdserverpb.${name}/${method.name}`,
-        requestStream: false,
-        responseStream: false,
+        requestStream: Boolean(method.requestStream),
+        responseStream: Boolean(method.responseStream),
         requestDeserialize: (buffer: Buffer): Decoded => ({
           message: requestType.decode(buffer) as unknown as PbMessage,
           wireBytes: buffer.length,
@@ -256,6 +277,10 @@ export class EtcdGrpcServer {
         responseDeserialize: (buffer: Buffer) =>
           responseType.decode(buffer) as unknown as PbMessage,
       };
+      if (duplex) {
+        implementation[method.name] = duplex;
+        continue;
+      }
       const handler = handlers[method.name] ?? unimplemented(`${name}.${method.name}`);
       implementation[method.name] = this.#wrap(`${name}.${method.name}`, handler);
     }
@@ -282,11 +307,8 @@ export class EtcdGrpcServer {
               this.#log.error({ err: error, method: methodName }, 'etcd API request failed');
             }
             const status = toServiceError(error);
-            this.#onHandled?.(
-              methodName,
-              status.code ?? GrpcCode.unknown,
-              (performance.now() - started) / 1000,
-            );
+            const seconds = (performance.now() - started) / 1000;
+            this.#onHandled?.(methodName, status.code ?? GrpcCode.unknown, seconds);
             callback(status);
           },
         )
@@ -294,6 +316,103 @@ export class EtcdGrpcServer {
           this.#inflight--;
         });
     };
+  }
+
+  /**
+   * Serves a keep-alive stream: each request renews one lease and gets one answer, in order.
+   * Requests are handled one at a time per stream, with a bounded queue behind them.
+   */
+  #leaseKeepAlive(call: grpc.ServerDuplexStream<Decoded, PbMessage>): void {
+    const queue: bigint[] = [];
+    let busy = false;
+    let ended = false;
+    let failed = false;
+    const fail = (error: unknown) => {
+      ended = true;
+      failed = true;
+      queue.length = 0;
+      call.emit('error', toServiceError(error));
+    };
+    const pump = async () => {
+      if (busy) return;
+      busy = true;
+      while (queue.length > 0 && !ended) {
+        const id = queue.shift()!;
+        try {
+          call.write(encodeLeaseKeepAliveResponse(await this.#backend.leaseKeepAlive(id)));
+        } catch (error) {
+          if (!(error instanceof EtcdError)) {
+            this.#log.error({ err: error }, 'lease keep-alive failed');
+          }
+          fail(error);
+        }
+      }
+      busy = false;
+      if (ended && !failed) call.end();
+    };
+    call.on('data', (request: Decoded) => {
+      if (ended) return;
+      if (queue.length >= keepAliveQueueMax) {
+        fail(etcdErrors.tooManyRequests());
+        return;
+      }
+      try {
+        queue.push(int64Bigint(request.message, 'ID'));
+      } catch (error) {
+        fail(error);
+        return;
+      }
+      void pump();
+    });
+    call.on('end', () => {
+      ended = true;
+      if (!busy && !failed) call.end();
+    });
+    call.on('error', () => {
+      ended = true;
+    });
+  }
+
+  /**
+   * Streams a snapshot of the store, waiting for the client to drain before each next chunk so
+   * that at most one chunk is buffered per stream. etcdctl checks what etcd appends to a snapshot
+   * (a SHA-256 of everything before it, after a body whose length is a multiple of 512 bytes), so
+   * the stream ends with a trailer: zero padding, the body's real length as a big-endian u64
+   * ending on a 512-byte boundary, then the SHA-256 of all preceding bytes.
+   */
+  #snapshot(call: grpc.ServerWritableStream<Decoded, PbMessage>): void {
+    const snapshot = this.#backend.snapshot();
+    let cancelled = false;
+    call.on('cancelled', () => {
+      cancelled = true;
+    });
+    const hash = createHash('sha256');
+    const header = encodeHeader(this.#backend.header(snapshot.revision));
+    const send = async (blob: Uint8Array) => {
+      hash.update(blob);
+      if (!call.write({ header, remainingBytes: 0, blob })) await once(call, 'drain');
+    };
+    const run = async () => {
+      let bodyBytes = 0;
+      for await (const chunk of snapshot.chunks) {
+        if (cancelled) return;
+        bodyBytes += chunk.length;
+        await send(chunk);
+      }
+      const trailer = Buffer.alloc(snapshotTrailerBytes(bodyBytes));
+      trailer.writeBigUInt64BE(BigInt(bodyBytes), trailer.length - 8);
+      await send(trailer);
+      call.write({ header, remainingBytes: 0, blob: hash.digest() });
+    };
+    run()
+      .then(
+        () => call.end(),
+        (error: unknown) => {
+          this.#log.error({ err: error }, 'snapshot stream failed');
+          call.emit('error', toServiceError(error));
+        },
+      )
+      .finally(() => snapshot.release());
   }
 
   /** Writes travel through raft in etcd, which refuses proposals above --max-request-bytes. */
@@ -354,17 +473,10 @@ export class EtcdGrpcServer {
   }
 }
 
-function stringList(message: PbMessage, field: string): string[] {
-  const value = message[field];
-  if (value === undefined) return [];
-  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) {
-    throw invalidArgument(`${field} must be a list of strings`);
-  }
-  return value as string[];
-}
-
-function encodeMemberList(response: MemberListResponse): PbMessage {
-  return { header: encodeHeader(response.header), members: response.members.map(encodeMember) };
+/** Padding plus the 8-byte length that bring a snapshot body to a multiple of 512 bytes. */
+export function snapshotTrailerBytes(bodyBytes: number): number {
+  const withLength = bodyBytes + 8;
+  return 8 + ((512 - (withLength % 512)) % 512);
 }
 
 function hasWrites(txn: ReturnType<typeof decodeTxnRequest>): boolean {
@@ -382,4 +494,21 @@ function toServiceError(error: unknown): Partial<grpc.StatusObject> & Error {
   }
   const message = error instanceof Error ? error.message : String(error);
   return Object.assign(new Error(message), { code: GrpcCode.unknown, details: message });
+}
+
+function stringList(message: PbMessage, field: string): string[] {
+  const value = message[field];
+  if (value === undefined) return [];
+  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) {
+    throw invalidArgument(`${field} must be a list of strings`);
+  }
+  return value as string[];
+}
+
+function encodeMemberList(response: MemberListResponse): PbMessage {
+  // etcd's Cluster service leaves the revision out of its headers; clients see zero.
+  return {
+    header: encodeHeader({ ...response.header, revision: 0 }),
+    members: response.members.map(encodeMember),
+  };
 }

@@ -159,3 +159,50 @@ export interface HashKvResponse {
   hash: number;
   compactRevision: number;
 }
+
+export interface LeaseGrantResponse {
+  header: ResponseHeader;
+  id: bigint;
+  ttlSeconds: number;
+  error: string;
+}
+
+export interface LeaseKeepAliveResponse {
+  header: ResponseHeader;
+  id: bigint;
+  /** The renewed time to live; zero when the lease does not exist (etcd answers, not errors). */
+  ttlSeconds: number;
+}
+
+export interface LeaseTimeToLiveResponse {
+  header: ResponseHeader;
+  id: bigint;
+  /** Seconds left; -1 when the lease does not exist or has expired. */
+  ttlSeconds: number;
+  grantedTtlSeconds: number;
+  keys: Uint8Array[];
+}
+
+export interface LeaseLeasesResponse {
+  header: ResponseHeader;
+  leases: bigint[];
+}
+
+export interface WatchEvent {
+  type: 'put' | 'delete';
+  /** For a delete: the key with modRevision set to the deletion's revision. */
+  kv: KeyValue;
+  prevKv?: KeyValue;
+}
+
+/** The events of one revision, in the order the revision wrote them. */
+export interface RevisionEvents {
+  revision: number;
+  events: WatchEvent[];
+}
+
+export interface HistoryPage {
+  revisions: RevisionEvents[];
+  /** Where the next read starts; the current revision + 1 once the history is exhausted. */
+  nextRevision: number;
+}
