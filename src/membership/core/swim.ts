@@ -7,14 +7,19 @@
  *      nowMs)` for every message that arrives (already validated with `parseMessage`);
  *   2. after each call, `drain()` the output and send every packet to its address (a packet's
  *      messages fit one datagram of `config.datagramBytesMax` bytes, except `stream` packets, which
- *      carry push-pull state) and deliver the membership events;
- *   3. schedule its next wake-up at `nextDeadlineMs()`.
+ *      carry push-pull state), start every stream ping and deliver the membership events;
+ *   3. report each stream ping's outcome with `streamPingResult` when it is known;
+ *   4. answer push-pull and ping requests that arrive on its stream transport (if it has one) with
+ *      `answerPushPull` and `answerStreamPing`;
+ *   5. schedule its next wake-up at `nextDeadlineMs()`.
  * Time only moves forward; every call takes the driver's current time in milliseconds.
  *
  * Protocol summary. Every probe interval (scaled by the local health multiplier) the member pings
  * the next member of a shuffled round-robin order; without an ack within the probe timeout it asks
  * `indirectChecks` members to ping the target for it (ping-req), and those answer with a nack when
- * the target stays silent. Without any ack by the end of the interval the target becomes suspect.
+ * the target stays silent; at the same moment it pings the target over a reliable stream
+ * (memberlist's TCP fallback ping), if `config.fallbackPing` is set. Without any ack by the end of
+ * the interval, on either path, the target becomes suspect.
  * A suspicion ends as dead after a timeout that shrinks as other members confirm it, unless the
  * suspected member refutes it by gossiping a higher incarnation. Membership updates ride on every
  * outgoing packet and on periodic gossip to `gossipNodes` members; a periodic push-pull exchange
@@ -44,9 +49,12 @@ import {
   type Message,
   memberStateNames,
   type Packet,
+  type PingMessage,
   type PingReqMessage,
+  PUSH_PULL_BYTES_MAX,
   type PushPullEntry,
   type PushPullMessage,
+  type StreamPingRequest,
   type SuspectMessage,
   type SwimConfig,
 } from './types.js';
@@ -80,6 +88,8 @@ interface ProbeInFlight {
   readonly indirectAtMs: number;
   readonly endAtMs: number;
   acked: boolean;
+  /** The target acked the stream fallback ping (it is reachable, though maybe not over UDP). */
+  fallbackAcked: boolean;
   indirectSent: boolean;
   nacksExpected: number;
   nacksReceived: number;
@@ -107,6 +117,13 @@ export interface SwimOutput {
   readonly events: MembershipEvent[];
   /** Addresses whose push-pull reply arrived since the last drain (a join succeeded through them). */
   readonly syncedFrom: string[];
+  /** Fallback pings to send over the stream transport. */
+  readonly streamPings: StreamPingRequest[];
+  /**
+   * Members whose probe got no ack over datagrams but an ack over the stream since the last drain:
+   * they stay alive, but the network between here and there likely drops UDP (worth a warning).
+   */
+  readonly reachedOnlyByStream: string[];
 }
 
 export interface SwimStats {
@@ -126,6 +143,14 @@ export interface SwimStats {
   membersDropped: number;
   relaysDropped: number;
   misaddressedPings: number;
+  /** Stream fallback pings asked for, acked, and probes they saved from failing. */
+  fallbackPings: number;
+  fallbackPingAcks: number;
+  fallbackPingRescues: number;
+  /** Stream pings answered (this member was the target). */
+  streamPingsAnswered: number;
+  /** Members left out of push-pull exchanges because the state exceeded PUSH_PULL_BYTES_MAX. */
+  pushPullEntriesOmitted: number;
 }
 
 export class Swim {
@@ -150,6 +175,8 @@ export class Swim {
   private packets: Packet[] = [];
   private events: MembershipEvent[] = [];
   private syncedFrom: string[] = [];
+  private streamPings: StreamPingRequest[] = [];
+  private reachedOnlyByStream: string[] = [];
   readonly stats: SwimStats = {
     packetsSent: 0,
     messagesSent: 0,
@@ -165,6 +192,11 @@ export class Swim {
     membersDropped: 0,
     relaysDropped: 0,
     misaddressedPings: 0,
+    fallbackPings: 0,
+    fallbackPingAcks: 0,
+    fallbackPingRescues: 0,
+    streamPingsAnswered: 0,
+    pushPullEntriesOmitted: 0,
   };
 
   constructor(options: SwimOptions) {
@@ -208,11 +240,13 @@ export class Swim {
     return this.self.incarnation;
   }
 
-  /** Whether `leave()` was called and the leave notice has been sent at least once. */
-  get leaveSent(): boolean {
-    if (this.leftAtMs === null) return false;
-    const transmits = this.broadcasts.transmitsOf(this.self.name);
-    return transmits === undefined || transmits > 0;
+  /**
+   * How many times the leave notice has been sent since `leave()` (Infinity once it has been sent
+   * as often as any broadcast is), or 0 before `leave()`.
+   */
+  get leaveTransmits(): number {
+    if (this.leftAtMs === null) return 0;
+    return this.broadcasts.transmitsOf(this.self.name) ?? Number.POSITIVE_INFINITY;
   }
 
   /** Every member known, this one included. */
@@ -266,13 +300,79 @@ export class Swim {
     this.gossip();
   }
 
+  /** Throws if an internal invariant is broken (for tests and the simulator; O(members)). */
+  checkInvariants(): void {
+    const fail = (what: string) => {
+      throw new Error(`swim ${this.self.name}: invariant broken: ${what}`);
+    };
+    if (this.probeOrder.length !== this.membersByName.size - 1) fail('probe order size');
+    for (const name of this.probeOrder) {
+      if (name === this.self.name || !this.membersByName.has(name)) fail(`probe order has ${name}`);
+    }
+    for (const record of this.membersByName.values()) {
+      const suspect = record.state === MemberState.suspect;
+      if (suspect !== (record.suspicion !== null)) fail(`suspicion of ${record.name}`);
+      if (suspect !== this.suspected.has(record.name)) fail(`suspected set for ${record.name}`);
+    }
+    if (this.awareness.score < 0 || this.awareness.score >= this.config.awarenessMaxMultiplier) {
+      fail('health score range');
+    }
+  }
+
   /** Takes everything produced since the last drain. */
   drain(): SwimOutput {
-    const output = { packets: this.packets, events: this.events, syncedFrom: this.syncedFrom };
+    const output = {
+      packets: this.packets,
+      events: this.events,
+      syncedFrom: this.syncedFrom,
+      streamPings: this.streamPings,
+      reachedOnlyByStream: this.reachedOnlyByStream,
+    };
     this.packets = [];
     this.events = [];
     this.syncedFrom = [];
+    this.streamPings = [];
+    this.reachedOnlyByStream = [];
     return output;
+  }
+
+  /**
+   * The outcome of a fallback ping the core asked for. An ack for the probe in flight keeps its
+   * target from being suspected when the probe period ends; anything else is only counted.
+   */
+  streamPingResult(seq: number, acked: boolean, nowMs: number): void {
+    this.advance(nowMs);
+    if (!acked) return;
+    this.stats.fallbackPingAcks++;
+    if (this.probe !== null && this.probe.seq === seq) this.probe.fallbackAcked = true;
+  }
+
+  /**
+   * Answers a ping that arrived over the stream transport: true (ack) when it is addressed to this
+   * member. Unlike a datagram ping, the answer travels back on the same stream, not as a packet.
+   */
+  answerStreamPing(ping: PingMessage, nowMs: number): boolean {
+    this.advance(nowMs);
+    this.stats.messagesReceived++;
+    if (ping.target !== this.self.name) {
+      this.stats.misaddressedPings++;
+      return false;
+    }
+    this.stats.streamPingsAnswered++;
+    return true;
+  }
+
+  /**
+   * Merges a push-pull request that arrived over the stream transport and returns this member's
+   * state when the sender asked for it (null otherwise), to be sent back on the same stream.
+   */
+  answerPushPull(message: PushPullMessage, nowMs: number): PushPullMessage | null {
+    this.advance(nowMs);
+    this.stats.messagesReceived++;
+    const reply = message.reply ? this.pushPullMessage(message.join, false) : null;
+    if (reply !== null) this.stats.streamBytesSent += msgpackSizeBytes(reply);
+    for (const entry of message.states) this.mergeEntry(entry);
+    return reply;
   }
 
   /** The earliest time at which `tick` has work to do. */
@@ -364,6 +464,7 @@ export class Swim {
       indirectAtMs: this.nowMs + this.config.probeTimeoutMs,
       endAtMs: this.nextProbeAtMs,
       acked: false,
+      fallbackAcked: false,
       indirectSent: false,
       nacksExpected: 0,
       nacksReceived: 0,
@@ -422,13 +523,22 @@ export class Swim {
     }
     if (this.nowMs >= probe.endAtMs) {
       this.probe = null;
-      if (!probe.acked) this.failProbe(probe);
+      if (probe.acked) return;
+      if (probe.fallbackAcked) {
+        // Reachable over the stream only: not a failure of the target, and no evidence about our
+        // own health either way, so neither suspicion nor a health score change (as memberlist).
+        this.stats.fallbackPingRescues++;
+        this.reachedOnlyByStream.push(probe.target);
+        return;
+      }
+      this.failProbe(probe);
     }
   }
 
   private sendIndirectPings(probe: ProbeInFlight): void {
     const target = this.membersByName.get(probe.target);
     if (target === undefined) return;
+    if (this.config.fallbackPing) this.sendFallbackPing(probe, target);
     const helpers = this.randomMembers(
       this.config.indirectChecks,
       (record) => record.state === MemberState.alive && record.name !== probe.target,
@@ -448,6 +558,23 @@ export class Swim {
       this.emitPacket(helper.address, [request], false);
     }
     if (wantsNack) probe.nacksExpected = helpers.length;
+  }
+
+  /** memberlist's TCP fallback ping: the same ping, over the stream, due by the probe's end. */
+  private sendFallbackPing(probe: ProbeInFlight, target: MemberRecord): void {
+    if (this.streamPings.length >= OUTPUT_MAX) throw new Error('swim: output not drained');
+    this.stats.fallbackPings++;
+    this.streamPings.push({
+      toAddress: target.address,
+      ping: {
+        type: 'ping',
+        seq: probe.seq,
+        target: target.name,
+        source: this.self.name,
+        sourceAddress: this.self.address,
+      },
+      timeoutMs: probe.endAtMs - this.nowMs,
+    });
   }
 
   private failProbe(probe: ProbeInFlight): void {
@@ -687,17 +814,29 @@ export class Swim {
     }
   }
 
+  /**
+   * This member's full state, bounded by PUSH_PULL_ENTRIES_MAX entries and PUSH_PULL_BYTES_MAX
+   * encoded bytes; members beyond either bound are left out and counted (self always comes first).
+   */
   private pushPullMessage(join: boolean, reply: boolean): PushPullMessage {
     const states: PushPullEntry[] = [];
+    // Envelope (type, join, reply, the states key) plus the largest array header.
+    let sizeBytes = msgpackSizeBytes({ type: 'pushPull', join, reply, states }) + 4;
     for (const record of this.membersByName.values()) {
-      if (states.length >= PUSH_PULL_ENTRIES_MAX) break;
-      states.push({
+      const entry: PushPullEntry = {
         name: record.name,
         address: record.address,
         incarnation: record.incarnation,
         state: record.state,
         meta: record.meta,
-      });
+      };
+      const entryBytes = msgpackSizeBytes(entry);
+      if (states.length >= PUSH_PULL_ENTRIES_MAX || sizeBytes + entryBytes > PUSH_PULL_BYTES_MAX) {
+        this.stats.pushPullEntriesOmitted++;
+        continue;
+      }
+      states.push(entry);
+      sizeBytes += entryBytes;
     }
     return { type: 'pushPull', join, reply, states };
   }
@@ -734,10 +873,17 @@ export class Swim {
   private randomMembers(count: number, accept: (record: MemberRecord) => boolean): MemberRecord[] {
     const chosen: MemberRecord[] = [];
     const size = this.probeOrder.length;
-    // Random picks first (cheap when most members qualify), then a bounded sweep as a fallback.
-    for (let attempt = 0; attempt < 3 * size && chosen.length < count; attempt++) {
-      const record = this.membersByName.get(this.probeOrder[randomIndex(this.random, size)]!);
-      if (record !== undefined && accept(record) && !chosen.includes(record)) chosen.push(record);
+    if (size === 0 || count <= 0) return chosen;
+    // Random picks first (cheap when most members qualify) ...
+    for (let attempt = 0; attempt < 3 * count && chosen.length < count; attempt++) {
+      const record = this.membersByName.get(this.probeOrder[randomIndex(this.random, size)]!)!;
+      if (accept(record) && !chosen.includes(record)) chosen.push(record);
+    }
+    // ... then a sweep from a random offset, so few qualifying members are still all found.
+    const offset = randomIndex(this.random, size);
+    for (let step = 0; step < size && chosen.length < count; step++) {
+      const record = this.membersByName.get(this.probeOrder[(offset + step) % size]!)!;
+      if (accept(record) && !chosen.includes(record)) chosen.push(record);
     }
     return chosen;
   }

@@ -10,6 +10,13 @@ export const DATAGRAM_BYTES_MAX = 1400;
 export const META_BYTES_MAX = 512;
 /** Longest member name or address, in UTF-16 code units; longer ones are rejected as malformed. */
 export const NAME_LENGTH_MAX = 128;
+/**
+ * Largest push-pull state exchange, msgpack-encoded, in either direction. A member builds its state
+ * up to this size and leaves out the members beyond it (gossip still spreads them); a stream
+ * transport rejects larger exchanges with a coded error. Realistic entries take about 100 bytes, so
+ * this holds the full state of thousands of members; it is below shoal RPC's 16 MiB frame limit.
+ */
+export const PUSH_PULL_BYTES_MAX = 4 * 1024 * 1024;
 
 export const MemberState = { alive: 0, suspect: 1, dead: 2, left: 3 } as const;
 export type MemberState = (typeof MemberState)[keyof typeof MemberState];
@@ -110,6 +117,17 @@ export interface Packet {
   readonly stream: boolean;
 }
 
+/**
+ * memberlist's TCP fallback ping, as data: the core asks the driver to send `ping` to `toAddress`
+ * over a reliable stream and to report the outcome with `Swim.streamPingResult(ping.seq, ...)`
+ * within `timeoutMs` (the end of the probe period). A result arriving later is ignored.
+ */
+export interface StreamPingRequest {
+  readonly toAddress: string;
+  readonly ping: PingMessage;
+  readonly timeoutMs: number;
+}
+
 export type MembershipEventType = 'join' | 'update' | 'suspect' | 'alive' | 'dead' | 'left';
 export interface MembershipEvent {
   readonly type: MembershipEventType;
@@ -141,6 +159,13 @@ export interface SwimConfig {
   readonly pushPullIntervalMs: number;
   readonly awarenessMaxMultiplier: number;
   readonly datagramBytesMax: number;
+  /**
+   * When a direct probe times out, also ping the target over a reliable stream (memberlist's TCP
+   * fallback ping, on unless DisableTcpPings): a member that answers there is not suspected, so a
+   * member whose UDP is blocked but whose TCP works is not declared dead. Only useful when the
+   * driver has a stream transport; the UDP-only runtime turns it off.
+   */
+  readonly fallbackPing: boolean;
   readonly lifeguard: LifeguardOptions;
 }
 
@@ -159,6 +184,7 @@ export function defaultLanConfig(overrides: Partial<SwimConfig> = {}): SwimConfi
     pushPullIntervalMs: 30_000,
     awarenessMaxMultiplier: 8,
     datagramBytesMax: DATAGRAM_BYTES_MAX,
+    fallbackPing: true,
     lifeguard: { localHealthAwareness: true, dynamicSuspicion: true, buddySystem: true },
     ...overrides,
   };

@@ -4,7 +4,12 @@
  * members, false positives under loss and slow members with and without Lifeguard, and per-member
  * message load as the cluster grows. Times are reported in protocol periods (probe intervals).
  */
-import { defaultLanConfig, lifeguardOff, type SwimConfig } from '../../membership/core/types.js';
+import {
+  defaultLanConfig,
+  type LifeguardOptions,
+  lifeguardOff,
+  type SwimConfig,
+} from '../../membership/core/types.js';
 import { type NetworkOptions, type StallOptions, SwimSimulation } from './simulation.js';
 
 export const LAN_NETWORK: NetworkOptions = { lossRate: 0, latencyMsMin: 1, latencyMsMax: 5 };
@@ -62,8 +67,9 @@ export function runDetection(
   memberCount: number,
   killsPerRound: number,
   rounds: number,
+  lifeguard = true,
 ): DetectionResult {
-  const config = defaultLanConfig();
+  const config = lifeguard ? defaultLanConfig() : defaultLanConfig({ lifeguard: lifeguardOff });
   const sim = new SwimSimulation({ seed, config, network: LAN_NETWORK });
   startCluster(sim, memberCount);
   sim.runUntil(120_000, () => allSeeAllAlive(sim), 100);
@@ -104,8 +110,14 @@ export interface AccuracyOptions {
   readonly slowCount: number;
   readonly lossRate: number;
   readonly durationMs: number;
-  readonly lifeguard: boolean;
+  /** true: all refinements; false: none; or a selection. */
+  readonly lifeguard: boolean | LifeguardOptions;
   readonly stalls: StallOptions;
+  /**
+   * The TCP fallback ping. It hides loss-induced false positives almost entirely (the stream is
+   * reliable), so Lifeguard's own effect is measured with it off, as in the Lifeguard paper.
+   */
+  readonly fallbackPing: boolean;
 }
 
 export interface AccuracyResult {
@@ -122,7 +134,13 @@ export interface AccuracyResult {
 /** Runs a converged cluster with loss and stalling members and counts false death declarations. */
 export function runAccuracy(options: AccuracyOptions): AccuracyResult {
   const base = defaultLanConfig();
-  const config: SwimConfig = options.lifeguard ? base : { ...base, lifeguard: lifeguardOff };
+  const lifeguard =
+    options.lifeguard === true
+      ? base.lifeguard
+      : options.lifeguard === false
+        ? lifeguardOff
+        : options.lifeguard;
+  const config: SwimConfig = { ...base, lifeguard, fallbackPing: options.fallbackPing };
   const sim = new SwimSimulation({
     seed: options.seed,
     config,
@@ -196,6 +214,66 @@ export function runLoad(seed: number, memberCount: number, windowMs: number): Lo
     packetsPerMemberPerSecond: (after.packetsSent - before.packetsSent) / memberSeconds,
     bytesPerMemberPerSecond: (after.bytesSent - before.bytesSent) / memberSeconds,
     streamBytesPerMemberPerSecond: (after.streamBytesSent - before.streamBytesSent) / memberSeconds,
+  };
+}
+
+export interface UdpBlockedResult {
+  readonly memberCount: number;
+  readonly fallbackPing: boolean;
+  /** Running members that saw the blocked member dead at the end. */
+  readonly observersSeeingDead: number;
+  /** `dead` events about the blocked member, at any observer. */
+  readonly deadEvents: number;
+  /** Probes of the blocked member that only the fallback ping saved. */
+  readonly fallbackRescues: number;
+  /** Periods from the block until every other member saw it dead (NaN if that never happened). */
+  readonly periodsUntilAllSeeDead: number;
+}
+
+/**
+ * Blocks UDP to and from one member of a converged cluster (its TCP still works) and runs for
+ * `durationMs`: with the fallback ping it must stay alive; without, it is declared dead.
+ */
+export function runUdpBlocked(
+  seed: number,
+  memberCount: number,
+  fallbackPing: boolean,
+  durationMs: number,
+): UdpBlockedResult {
+  const config = defaultLanConfig({ fallbackPing });
+  const sim = new SwimSimulation({ seed, config, network: LAN_NETWORK, checkInvariants: true });
+  startCluster(sim, memberCount);
+  sim.runUntil(120_000, () => allSeeAllAlive(sim), 100);
+  const blocked = memberName(memberCount - 1);
+  const others = sim.runningNames().filter((name) => name !== blocked);
+  let deadEvents = 0;
+  sim.onEvent(({ event }) => {
+    if (event.type === 'dead' && event.member.name === blocked) deadEvents++;
+  });
+  const rescuesBefore = others.reduce(
+    (total, name) => total + sim.members.get(name)!.swim.stats.fallbackPingRescues,
+    0,
+  );
+  const blockedAtMs = sim.nowMs;
+  sim.blockUdp(blocked);
+  const seeDead = () =>
+    others.filter((name) => sim.members.get(name)!.swim.member(blocked)?.state === 'dead').length;
+  const allSeeDead = sim.runUntil(blockedAtMs + durationMs, () => seeDead() === others.length, 100);
+  const periodsUntilAllSeeDead = allSeeDead
+    ? (sim.nowMs - blockedAtMs) / config.probeIntervalMs
+    : Number.NaN;
+  sim.runUntil(blockedAtMs + durationMs);
+  const rescuesAfter = others.reduce(
+    (total, name) => total + sim.members.get(name)!.swim.stats.fallbackPingRescues,
+    0,
+  );
+  return {
+    memberCount,
+    fallbackPing,
+    observersSeeingDead: seeDead(),
+    deadEvents,
+    fallbackRescues: rescuesAfter - rescuesBefore,
+    periodsUntilAllSeeDead,
   };
 }
 

@@ -1,6 +1,12 @@
 /**
  * A seeded discrete-event simulator for the SWIM core: many `Swim` instances on a virtual network
- * with latency and packet loss, members that crash, and slow members whose event loop stalls.
+ * with latency and packet loss, members that crash, slow members whose event loop stalls, and
+ * members whose UDP is blocked.
+ *
+ * Two kinds of traffic, as in the real runtime: datagrams (probes, acks, gossip), which are lost at
+ * `lossRate` and never reach or leave a member whose UDP is blocked, and stream traffic (push-pull
+ * and fallback pings, TCP over shoal RPC in the runtime), which TCP makes reliable, so it is only
+ * delayed by latency and only lost to a crashed member.
  *
  * A stalled member runs nothing until the stall ends; then, like Node's event loop, it runs its due
  * timers first and only afterwards reads the messages that queued up meanwhile. That ordering is what
@@ -8,7 +14,13 @@
  */
 import { createSeededRandom, type RandomSource } from '../../membership/core/random.js';
 import { Swim } from '../../membership/core/swim.js';
-import type { MembershipEvent, Message, SwimConfig } from '../../membership/core/types.js';
+import type {
+  MembershipEvent,
+  Message,
+  Packet,
+  StreamPingRequest,
+  SwimConfig,
+} from '../../membership/core/types.js';
 import { EventQueue } from './event-queue.js';
 
 export interface NetworkOptions {
@@ -30,6 +42,8 @@ export interface SimulationOptions {
   readonly config: SwimConfig;
   readonly network: NetworkOptions;
   readonly stalls?: StallOptions;
+  /** Run every member's `checkInvariants()` after each step (slow; for tests). */
+  readonly checkInvariants?: boolean;
 }
 
 export interface SimMember {
@@ -37,7 +51,11 @@ export interface SimMember {
   readonly swim: Swim;
   crashed: boolean;
   slow: boolean;
+  /** Datagrams to and from this member are dropped; its stream traffic still flows. */
+  udpBlocked: boolean;
   stalledUntilMs: number;
+  /** Seeds to re-contact until a push-pull reply arrives (as the UDP runtime's join does). */
+  joinSeeds: readonly string[];
   /** The tick event currently scheduled for this member (older ones are stale). */
   wakeAtMs: number;
 }
@@ -51,6 +69,7 @@ export interface ObservedEvent {
 type SimEvent =
   | { kind: 'tick'; atMs: number; priority: 0; member: string }
   | { kind: 'stall'; atMs: number; priority: 0; member: string }
+  | { kind: 'joinRetry'; atMs: number; priority: 0; member: string }
   | {
       kind: 'deliver';
       atMs: number;
@@ -58,7 +77,26 @@ type SimEvent =
       member: string;
       fromAddress: string;
       messages: Message[];
+    }
+  | {
+      kind: 'streamPing';
+      atMs: number;
+      priority: 1;
+      member: string;
+      from: string;
+      request: StreamPingRequest;
+    }
+  | {
+      kind: 'streamPingResult';
+      atMs: number;
+      priority: 1;
+      member: string;
+      seq: number;
+      acked: boolean;
     };
+
+/** A joining member re-sends its join this often until a seed answers, as `Memberlist` does. */
+export const JOIN_RETRY_MS = 500;
 
 /** Most simulator events processed by one `runUntil` call, to stop a runaway scenario loudly. */
 export const SIM_EVENTS_PER_RUN_MAX = 200_000_000;
@@ -68,6 +106,8 @@ export class SwimSimulation {
   readonly members = new Map<string, SimMember>();
   packetsDelivered = 0;
   packetsLost = 0;
+  /** Datagrams dropped because the sender's or the receiver's UDP is blocked. */
+  packetsBlocked = 0;
   private readonly queue = new EventQueue<SimEvent>();
   private readonly random: RandomSource;
   private readonly listeners: ((observed: ObservedEvent) => void)[] = [];
@@ -91,9 +131,26 @@ export class SwimSimulation {
       random: createSeededRandom(seed),
       nowMs: this.nowMs,
     });
-    const member: SimMember = { name, swim, crashed: false, slow, stalledUntilMs: 0, wakeAtMs: -1 };
+    const member: SimMember = {
+      name,
+      swim,
+      crashed: false,
+      slow,
+      udpBlocked: false,
+      stalledUntilMs: 0,
+      joinSeeds: seeds,
+      wakeAtMs: -1,
+    };
     this.members.set(name, member);
-    if (seeds.length > 0) swim.join(seeds, this.nowMs);
+    if (seeds.length > 0) {
+      swim.join(seeds, this.nowMs);
+      this.queue.push({
+        kind: 'joinRetry',
+        atMs: this.nowMs + JOIN_RETRY_MS,
+        priority: 0,
+        member: name,
+      });
+    }
     this.flush(member);
     if (slow) this.scheduleStall(member);
     return member;
@@ -102,6 +159,11 @@ export class SwimSimulation {
   /** Crashes a member: it stops and everything sent to it is lost. */
   crash(name: string): void {
     this.members.get(name)!.crashed = true;
+  }
+
+  /** Blocks (or unblocks) UDP to and from a member, leaving its stream traffic alone. */
+  blockUdp(name: string, blocked = true): void {
+    this.members.get(name)!.udpBlocked = blocked;
   }
 
   leave(name: string): void {
@@ -148,27 +210,65 @@ export class SwimSimulation {
       return;
     }
     if (event.kind === 'tick' && event.atMs !== member.wakeAtMs) return; // Stale wake-up.
+    if (event.kind === 'joinRetry') {
+      if (member.joinSeeds.length === 0) return;
+      member.swim.join(member.joinSeeds, this.nowMs);
+      this.queue.push({ ...event, atMs: this.nowMs + JOIN_RETRY_MS });
+      this.flush(member);
+      return;
+    }
     if (this.nowMs < member.stalledUntilMs) {
       // Blocked event loop: everything waits; timers run first when it unblocks (priority 0).
       if (event.kind === 'tick') member.wakeAtMs = member.stalledUntilMs;
       this.queue.push({ ...event, atMs: member.stalledUntilMs });
       return;
     }
-    if (event.kind === 'tick') {
-      member.wakeAtMs = -1;
-      member.swim.tick(this.nowMs);
-    } else {
-      for (const message of event.messages) {
-        member.swim.receive(event.fromAddress, message, this.nowMs);
-      }
-    }
+    this.run(member, event);
     this.flush(member);
+  }
+
+  /** Hands one due event to a running, unstalled member's core. */
+  private run(member: SimMember, event: SimEvent): void {
+    switch (event.kind) {
+      case 'tick':
+        member.wakeAtMs = -1;
+        member.swim.tick(this.nowMs);
+        return;
+      case 'deliver':
+        for (const message of event.messages) {
+          member.swim.receive(event.fromAddress, message, this.nowMs);
+        }
+        return;
+      case 'streamPing': {
+        // The answer goes back on the same (reliable) connection.
+        const acked = member.swim.answerStreamPing(event.request.ping, this.nowMs);
+        const seq = event.request.ping.seq;
+        const atMs = this.nowMs + this.latencyMs();
+        this.queue.push({
+          kind: 'streamPingResult',
+          atMs,
+          priority: 1,
+          member: event.from,
+          seq,
+          acked,
+        });
+        return;
+      }
+      case 'streamPingResult':
+        member.swim.streamPingResult(event.seq, event.acked, this.nowMs);
+        return;
+      default:
+        return;
+    }
   }
 
   /** Sends a member's output onto the network and reschedules its wake-up. */
   private flush(member: SimMember): void {
+    if (this.options.checkInvariants) member.swim.checkInvariants();
     const output = member.swim.drain();
-    for (const packet of output.packets) this.send(member.name, packet.toAddress, packet.messages);
+    if (output.syncedFrom.length > 0) member.joinSeeds = [];
+    for (const packet of output.packets) this.send(member.name, packet);
+    for (const request of output.streamPings) this.sendStreamPing(member.name, request);
     for (const event of output.events) {
       for (const listener of this.listeners) listener({ observer: member.name, event });
     }
@@ -179,24 +279,48 @@ export class SwimSimulation {
     }
   }
 
-  private send(fromAddress: string, toAddress: string, messages: Message[]): void {
-    const { lossRate, latencyMsMin, latencyMsMax } = this.options.network;
-    if (!this.members.has(toAddress)) return;
-    if (this.random.nextFloat() < lossRate) {
-      this.packetsLost++;
-      return;
+  private send(fromAddress: string, packet: Packet): void {
+    const { toAddress, messages } = packet;
+    const receiver = this.members.get(toAddress);
+    if (receiver === undefined) return;
+    if (!packet.stream) {
+      if (receiver.udpBlocked || this.members.get(fromAddress)!.udpBlocked) {
+        this.packetsBlocked++;
+        return;
+      }
+      if (this.random.nextFloat() < this.options.network.lossRate) {
+        this.packetsLost++;
+        return;
+      }
     }
     this.packetsDelivered++;
-    const latencyMs =
-      latencyMsMin + Math.floor(this.random.nextFloat() * (latencyMsMax - latencyMsMin + 1));
     this.queue.push({
       kind: 'deliver',
-      atMs: this.nowMs + latencyMs,
+      atMs: this.nowMs + this.latencyMs(),
       priority: 1,
       member: toAddress,
       fromAddress,
       messages,
     });
+  }
+
+  /** A fallback ping: reliable like TCP, so only latency (and a crashed target) stops it. */
+  private sendStreamPing(from: string, request: StreamPingRequest): void {
+    if (!this.members.has(request.toAddress)) return;
+    const atMs = this.nowMs + this.latencyMs();
+    this.queue.push({
+      kind: 'streamPing',
+      atMs,
+      priority: 1,
+      member: request.toAddress,
+      from,
+      request,
+    });
+  }
+
+  private latencyMs(): number {
+    const { latencyMsMin, latencyMsMax } = this.options.network;
+    return latencyMsMin + Math.floor(this.random.nextFloat() * (latencyMsMax - latencyMsMin + 1));
   }
 
   private scheduleStall(member: SimMember): void {
