@@ -4,12 +4,16 @@
  */
 import { Command } from 'commander';
 import { registerBench } from './bench.js';
+import { registerDev } from './dev.js';
+import { registerStart } from './start.js';
 
 const program = new Command();
 program
   .name('shoal')
   .description('A fault-tolerant distributed key-value and file store')
   .version('0.1.0');
+registerStart(program);
+registerDev(program);
 registerBench(program);
 
 await program.parseAsync(process.argv);
