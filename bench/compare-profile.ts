@@ -10,6 +10,13 @@ interface ProfileNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
   hitCount?: number;
+  children?: number[];
+}
+
+/** Optional sample window in the profile's clock (microseconds, the same clock as hrtime). */
+export interface SampleWindowUs {
+  startUs: number;
+  endUs: number;
 }
 
 interface CpuProfile {
@@ -21,6 +28,10 @@ interface CpuProfile {
 }
 
 const topFunctionCount = 30;
+/** Functions whose callers are listed, and how many distinct caller chains each. */
+const stackedFunctionCount = 8;
+const callerChainsPerFunction = 3;
+const callerChainDepth = 5;
 const topSourceCount = 20;
 
 /** Where a function lives, short: "src/server/member.ts", "@grpc/grpc-js", "node:internal/...". */
@@ -34,26 +45,77 @@ function sourceOf(url: string): string {
 }
 
 /** Self time in microseconds per profile node id, from the samples and their time deltas. */
-function selfTimeUs(profile: CpuProfile): Map<number, number> {
+function selfTimeUs(profile: CpuProfile, window?: SampleWindowUs): Map<number, number> {
   const self = new Map<number, number>();
+  let timeUs = profile.startTime;
   for (let i = 0; i < profile.samples.length; i++) {
+    const deltaUs = profile.timeDeltas[i] ?? 0;
+    timeUs += deltaUs;
+    if (window && (timeUs < window.startUs || timeUs > window.endUs)) continue;
     const id = profile.samples[i]!;
-    self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+    self.set(id, (self.get(id) ?? 0) + deltaUs);
   }
   return self;
 }
 
-export function summarizeCpuProfile(profile: CpuProfile, title: string): string {
-  const self = selfTimeUs(profile);
-  const totalUs = [...self.values()].reduce((a, b) => a + b, 0);
+function frameName(node: ProfileNode): string {
+  const { functionName, url, lineNumber } = node.callFrame;
+  return `${functionName || '(anonymous)'} (${sourceOf(url)}${url ? `:${lineNumber + 1}` : ''})`;
+}
+
+/** For one function key, its heaviest caller chains (nearest caller first). */
+function callerChains(
+  profile: CpuProfile,
+  self: Map<number, number>,
+  keyOf: (node: ProfileNode) => string,
+  key: string,
+): Array<[string, number]> {
+  const parent = new Map<number, ProfileNode>();
+  for (const node of profile.nodes)
+    for (const child of node.children ?? []) parent.set(child, node);
+  const chains = new Map<string, number>();
+  for (const node of profile.nodes) {
+    const us = self.get(node.id) ?? 0;
+    if (us === 0 || keyOf(node) !== key) continue;
+    const frames: string[] = [];
+    let caller = parent.get(node.id);
+    while (
+      caller &&
+      frames.length < callerChainDepth &&
+      caller.callFrame.functionName !== '(root)'
+    ) {
+      frames.push(frameName(caller));
+      caller = parent.get(caller.id);
+    }
+    const chain = frames.join(' ← ') || '(top level)';
+    chains.set(chain, (chains.get(chain) ?? 0) + us);
+  }
+  return [...chains].sort((a, b) => b[1] - a[1]).slice(0, callerChainsPerFunction);
+}
+
+export function summarizeCpuProfile(
+  profile: CpuProfile,
+  title: string,
+  window?: SampleWindowUs,
+): string {
+  const self = selfTimeUs(profile, window);
+  const idleUs = profile.nodes
+    .filter((node) => node.callFrame.functionName === '(idle)')
+    .reduce((sum, node) => sum + (self.get(node.id) ?? 0), 0);
+  const sampledUs = [...self.values()].reduce((a, b) => a + b, 0);
+  // Percentages are of busy time: the leader idles while it waits for disks and peers.
+  const totalUs = sampledUs - idleUs;
+  const keyOf = (node: ProfileNode) => {
+    const { functionName, url, lineNumber } = node.callFrame;
+    return `${functionName || '(anonymous)'} — ${sourceOf(url)}${url ? `:${lineNumber + 1}` : ''}`;
+  };
   const byFunction = new Map<string, number>();
   const bySource = new Map<string, number>();
   for (const node of profile.nodes) {
     const us = self.get(node.id) ?? 0;
-    if (us === 0) continue;
-    const { functionName, url, lineNumber } = node.callFrame;
-    const source = sourceOf(url);
-    const key = `${functionName || '(anonymous)'} — ${source}${url ? `:${lineNumber + 1}` : ''}`;
+    if (us === 0 || node.callFrame.functionName === '(idle)') continue;
+    const source = sourceOf(node.callFrame.url);
+    const key = keyOf(node);
     byFunction.set(key, (byFunction.get(key) ?? 0) + us);
     bySource.set(source, (bySource.get(source) ?? 0) + us);
   }
@@ -63,7 +125,7 @@ export function summarizeCpuProfile(profile: CpuProfile, title: string): string 
   const lines = [
     `## ${title}`,
     '',
-    `Sampled ${(totalUs / 1e6).toFixed(1)} s of CPU profile (wall time covered ${((profile.endTime - profile.startTime) / 1e6).toFixed(1)} s).`,
+    `Window: ${window ? `${((window.endUs - window.startUs) / 1e6).toFixed(1)} s of load (start-up excluded)` : 'whole process life'}; busy ${(totalUs / 1e6).toFixed(2)} s, idle ${(idleUs / 1e6).toFixed(2)} s (${((idleUs / Math.max(1, sampledUs)) * 100).toFixed(0)} % idle). Percentages below are of busy time.`,
     '',
     '### Top functions by self time',
     '',
@@ -72,6 +134,15 @@ export function summarizeCpuProfile(profile: CpuProfile, title: string): string 
     ...top(byFunction, topFunctionCount).map(
       ([key, us]) => `| ${pct(us)} | ${(us / 1000).toFixed(0)} | ${key} |`,
     ),
+    '',
+    '### Who calls the heaviest functions (heaviest caller chains, nearest caller first)',
+    '',
+    ...top(byFunction, stackedFunctionCount).flatMap(([key, us]) => [
+      `- **${key}** (${pct(us)} %)`,
+      ...callerChains(profile, self, keyOf, key).map(
+        ([chain, chainUs]) => `  - ${pct(chainUs)} %: ${chain}`,
+      ),
+    ]),
     '',
     '### Self time by source',
     '',
@@ -84,7 +155,11 @@ export function summarizeCpuProfile(profile: CpuProfile, title: string): string 
 }
 
 /** Summarizes the profile written by process `pid` in `dir` (or the largest one when unknown). */
-export function summarizeProfile(dir: string, pid: number | undefined): string {
+export function summarizeProfile(
+  dir: string,
+  pid: number | undefined,
+  window?: SampleWindowUs,
+): string {
   const files = fs.readdirSync(dir).filter((name) => name.endsWith('.cpuprofile'));
   if (files.length === 0)
     return `No .cpuprofile was written in ${dir} (did the members exit cleanly?).\n`;
@@ -96,5 +171,5 @@ export function summarizeProfile(dir: string, pid: number | undefined): string {
     pid !== undefined && chosen.includes(`.${pid}.`)
       ? `leader (pid ${pid})`
       : 'largest profile (leader unknown)';
-  return summarizeCpuProfile(profile, `shoal ${which}: ${chosen}`);
+  return summarizeCpuProfile(profile, `shoal ${which}: ${chosen}`, window);
 }

@@ -29,7 +29,7 @@ import {
   stopAll,
   stopCluster,
 } from './compare-cluster.js';
-import { summarizeProfile } from './compare-profile.js';
+import { type SampleWindowUs, summarizeProfile } from './compare-profile.js';
 
 const resultsDir = fileURLToPath(new URL('./results/', import.meta.url));
 const keySize = 8;
@@ -231,12 +231,17 @@ async function profileShoalPuts(seconds: number): Promise<void> {
       nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`],
     });
     let leaderPid: number | undefined;
+    let window: SampleWindowUs | undefined;
     try {
       const { endpoints, leaderIndex } = await leaderFirst(cluster);
       leaderPid = leaderIndex >= 0 ? cluster.children[leaderIndex]!.pid : undefined;
+      // The profile's timestamps are on the monotonic clock hrtime reads, so the summary can
+      // leave out the member's start-up (module loading through tsx) and count only the load.
+      const startUs = Number(process.hrtime.bigint() / 1000n);
       for (const spec of matrix().filter((cell) => cell.command === 'put')) {
         await runCell(spec, endpoints, seconds);
       }
+      window = { startUs, endUs: Number(process.hrtime.bigint() / 1000n) };
     } finally {
       await stopCluster(cluster);
     }
@@ -246,7 +251,7 @@ async function profileShoalPuts(seconds: number): Promise<void> {
       `- Date: ${new Date().toISOString()}; put ×1, ×16, ×256 (256-byte values), about ${seconds} s each; ${os.cpus().length} shared cores, load average ${os.loadavg()[0]!.toFixed(1)}.`,
       '- Command: `npm run bench:compare -- --profile`',
       '',
-      summarizeProfile(profileDir, leaderPid),
+      summarizeProfile(profileDir, leaderPid, window),
     ].join('\n');
     fs.mkdirSync(resultsDir, { recursive: true });
     fs.writeFileSync(join(resultsDir, 'compare-profile.generated.md'), summary);
