@@ -102,7 +102,7 @@ async function runCell(spec: CellSpec, endpoints: string[], seconds: number): Pr
   );
   const result = await runBench(cellOptions(spec, endpoints, total));
   process.stderr.write(
-    `  ${spec.label.padEnd(14)} ${result.throughputPerSec.toFixed(0).padStart(7)} req/s  p50 ${result.latency.p50Ms.toFixed(2)} ms  p99 ${result.latency.p99Ms.toFixed(2)} ms  (${result.succeeded}/${total} ok in ${result.durationSec.toFixed(1)} s)\n`,
+    `  ${spec.label.padEnd(14)} ${result.throughputPerSec.toFixed(0).padStart(7)} req/s  p50 ${result.latency.p50Ms.toFixed(2)} ms  p99 ${result.latency.p99Ms.toFixed(2)} ms  (${result.succeeded}/${total} ok in ${result.durationSec.toFixed(1)} s, generator ${((result.generatorCpuSec * 1e6) / Math.max(1, result.succeeded)).toFixed(0)} µs CPU/req)\n`,
   );
   return result;
 }
@@ -129,18 +129,22 @@ function ratio(candidate: number, baseline: number): string {
   return baseline > 0 ? (candidate / baseline).toFixed(2) : 'n/a';
 }
 
+function cpuPerRequestUs(result: BenchResult): string {
+  return ((result.generatorCpuSec * 1e6) / Math.max(1, result.succeeded)).toFixed(0);
+}
+
 function markdownTable(baseline: SystemRun, candidate: SystemRun): string {
   const b = baseline.name;
   const c = candidate.name;
   const rows = [
-    `| cell | ${b} req/s | ${c} req/s | ratio ${c}/${b} | ${b} p50 ms | ${c} p50 ms | ${b} p99 ms | ${c} p99 ms | ratio p99 ${c}/${b} | errors ${b}/${c} |`,
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+    `| cell | ${b} req/s | ${c} req/s | ratio ${c}/${b} | ${b} p50 ms | ${c} p50 ms | ${b} p99 ms | ${c} p99 ms | ratio p99 ${c}/${b} | errors ${b}/${c} | generator CPU µs/req ${b}/${c} |`,
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|',
   ];
   matrix().forEach((spec, i) => {
     const x = baseline.results[i]!;
     const y = candidate.results[i]!;
     rows.push(
-      `| ${spec.label} | ${x.throughputPerSec.toFixed(0)} | ${y.throughputPerSec.toFixed(0)} | ${ratio(y.throughputPerSec, x.throughputPerSec)} | ${x.latency.p50Ms.toFixed(2)} | ${y.latency.p50Ms.toFixed(2)} | ${x.latency.p99Ms.toFixed(2)} | ${y.latency.p99Ms.toFixed(2)} | ${ratio(y.latency.p99Ms, x.latency.p99Ms)} | ${x.failed}/${y.failed} |`,
+      `| ${spec.label} | ${x.throughputPerSec.toFixed(0)} | ${y.throughputPerSec.toFixed(0)} | ${ratio(y.throughputPerSec, x.throughputPerSec)} | ${x.latency.p50Ms.toFixed(2)} | ${y.latency.p50Ms.toFixed(2)} | ${x.latency.p99Ms.toFixed(2)} | ${y.latency.p99Ms.toFixed(2)} | ${ratio(y.latency.p99Ms, x.latency.p99Ms)} | ${x.failed}/${y.failed} | ${cpuPerRequestUs(x)}/${cpuPerRequestUs(y)} |`,
     );
   });
   return rows.join('\n');

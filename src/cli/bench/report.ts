@@ -13,6 +13,7 @@ export function formatResult(result: BenchResult): string {
     `  Total:       ${fixed(result.durationSec)} s`,
     `  Requests:    ${result.succeeded} ok, ${result.failed} failed`,
     `  Throughput:  ${result.throughputPerSec.toFixed(1)} ${result.command === 'watch-latency' ? 'events' : 'requests'}/s`,
+    `  Generator:   ${result.generatorCpuSec.toFixed(2)} s CPU (${((result.generatorCpuSec * 1e6) / Math.max(1, result.succeeded)).toFixed(0)} µs per request)`,
     `  Slowest:     ${fixed(result.latency.maxMs)} ms`,
     `  Fastest:     ${fixed(result.latency.minMs)} ms`,
     `  Average:     ${fixed(result.latency.meanMs)} ms`,

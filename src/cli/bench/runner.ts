@@ -60,6 +60,8 @@ export interface BenchResult {
   errors: Record<string, number>;
   durationSec: number;
   throughputPerSec: number;
+  /** CPU the generator process itself used during the run (user + system), to show its own cost. */
+  generatorCpuSec: number;
   latency: LatencySummaryMs;
   histogram: Array<{ upToMs: number; count: number }>;
 }
@@ -134,7 +136,11 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   validateOptions(options);
   const connections = await openConnections(options.endpoints, options.conns);
   try {
-    return await drive(options, connections);
+    const cpuBefore = process.cpuUsage();
+    const result = await drive(options, connections);
+    const cpu = process.cpuUsage(cpuBefore);
+    result.generatorCpuSec = (cpu.user + cpu.system) / 1e6;
+    return result;
   } finally {
     closeConnections(connections);
   }
@@ -231,6 +237,7 @@ function buildResult(
     errors: state.errors,
     durationSec,
     throughputPerSec: durationSec > 0 ? state.succeeded / durationSec : 0,
+    generatorCpuSec: 0,
     latency: histogram.summaryMs(),
     histogram: histogram.displayBins(histogramBinCount),
   };

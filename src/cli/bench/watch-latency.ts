@@ -56,9 +56,13 @@ export async function runWatchLatency(options: WatchLatencyOptions): Promise<Ben
   }
   if (!(options.rate > 0)) throw new RangeError('watch-latency needs --rate > 0 (puts per second)');
   const connections = await openConnections(options.endpoints, options.conns);
+  const cpuBefore = process.cpuUsage();
   const streams: grpc.ClientDuplexStream<Buffer, Buffer>[] = [];
   try {
-    return await measure(options, connections, streams);
+    const result = await measure(options, connections, streams);
+    const cpu = process.cpuUsage(cpuBefore);
+    result.generatorCpuSec = (cpu.user + cpu.system) / 1e6;
+    return result;
   } finally {
     for (const stream of streams) stream.cancel();
     closeConnections(connections);
@@ -129,6 +133,7 @@ async function measure(
     errors,
     durationSec,
     throughputPerSec: durationSec > 0 ? eventsSeen / durationSec : 0,
+    generatorCpuSec: 0,
     latency: histogram.summaryMs(),
     histogram: histogram.displayBins(histogramBinCount),
   };
