@@ -177,6 +177,26 @@ export async function seedRangeKey(
   await tryUnary(cluster.endpoints[0]!, '/etcdserverpb.KV/Put', put);
 }
 
+/** Clock ticks per second in /proc/<pid>/stat (100 on every common Linux build). */
+const procClockTicksPerSec = 100;
+
+/**
+ * CPU seconds (user + system) each member process has used so far, from /proc; NaN where it cannot
+ * be read (not Linux, or the process is gone). Used to put a CPU cost on every request.
+ */
+export function memberCpuSec(cluster: Cluster): number[] {
+  return cluster.children.map((child) => {
+    try {
+      const stat = fs.readFileSync(`/proc/${child.pid}/stat`, 'utf8');
+      // Fields after the parenthesized command name; utime and stime are fields 14 and 15.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return (Number(fields[11]) + Number(fields[12])) / procClockTicksPerSec;
+    } catch {
+      return Number.NaN;
+    }
+  });
+}
+
 function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {

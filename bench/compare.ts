@@ -23,6 +23,7 @@ import {
   type Cluster,
   killAllSync,
   leaderFirst,
+  memberCpuSec,
   type SystemKind,
   seedRangeKey,
   startCluster,
@@ -48,11 +49,17 @@ interface CellSpec {
   clients: number;
 }
 
+/** A cell's result plus the CPU the cluster's members spent on it. */
+interface CellResult extends BenchResult {
+  /** CPU seconds per member (m1..m3) during the cell; SystemRun.leaderIndex says which one led. */
+  memberCpuSec: number[];
+}
+
 interface SystemRun {
   name: string;
   kind: SystemKind;
   leaderIndex: number;
-  results: BenchResult[];
+  results: CellResult[];
 }
 
 function matrix(): CellSpec[] {
@@ -90,7 +97,12 @@ function cellOptions(spec: CellSpec, endpoints: string[], total: number): BenchO
   };
 }
 
-async function runCell(spec: CellSpec, endpoints: string[], seconds: number): Promise<BenchResult> {
+async function runCell(
+  spec: CellSpec,
+  cluster: Cluster,
+  endpoints: string[],
+  seconds: number,
+): Promise<CellResult> {
   const pilot = await runBench(
     cellOptions(spec, endpoints, Math.max(cellTotalMin, spec.clients * 4)),
   );
@@ -100,9 +112,15 @@ async function runCell(spec: CellSpec, endpoints: string[], seconds: number): Pr
       Math.max(cellTotalMin, spec.clients * 5, pilot.throughputPerSec * seconds),
     ),
   );
-  const result = await runBench(cellOptions(spec, endpoints, total));
+  const cpuBefore = memberCpuSec(cluster);
+  const bench = await runBench(cellOptions(spec, endpoints, total));
+  const cpuAfter = memberCpuSec(cluster);
+  const result: CellResult = {
+    ...bench,
+    memberCpuSec: cpuAfter.map((after, i) => after - cpuBefore[i]!),
+  };
   process.stderr.write(
-    `  ${spec.label.padEnd(14)} ${result.throughputPerSec.toFixed(0).padStart(7)} req/s  p50 ${result.latency.p50Ms.toFixed(2)} ms  p99 ${result.latency.p99Ms.toFixed(2)} ms  (${result.succeeded}/${total} ok in ${result.durationSec.toFixed(1)} s, generator ${((result.generatorCpuSec * 1e6) / Math.max(1, result.succeeded)).toFixed(0)} µs CPU/req)\n`,
+    `  ${spec.label.padEnd(14)} ${result.throughputPerSec.toFixed(0).padStart(7)} req/s  p50 ${result.latency.p50Ms.toFixed(2)} ms  p99 ${result.latency.p99Ms.toFixed(2)} ms  (${result.succeeded}/${total} ok in ${result.durationSec.toFixed(1)} s, generator ${cpuPerRequestUs(result)} µs CPU/req, members ${clusterCpuPerRequestUs(result)} µs CPU/req)\n`,
   );
   return result;
 }
@@ -113,8 +131,8 @@ async function runSystem(name: string, kind: SystemKind, seconds: number): Promi
   try {
     await seedRangeKey(cluster, keySize, valSize);
     const { endpoints, leaderIndex } = await leaderFirst(cluster);
-    const results: BenchResult[] = [];
-    for (const spec of matrix()) results.push(await runCell(spec, endpoints, seconds));
+    const results: CellResult[] = [];
+    for (const spec of matrix()) results.push(await runCell(spec, cluster, endpoints, seconds));
     return { name, kind, leaderIndex, results };
   } finally {
     await stopCluster(cluster);
@@ -133,18 +151,24 @@ function cpuPerRequestUs(result: BenchResult): string {
   return ((result.generatorCpuSec * 1e6) / Math.max(1, result.succeeded)).toFixed(0);
 }
 
+/** Members' CPU per request, all members summed, in µs (NaN when /proc is unreadable). */
+function clusterCpuPerRequestUs(result: CellResult): string {
+  const totalSec = result.memberCpuSec.reduce((a, b) => a + b, 0);
+  return ((totalSec * 1e6) / Math.max(1, result.succeeded)).toFixed(0);
+}
+
 function markdownTable(baseline: SystemRun, candidate: SystemRun): string {
   const b = baseline.name;
   const c = candidate.name;
   const rows = [
-    `| cell | ${b} req/s | ${c} req/s | ratio ${c}/${b} | ${b} p50 ms | ${c} p50 ms | ${b} p99 ms | ${c} p99 ms | ratio p99 ${c}/${b} | errors ${b}/${c} | generator CPU µs/req ${b}/${c} |`,
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|',
+    `| cell | ${b} req/s | ${c} req/s | ratio ${c}/${b} | ${b} p50 ms | ${c} p50 ms | ${b} p99 ms | ${c} p99 ms | ratio p99 ${c}/${b} | errors ${b}/${c} | members CPU µs/req ${b}/${c} | generator CPU µs/req ${b}/${c} |`,
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|',
   ];
   matrix().forEach((spec, i) => {
     const x = baseline.results[i]!;
     const y = candidate.results[i]!;
     rows.push(
-      `| ${spec.label} | ${x.throughputPerSec.toFixed(0)} | ${y.throughputPerSec.toFixed(0)} | ${ratio(y.throughputPerSec, x.throughputPerSec)} | ${x.latency.p50Ms.toFixed(2)} | ${y.latency.p50Ms.toFixed(2)} | ${x.latency.p99Ms.toFixed(2)} | ${y.latency.p99Ms.toFixed(2)} | ${ratio(y.latency.p99Ms, x.latency.p99Ms)} | ${x.failed}/${y.failed} | ${cpuPerRequestUs(x)}/${cpuPerRequestUs(y)} |`,
+      `| ${spec.label} | ${x.throughputPerSec.toFixed(0)} | ${y.throughputPerSec.toFixed(0)} | ${ratio(y.throughputPerSec, x.throughputPerSec)} | ${x.latency.p50Ms.toFixed(2)} | ${y.latency.p50Ms.toFixed(2)} | ${x.latency.p99Ms.toFixed(2)} | ${y.latency.p99Ms.toFixed(2)} | ${ratio(y.latency.p99Ms, x.latency.p99Ms)} | ${x.failed}/${y.failed} | ${clusterCpuPerRequestUs(x)}/${clusterCpuPerRequestUs(y)} | ${cpuPerRequestUs(x)}/${cpuPerRequestUs(y)} |`,
     );
   });
   return rows.join('\n');
@@ -243,7 +267,7 @@ async function profileShoalPuts(seconds: number): Promise<void> {
       // leave out the member's start-up (module loading through tsx) and count only the load.
       const startUs = Number(process.hrtime.bigint() / 1000n);
       for (const spec of matrix().filter((cell) => cell.command === 'put')) {
-        await runCell(spec, endpoints, seconds);
+        await runCell(spec, cluster, endpoints, seconds);
       }
       window = { startUs, endUs: Number(process.hrtime.bigint() / 1000n) };
     } finally {
