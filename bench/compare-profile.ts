@@ -87,6 +87,11 @@ function callerChains(
       frames.push(frameName(caller));
       caller = parent.get(caller.id);
     }
+    // Name the nearest shoal frame too, when the chain so far is all library internals.
+    if (!frames.some((frame) => frame.includes('(src/'))) {
+      while (caller && !caller.callFrame.url.includes('/src/')) caller = parent.get(caller.id);
+      if (caller) frames.push(`… ${frameName(caller)}`);
+    }
     const chain = frames.join(' ← ') || '(top level)';
     chains.set(chain, (chains.get(chain) ?? 0) + us);
   }

@@ -59,6 +59,8 @@ interface SystemRun {
   name: string;
   kind: SystemKind;
   leaderIndex: number;
+  /** CPU the idle cluster uses (all members summed), in percent of one core. */
+  idleCpuPercent: number;
   results: CellResult[];
 }
 
@@ -131,12 +133,27 @@ async function runSystem(name: string, kind: SystemKind, seconds: number): Promi
   try {
     await seedRangeKey(cluster, keySize, valSize);
     const { endpoints, leaderIndex } = await leaderFirst(cluster);
+    const idleCpuPercent = await measureIdleCpuPercent(cluster);
+    process.stderr.write(
+      `  idle cluster: ${idleCpuPercent.toFixed(1)} % of a core (all members)\n`,
+    );
     const results: CellResult[] = [];
     for (const spec of matrix()) results.push(await runCell(spec, cluster, endpoints, seconds));
-    return { name, kind, leaderIndex, results };
+    return { name, kind, leaderIndex, idleCpuPercent, results };
   } finally {
     await stopCluster(cluster);
   }
+}
+
+/** How long the idle cluster's CPU use is sampled before the matrix. */
+const idleSampleMs = 2000;
+
+async function measureIdleCpuPercent(cluster: Cluster): Promise<number> {
+  const before = memberCpuSec(cluster);
+  await new Promise((resolve) => setTimeout(resolve, idleSampleMs));
+  const after = memberCpuSec(cluster);
+  const usedSec = after.reduce((sum, value, i) => sum + value - before[i]!, 0);
+  return (usedSec / (idleSampleMs / 1000)) * 100;
 }
 
 function memberLabel(kind: SystemKind): string {
@@ -196,6 +213,8 @@ function writeResults(
     '- Command: `npm run bench:compare' + (suffix ? ` -- ${suffix}` : '') + '`',
     '',
     markdownTable(baseline, candidate),
+    '',
+    `Idle cluster CPU (all three members, before the matrix): ${baseline.name} ${baseline.idleCpuPercent.toFixed(1)} % of a core, ${candidate.name} ${candidate.idleCpuPercent.toFixed(1)} %. "members CPU µs/req" is the CPU all members used during the cell divided by its requests (from /proc); "generator CPU" is the load generator's own.`,
     '',
   ].join('\n');
   fs.mkdirSync(resultsDir, { recursive: true });
