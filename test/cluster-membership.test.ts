@@ -1,8 +1,8 @@
 /**
  * Membership changes through etcdctl against real member processes: a learner is added with
  * `member add --learner`, started with `--initial-cluster-state existing`, catches up, is
- * promoted (through a follower, which forwards to the leader) and removed. Promoting a voter
- * fails with etcd's error.
+ * promoted (through a follower, which forwards to the leader) and removed, after which its process
+ * exits. Promoting a voter fails with etcd's error.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -90,6 +90,8 @@ describe('member add (learner), promote, remove', { timeout: 90_000 }, () => {
 
     const remove = await etcdctl(leader.endpoint, ['member', 'remove', idHex]);
     assert.equal(remove.code, 0, remove.stderr);
+    // The removed member learns it was removed (from the log or from a peer) and exits cleanly.
+    assert.equal(await newcomer.exited(20_000), 0);
     const remaining = await memberList(follower.endpoint);
     assert.equal(remaining.length, 3);
     assert.ok(remaining.every((m) => BigInt(m.ID) !== id));

@@ -86,6 +86,7 @@ export class MemberCore {
         reportSnapshot: (id, status) => this.raft.reportSnapshot(id, status),
         info: () => ({ registry: this.registry.state() }),
         promote: (id) => this.cluster.promoteOnLeader(id),
+        removed: () => this.selfRemoved(),
         lease: (op, id) =>
           op === 'keepAlive'
             ? { ttlSeconds: this.leases.keepAlive(id), grantedTtlSeconds: 0 }
@@ -101,10 +102,8 @@ export class MemberCore {
         applyConfChange: (cc) => this.raft.node.applyConfChange(cc),
         onApplied: (id, outcome) => this.proposer.applied(id, outcome),
         onRegistryChanged: () => this.updatePeers(),
-        onSelfRemoved: () => {
-          this.removed = true;
-          queueMicrotask(() => this.onRemoved());
-        },
+        onSelfRemoved: () => this.selfRemoved(),
+        onRemoved: (id) => this.transport.markRemoved(id),
       },
       log,
       this.lastSnapshotIndex,
@@ -130,6 +129,7 @@ export class MemberCore {
       leaderWaitMs: Math.min(this.requestTimeoutMs, 3 * config.electionTimeoutMs),
       leader: () => this.raft.lead,
       propose: (data) => this.raft.propose(data),
+      onFailed: () => metrics.proposalsFailed.inc(),
     });
     this.reads = new ReadQueue({
       memberId: this.id,
@@ -192,6 +192,9 @@ export class MemberCore {
 
   async start(): Promise<{ peerPort: number }> {
     const url = this.config.listenPeerUrls[0]!;
+    this.transport.selfAddress = peerAddress(
+      this.config.initialAdvertisePeerUrls[0]?.href ?? url.href,
+    );
     const { port } = await this.transport.listen(
       peerAddress(url.href).split(':')[0]!,
       Number(url.port),
@@ -237,6 +240,13 @@ export class MemberCore {
   alarms(): { memberId: bigint; alarm: number }[] {
     const full = this.kv.quotaCheck({ put: { key: new Uint8Array(1) } }) !== undefined;
     return full ? [{ memberId: BigInt(this.id), alarm: 1 }] : [];
+  }
+
+  /** This member was removed from the cluster (applied, or told by a peer): it must stop. */
+  private selfRemoved(): void {
+    if (this.removed) return;
+    this.removed = true;
+    queueMicrotask(() => this.onRemoved());
   }
 
   /** Resolves when a linearizable read may be served locally (after a batched ReadIndex). */
@@ -380,6 +390,7 @@ async function fetchRegistry(config: MemberConfig, log: Logger) {
       },
       promote: async () => ({ ok: false, code: 14, message: 'etcdserver: not leader' }),
       lease: () => ({ ttlSeconds: -1, grantedTtlSeconds: 0 }),
+      removed() {},
     },
     log,
   );

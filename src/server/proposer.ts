@@ -33,6 +33,8 @@ export interface ProposerOptions {
   leaderWaitMs: number;
   leader(): number;
   propose(data: Uint8Array): void;
+  /** Called for every proposal that failed (refused by raft or timed out), for metrics. */
+  onFailed?(): void;
 }
 
 export class Proposer {
@@ -103,6 +105,7 @@ export class Proposer {
       const timer = setTimeout(() => {
         this.waiters.delete(key);
         const changed = this.options.leader() !== leaderAtStart;
+        this.options.onFailed?.();
         reject(changed ? etcdErrors.timeoutDueToLeaderFail() : etcdErrors.timeout());
       }, this.options.requestTimeoutMs);
       this.waiters.set(key, { resolve, reject, timer, leaderAtStart });
@@ -113,6 +116,7 @@ export class Proposer {
       const waiter = this.waiters.get(key);
       if (waiter !== undefined) clearTimeout(waiter.timer);
       this.waiters.delete(key);
+      this.options.onFailed?.();
       return Promise.reject(raftRefusal(error));
     }
     return promise;

@@ -50,6 +50,7 @@ function open(selfId = 1) {
       onApplied: (id, outcome) => outcomes.push([id, outcome]),
       onRegistryChanged: () => {},
       onSelfRemoved: () => {},
+      onRemoved: () => {},
     },
     pino({ level: 'silent' }),
     0,

@@ -40,6 +40,8 @@ export interface StateMachineHooks {
   onRegistryChanged(): void;
   /** This member was removed from the cluster. */
   onSelfRemoved(): void;
+  /** A member was removed from the cluster (any member, this one included). */
+  onRemoved(id: number): void;
 }
 
 export class StateMachine {
@@ -134,6 +136,7 @@ export class StateMachine {
     const { member } = context;
     if (change.type === ConfChangeType.RemoveNode) {
       this.registry.remove(change.nodeId);
+      this.hooks.onRemoved(change.nodeId);
       if (change.nodeId === this.selfId) this.hooks.onSelfRemoved();
       return;
     }

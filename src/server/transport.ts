@@ -30,6 +30,9 @@ export const PEER_BATCH_BYTES_MAX = 4 * 1024 * 1024;
 /** Messages queued for one peer before a flush; past it the oldest are dropped (raft retries). */
 export const PEER_QUEUE_MESSAGES_MAX = 8192;
 export const SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
+/** Removed member ids remembered to tell them; past it the set restarts (they are told later). */
+export const REMOVED_IDS_MAX = 1024;
+const REMOVED_NOTICE_INTERVAL_MS = 1000;
 /** Largest snapshot a member accepts (it is reassembled in memory). */
 export const SNAPSHOT_BYTES_MAX = 2 * 1024 * 1024 * 1024;
 /** Snapshot transfers a member sends at once (raft sends one per lagging follower). */
@@ -38,6 +41,8 @@ const SNAPSHOT_SEND_TIMEOUT_MS = 10 * 60 * 1000;
 
 interface MessageBatch {
   from: number;
+  /** The sender's peer address, so a member it was removed from can tell it (see `removed`). */
+  fromAddress: string;
   clusterId: number;
   messages: Message[];
 }
@@ -57,6 +62,7 @@ function isMessageBatch(value: unknown): value is MessageBatch {
     typeof v === 'object' &&
     v !== null &&
     typeof v.from === 'number' &&
+    typeof v.fromAddress === 'string' &&
     typeof v.clusterId === 'number' &&
     Array.isArray(v.messages) &&
     v.messages.every(isMessage)
@@ -97,6 +103,8 @@ export const peerService = defineService({
   name: 'shoal.raft',
   methods: {
     messages: oneWay<MessageBatch>({ validateRequest: isMessageBatch }),
+    /** Tells a member that sent raft messages that it was removed from the cluster. */
+    removed: oneWay<{ id: number; clusterId: number }>(),
     snapshot: clientStream<SnapshotPart, { ok: boolean }>(),
     info: unary<{ clusterId: number }, ClusterInfo>(),
     /** MemberPromote forwarded by a follower to the leader, which alone knows learner progress. */
@@ -121,6 +129,8 @@ export interface TransportHandlers {
   info(): ClusterInfo;
   promote(id: number): Promise<ForwardResult>;
   lease(op: 'keepAlive' | 'timeToLive', id: bigint): LeaseTimes;
+  /** A peer says this member was removed from the cluster. */
+  removed(): void;
 }
 
 /** "host:port" from a peer URL. */
@@ -135,6 +145,10 @@ export class PeerTransport {
   private readonly pool: RpcClientPool;
   private readonly addresses = new Map<number, string>();
   private readonly queues = new Map<number, Message[]>();
+  private readonly removedIds = new Set<number>();
+  private readonly toldRemovedAtMs = new Map<number, number>();
+  /** This member's own peer address, sent with every batch. */
+  selfAddress = '';
   private snapshotSends = 0;
   private readonly log: Logger;
   clusterId: number;
@@ -158,6 +172,11 @@ export class PeerTransport {
       messages: (batch) => this.receive(batch),
       snapshot: (parts) => this.receiveSnapshot(parts),
       info: () => this.handlers.info(),
+      removed: (notice) => {
+        if (notice.id === this.selfId && notice.clusterId === this.clusterId) {
+          this.handlers.removed();
+        }
+      },
       promote: (request) => this.handlers.promote(request.id),
       lease: (request) => this.handlers.lease(request.op, BigInt(request.id)),
     });
@@ -203,7 +222,12 @@ export class PeerTransport {
       const stub = this.pool.stub(address, peerService);
       for (const batch of splitBatches(queue)) {
         try {
-          stub.messages({ from: this.selfId, clusterId: this.clusterId, messages: batch });
+          stub.messages({
+            from: this.selfId,
+            fromAddress: this.selfAddress,
+            clusterId: this.clusterId,
+            messages: batch,
+          });
         } catch {
           this.handlers.reportUnreachable(to);
           break;
@@ -221,10 +245,36 @@ export class PeerTransport {
       );
       return;
     }
+    if (this.removedIds.has(batch.from)) {
+      this.tellRemoved(batch.from, batch.fromAddress);
+      return;
+    }
     for (const message of batch.messages) {
       if (message.to !== this.selfId) continue;
       if (message.type === MessageType.Snap) continue; // snapshots arrive only by stream
       this.handlers.step(message);
+    }
+  }
+
+  /** Remembers (in memory) a member removed from the cluster, to tell it when it sends to us. */
+  markRemoved(id: number): void {
+    if (this.removedIds.size >= REMOVED_IDS_MAX) this.removedIds.clear();
+    this.removedIds.add(id);
+  }
+
+  private tellRemoved(id: number, address: string): void {
+    const now = performance.now();
+    if (
+      (this.toldRemovedAtMs.get(id) ?? Number.NEGATIVE_INFINITY) >
+      now - REMOVED_NOTICE_INTERVAL_MS
+    ) {
+      return;
+    }
+    this.toldRemovedAtMs.set(id, now);
+    try {
+      this.pool.stub(address, peerService).removed({ id, clusterId: this.clusterId });
+    } catch {
+      // Unreachable: it will send again and be told then.
     }
   }
 

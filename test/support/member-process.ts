@@ -94,6 +94,23 @@ export class MemberProcess {
     });
   }
 
+  /** Waits (bounded) for the process to exit on its own; returns its exit code. */
+  async exited(timeoutMs: number): Promise<number | null> {
+    const child = this.child;
+    if (child === null) return null;
+    if (child.exitCode !== null) return child.exitCode;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`${this.spec.name} did not exit`)),
+        timeoutMs,
+      );
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        resolve(code);
+      });
+    });
+  }
+
   /** Sends a signal and waits for the process to exit; returns its exit code. */
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
     const child = this.child;
