@@ -10,7 +10,7 @@
  *
  * `--systems a,b` chooses the baseline and candidate (etcd,etcd is the sanity check: ratios near 1).
  * `--profile` instead runs only the put cells on shoal members under `node --cpu-prof` and writes
- * the leader's top self-time functions to bench/results/compare-profile.generated.md. Child processes and temporary directories are
+ * the leader's top self-time functions to bench/results/compare-profile.md. Child processes and temporary directories are
  * removed on exit and on Ctrl-C.
  */
 import fs from 'node:fs';
@@ -223,7 +223,7 @@ function writeResults(
     `${base}.json`,
     `${JSON.stringify({ date, machine, seconds, baseline, candidate }, null, 2)}\n`,
   );
-  fs.writeFileSync(`${base}.generated.md`, md);
+  fs.writeFileSync(`${base}-latest.md`, md);
   const cells: ChartCell[] = matrix().map((spec, i) => ({
     label: spec.label,
     baseline: {
@@ -240,7 +240,7 @@ function writeResults(
     `${base}.svg`,
     renderChart(cells, { baseline: baseline.name, candidate: candidate.name }, subtitle),
   );
-  process.stdout.write(`${md}\nwrote ${base}.generated.md, ${base}.json and ${base}.svg\n`);
+  process.stdout.write(`${md}\nwrote ${base}-latest.md, ${base}.json and ${base}.svg\n`);
 }
 
 interface Args {
@@ -301,7 +301,7 @@ async function profileShoalPuts(seconds: number): Promise<void> {
       summarizeProfile(profileDir, leaderPid, window),
     ].join('\n');
     fs.mkdirSync(resultsDir, { recursive: true });
-    fs.writeFileSync(join(resultsDir, 'compare-profile.generated.md'), summary);
+    fs.writeFileSync(join(resultsDir, 'compare-profile.md'), summary);
     process.stdout.write(summary);
   } finally {
     fs.rmSync(profileDir, { recursive: true, force: true });
