@@ -164,6 +164,7 @@ export function summarizeProfile(
   dir: string,
   pid: number | undefined,
   window?: SampleWindowUs,
+  role = 'leader',
 ): string {
   const files = fs.readdirSync(dir).filter((name) => name.endsWith('.cpuprofile'));
   if (files.length === 0)
@@ -174,7 +175,7 @@ export function summarizeProfile(
   const profile = JSON.parse(fs.readFileSync(join(dir, chosen), 'utf8')) as CpuProfile;
   const which =
     pid !== undefined && chosen.includes(`.${pid}.`)
-      ? `leader (pid ${pid})`
-      : 'largest profile (leader unknown)';
+      ? `${role} (pid ${pid})`
+      : `largest profile (${role} unknown)`;
   return summarizeCpuProfile(profile, `shoal ${which}: ${chosen}`, window);
 }

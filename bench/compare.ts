@@ -6,11 +6,12 @@
  * the shoal/etcd ratio in every cell. Each cell's --total comes from a short pilot run so that the
  * cell lasts about `--seconds` (3 by default, 1 with --quick).
  *
- *   npm run bench:compare [-- --quick] [-- --systems etcd,etcd] [-- --profile]
+ *   npm run bench:compare [-- --quick] [-- --systems etcd,etcd] [-- --profile [--profile-clients N]]
  *
  * `--systems a,b` chooses the baseline and candidate (etcd,etcd is the sanity check: ratios near 1).
- * `--profile` instead runs only the put cells on shoal members under `node --cpu-prof` and writes
- * the leader's top self-time functions to bench/results/compare-profile.md. Child processes and temporary directories are
+ * `--profile` instead runs only the put cells (or the one with N clients) on shoal members under
+ * `node --cpu-prof` and writes the leader's and a follower's top self-time functions to
+ * bench/results/compare-profile.md. Child processes and temporary directories are
  * removed on exit and on Ctrl-C.
  */
 import fs from 'node:fs';
@@ -247,6 +248,8 @@ interface Args {
   seconds: number;
   systems: [SystemKind, SystemKind];
   profile: boolean;
+  /** With --profile: only the put cell with this many clients. */
+  profileClients?: number;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -255,6 +258,7 @@ function parseArgs(argv: string[]): Args {
     const arg = argv[i]!;
     if (arg === '--quick') args.seconds = 1;
     else if (arg === '--profile') args.profile = true;
+    else if (arg === '--profile-clients') args.profileClients = Number(argv[++i]);
     else if (arg === '--seconds') args.seconds = Number(argv[++i]);
     else if (arg === '--systems') {
       const [a, b] = (argv[++i] ?? '').split(',');
@@ -270,7 +274,7 @@ function parseArgs(argv: string[]): Args {
 }
 
 /** The put cells only, on a shoal cluster whose members run under `node --cpu-prof`. */
-async function profileShoalPuts(seconds: number): Promise<void> {
+async function profileShoalPuts(seconds: number, clients: number | undefined): Promise<void> {
   const profileDir = fs.mkdtempSync(join(os.tmpdir(), 'shoal-compare-prof-'));
   try {
     process.stderr.write('starting a 3-member shoal cluster under node --cpu-prof...\n');
@@ -278,27 +282,36 @@ async function profileShoalPuts(seconds: number): Promise<void> {
       nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`],
     });
     let leaderPid: number | undefined;
+    let followerPid: number | undefined;
     let window: SampleWindowUs | undefined;
+    const cells = matrix().filter(
+      (cell) => cell.command === 'put' && (clients === undefined || cell.clients === clients),
+    );
     try {
       const { endpoints, leaderIndex } = await leaderFirst(cluster);
       leaderPid = leaderIndex >= 0 ? cluster.children[leaderIndex]!.pid : undefined;
+      followerPid =
+        leaderIndex >= 0
+          ? cluster.children[(leaderIndex + 1) % cluster.children.length]!.pid
+          : undefined;
       // The profile's timestamps are on the monotonic clock hrtime reads, so the summary can
       // leave out the member's start-up (module loading through tsx) and count only the load.
       const startUs = Number(process.hrtime.bigint() / 1000n);
-      for (const spec of matrix().filter((cell) => cell.command === 'put')) {
-        await runCell(spec, cluster, endpoints, seconds);
-      }
+      for (const spec of cells) await runCell(spec, cluster, endpoints, seconds);
       window = { startUs, endUs: Number(process.hrtime.bigint() / 1000n) };
     } finally {
       await stopCluster(cluster);
     }
     const summary = [
-      '# CPU profile of the shoal leader under put load',
+      '# CPU profile of shoal members under put load',
       '',
-      `- Date: ${new Date().toISOString()}; put ×1, ×16, ×256 (256-byte values), about ${seconds} s each; ${os.cpus().length} shared cores, load average ${os.loadavg()[0]!.toFixed(1)}.`,
-      '- Command: `npm run bench:compare -- --profile`',
+      `- Date: ${new Date().toISOString()}; ${cells.map((cell) => cell.label).join(', ')} (256-byte values), about ${seconds} s each; ${os.cpus().length} shared cores, load average ${os.loadavg()[0]!.toFixed(1)}.`,
+      `- Command: \`npm run bench:compare -- ${process.argv.slice(2).join(' ')}\``,
       '',
-      summarizeProfile(profileDir, leaderPid, window),
+      summarizeProfile(profileDir, leaderPid, window, 'leader'),
+      ...(followerPid === undefined
+        ? []
+        : [summarizeProfile(profileDir, followerPid, window, 'follower')]),
     ].join('\n');
     fs.mkdirSync(resultsDir, { recursive: true });
     fs.writeFileSync(join(resultsDir, 'compare-profile.md'), summary);
@@ -310,7 +323,7 @@ async function profileShoalPuts(seconds: number): Promise<void> {
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  if (args.profile) return profileShoalPuts(args.seconds);
+  if (args.profile) return profileShoalPuts(args.seconds, args.profileClients);
   const [baseKind, candKind] = args.systems;
   const names = baseKind === candKind ? [`${baseKind}`, `${candKind}-2`] : [baseKind, candKind];
   const baseline = await runSystem(names[0]!, baseKind, args.seconds);
