@@ -35,6 +35,8 @@ export interface Cluster {
 }
 
 const liveClusters = new Set<Cluster>();
+/** Set once cleanup began (Ctrl-C): no new cluster may start after that. */
+let shuttingDown = false;
 
 export interface StartOptions {
   /** Extra node flags for shoal members (e.g. --cpu-prof), ignored for etcd. */
@@ -42,14 +44,20 @@ export interface StartOptions {
 }
 
 export async function startCluster(kind: SystemKind, options: StartOptions = {}): Promise<Cluster> {
+  if (shuttingDown) throw new Error('shutting down: not starting another cluster');
   const dir = fs.mkdtempSync(join(os.tmpdir(), `shoal-compare-${kind}-`));
+  // Registered before the first await, so cleanup finds the directory whatever happens next.
+  const cluster: Cluster = { kind, dir, endpoints: [], children: [] };
+  liveClusters.add(cluster);
   const ports = await freePorts(2 * memberCount);
+  if (shuttingDown) {
+    await stopCluster(cluster);
+    throw new Error('shutting down: not starting another cluster');
+  }
   const names = Array.from({ length: memberCount }, (_, i) => `m${i + 1}`);
   const peerUrl = (i: number) => `http://127.0.0.1:${ports[2 * i + 1]}`;
   const clientUrl = (i: number) => `http://127.0.0.1:${ports[2 * i]}`;
   const initialCluster = names.map((name, i) => `${name}=${peerUrl(i)}`).join(',');
-  const cluster: Cluster = { kind, dir, endpoints: [], children: [] };
-  liveClusters.add(cluster);
   names.forEach((name, i) => {
     const flags = [
       `--name=${name}`,
@@ -225,5 +233,6 @@ export function killAllSync(): void {
 }
 
 export async function stopAll(): Promise<void> {
+  shuttingDown = true;
   await Promise.all([...liveClusters].map((cluster) => stopCluster(cluster)));
 }
