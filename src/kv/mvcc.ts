@@ -112,7 +112,11 @@ export interface MvccStoreOptions {
   minLeaseTtlSeconds?: number;
   /** History entries physical compaction may scan at the end of each apply batch (0: none). */
   applyCompactionStepEntriesMax?: number;
-  /** Skip fsync per batch; safe only because raft's WAL can replay what a crash loses. */
+  /**
+   * Never fsync. By default applyBatch returns after its transaction is flushed to disk (lmdb-js
+   * transactionSync); with noSync a machine crash may lose or damage recent commits, so it is for
+   * tests and benchmarks (a background flush, lmdb-js NO_SYNC_FLUSH, measured no faster here).
+   */
   noSync?: boolean;
   logger?: Logger;
 }

@@ -134,6 +134,8 @@ export class ServerConnection extends Connection {
     const method = this.methods.lookup(body, methodLength);
     const refusal = this.refusal(body, methodLength, method);
     if (refusal !== null) {
+      if (refusal.code === 'UNIMPLEMENTED')
+        this.log.warn({ peer: this.peer, reason: refusal.message }, 'rpc: call rejected');
       this.send(
         FrameKind.ERROR,
         FLAG_END,

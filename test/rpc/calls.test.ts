@@ -9,13 +9,22 @@ import { encodeMessage } from '../../src/rpc/codec.js';
 import { RpcError } from '../../src/rpc/errors.js';
 import { encodeFrame, FLAG_END, FrameDecoder, FrameKind } from '../../src/rpc/frame.js';
 import { defineService, unary } from '../../src/rpc/index.js';
-import { defaultImplementation, startPair, testService, waitFor } from './helpers.js';
+import {
+  defaultImplementation,
+  recordingLogger,
+  startPair,
+  TEST_TIMEOUT_MS,
+  testService,
+  waitFor,
+} from './helpers.js';
 
 function isCode(code: string) {
   return (error: unknown) => error instanceof RpcError && error.code === code;
 }
 
-test('unary calls return their results; binary passes through as bytes', async () => {
+test('unary calls return their results; binary passes through as bytes', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   const { client, close } = await startPair();
   const stub = client.stub(testService);
   assert.deepEqual(await stub.echo({ text: 'hello' }), { text: 'hello' });
@@ -26,7 +35,9 @@ test('unary calls return their results; binary passes through as bytes', async (
   await close();
 });
 
-test('5000 concurrent calls on one connection each get their own answer', async () => {
+test('5000 concurrent calls on one connection each get their own answer', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   const { client, server, close } = await startPair();
   const stub = client.stub(testService);
   const calls = Array.from({ length: 5000 }, (_, i) => stub.echo({ text: `call ${i}` }));
@@ -39,7 +50,9 @@ test('5000 concurrent calls on one connection each get their own answer', async 
   await close();
 });
 
-test('handlers see unary calls in the order they were issued', async () => {
+test('handlers see unary calls in the order they were issued', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   const seen: string[] = [];
   const { client, close } = await startPair(
     defaultImplementation({
@@ -56,7 +69,9 @@ test('handlers see unary calls in the order they were issued', async () => {
   await close();
 });
 
-test('calls issued while the client dials wait for the connection, then run', async () => {
+test('calls issued while the client dials wait for the connection, then run', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   const notified: number[] = [];
   const { client, close } = await startPair(
     defaultImplementation({ notify: (message) => void notified.push(message.seq) }),
@@ -74,7 +89,9 @@ test('calls issued while the client dials wait for the connection, then run', as
   await close();
 });
 
-test('one-way messages arrive in the order they were sent', async () => {
+test('one-way messages arrive in the order they were sent', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   const received: number[] = [];
   const { client, close } = await startPair(
     defaultImplementation({ notify: (message) => void received.push(message.seq) }),
@@ -90,7 +107,9 @@ test('one-way messages arrive in the order they were sent', async () => {
   await close();
 });
 
-test('handler errors reach the caller with their code and message', async () => {
+test('handler errors reach the caller with their code and message', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   const { client, close } = await startPair(
     defaultImplementation({
       echo: (request) => {
@@ -111,18 +130,26 @@ test('handler errors reach the caller with their code and message', async () => 
   await close();
 });
 
-test('unknown methods answer UNIMPLEMENTED and invalid requests INVALID_ARGUMENT', async () => {
-  const { client, close } = await startPair();
+test('unknown methods answer UNIMPLEMENTED and invalid requests INVALID_ARGUMENT', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
+  const { logger, records } = recordingLogger();
+  const { client, close } = await startPair(defaultImplementation(), { logger });
   const other = defineService({ name: 'test', methods: { nope: unary<number, number>() } });
   await assert.rejects(client.stub(other).nope(1), isCode('UNIMPLEMENTED'));
   const stub = client.stub(testService);
   const sneaky = stub.validated as unknown as (request: unknown) => Promise<number>;
   await assert.rejects(sneaky({ n: 'not a number' }), isCode('INVALID_ARGUMENT'));
   assert.equal(await stub.validated({ n: 21 }), 42, 'the connection keeps serving');
+  const reasons = records.map((record) => String(record.reason));
+  assert.ok(reasons.includes('unknown method test.nope'), JSON.stringify(reasons));
+  assert.ok(reasons.includes('request failed validation'), JSON.stringify(reasons));
   await close();
 });
 
-test('a deadline fails the call and aborts the handler with DEADLINE_EXCEEDED', async () => {
+test('a deadline fails the call and aborts the handler with DEADLINE_EXCEEDED', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   let handlerReason: unknown = null;
   const { client, close } = await startPair(
     defaultImplementation({
@@ -147,7 +174,9 @@ test('a deadline fails the call and aborts the handler with DEADLINE_EXCEEDED', 
   await close();
 });
 
-test('cancelling with an AbortSignal reaches the handler as CANCELLED', async () => {
+test('cancelling with an AbortSignal reaches the handler as CANCELLED', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   let handlerReason: unknown = null;
   let started = false;
   const { client, close } = await startPair(
@@ -177,7 +206,9 @@ test('cancelling with an AbortSignal reaches the handler as CANCELLED', async ()
   await close();
 });
 
-test('the server enforces the deadline a call carries even if the client never gives up', async () => {
+test('the server enforces the deadline a call carries even if the client never gives up', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   // A raw client sends a CALL with a 40 ms deadline and no cancel; the server must answer
   // DEADLINE_EXCEEDED by itself.
   const { address, close } = await startPair();

@@ -8,6 +8,8 @@ import { connect, createServer, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { encodeFrame, FrameDecoder, FrameKind } from '../../src/rpc/frame.js';
 import {
+  BACKOFF_DEFAULTS,
+  backoffDelayMs,
   isRpcError,
   RpcClient,
   RpcClientPool,
@@ -18,6 +20,7 @@ import {
   defaultImplementation,
   recordingLogger,
   startPair,
+  TEST_TIMEOUT_MS,
   testService,
   waitFor,
 } from './helpers.js';
@@ -50,7 +53,7 @@ async function eventually<T>(attempt: () => Promise<T>, limitMs = 5_000): Promis
   }
 }
 
-test('the client reconnects after the server restarts', async () => {
+test('the client reconnects after the server restarts', { timeout: TEST_TIMEOUT_MS }, async () => {
   const port = await freePort();
   let server = await serveOn(port);
   const client = new RpcClient(`127.0.0.1:${port}`, {
@@ -70,7 +73,9 @@ test('the client reconnects after the server restarts', async () => {
   await server.close();
 });
 
-test('after a failed dial, calls fail fast with UNAVAILABLE until the backoff delay passes', async () => {
+test('after a failed dial, calls fail fast with UNAVAILABLE until the backoff delay passes', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   const port = await freePort();
   const client = new RpcClient(`127.0.0.1:${port}`, {
     logger: recordingLogger().logger,
@@ -80,9 +85,16 @@ test('after a failed dial, calls fail fast with UNAVAILABLE until the backoff de
   await assert.rejects(stub.echo({ text: 'x' }), /cannot connect/);
   assert.equal(client.state, 'backoff');
   const started = performance.now();
+  // The injected random source decides the jittered delay: the same seed predicts it.
+  const expectedMs = backoffDelayMs(
+    { ...BACKOFF_DEFAULTS, initialMs: 60_000, maxMs: 60_000, jitter: 0.1, random: seededRandom(5) },
+    1,
+  );
   await assert.rejects(stub.echo({ text: 'x' }), (error: unknown) => {
-    return isRpcError(error, 'UNAVAILABLE') && /next attempt in \d+ ms/.test(error.message);
+    const waitMs = Number(/next attempt in (\d+) ms/.exec(String(error))?.[1]);
+    return isRpcError(error, 'UNAVAILABLE') && waitMs <= expectedMs && waitMs > expectedMs - 1_000;
   });
+  assert.notEqual(expectedMs, 60_000, 'jitter moved the delay off the base value');
   assert.throws(
     () => stub.notify({ seq: 1 }),
     (error: unknown) => isRpcError(error, 'UNAVAILABLE'),
@@ -91,7 +103,9 @@ test('after a failed dial, calls fail fast with UNAVAILABLE until the backoff de
   await client.close();
 });
 
-test('keepalive closes a connection whose server stops answering', async () => {
+test('keepalive closes a connection whose server stops answering', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   // A "server" that accepts the connection and then never reads or writes: a hung peer.
   const sockets: Socket[] = [];
   const hung = createServer((socket) => {
@@ -115,7 +129,9 @@ test('keepalive closes a connection whose server stops answering', async () => {
   await new Promise((resolve) => hung.close(resolve));
 });
 
-test('keepalive lets a server drop a client that stopped answering', async () => {
+test('keepalive lets a server drop a client that stopped answering', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   const { server, address, close } = await startPair(defaultImplementation(), {
     keepaliveIntervalMs: 20,
     keepaliveTimeoutMs: 60,
@@ -130,7 +146,9 @@ test('keepalive lets a server drop a client that stopped answering', async () =>
   await close();
 });
 
-test('a peer that answers pings keeps the connection through many keepalive rounds', async () => {
+test('a peer that answers pings keeps the connection through many keepalive rounds', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   // A minimal peer that answers every PING with a PONG and counts them; nothing else.
   let pingsAnswered = 0;
   let peerSocket: Socket | null = null;
@@ -158,7 +176,9 @@ test('a peer that answers pings keeps the connection through many keepalive roun
   await new Promise((resolve) => peer.close(resolve));
 });
 
-test('server close lets calls in flight finish, then refuses new ones', async () => {
+test('server close lets calls in flight finish, then refuses new ones', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   let release: (() => void) | null = null;
   const { client, server, close } = await startPair(
     defaultImplementation({
@@ -179,7 +199,9 @@ test('server close lets calls in flight finish, then refuses new ones', async ()
   await close();
 });
 
-test('client close lets calls in flight finish, then refuses new ones', async () => {
+test('client close lets calls in flight finish, then refuses new ones', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   let release: (() => void) | null = null;
   const { client, close } = await startPair(
     defaultImplementation({
@@ -198,7 +220,9 @@ test('client close lets calls in flight finish, then refuses new ones', async ()
   await close();
 });
 
-test('calls in flight fail with UNAVAILABLE when the connection is cut', async () => {
+test('calls in flight fail with UNAVAILABLE when the connection is cut', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   const { client, server, close } = await startPair(
     defaultImplementation({ wait: () => new Promise<string>(() => {}) }),
   );
@@ -209,7 +233,7 @@ test('calls in flight fail with UNAVAILABLE when the connection is cut', async (
   await close();
 });
 
-test('the pool keeps one client per address', async () => {
+test('the pool keeps one client per address', { timeout: TEST_TIMEOUT_MS }, async () => {
   const { address, close } = await startPair();
   const pool = new RpcClientPool({ logger: recordingLogger().logger });
   assert.equal(pool.get(address), pool.get(address));

@@ -15,7 +15,7 @@ import {
   FrameKind,
   type FrameKindValue,
 } from '../../src/rpc/frame.js';
-import { recordingLogger, startPair, testService, waitFor } from './helpers.js';
+import { recordingLogger, startPair, TEST_TIMEOUT_MS, testService, waitFor } from './helpers.js';
 
 const method = (name: string) => Buffer.from(name);
 const msgpack = (value: unknown) => Buffer.from(encodeMessage(value));
@@ -105,7 +105,9 @@ function sendAndWaitForClose(port: number, bytes: Buffer): Promise<void> {
   });
 }
 
-test('a live server survives random and mutated frames and keeps serving other clients', async () => {
+test('a live server survives random and mutated frames and keeps serving other clients', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   const { logger, records } = recordingLogger();
   const { client, server, address, close } = await startPair(undefined, {
     logger,

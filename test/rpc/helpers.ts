@@ -45,6 +45,12 @@ export const testService = defineService({
   },
 });
 
+/**
+ * Every socket test gets this bound, so a lost answer fails the test by name instead of hanging
+ * the run; the tests themselves finish in well under a second.
+ */
+export const TEST_TIMEOUT_MS = 30_000;
+
 /** A pino logger that discards output but keeps every record at warn and above for assertions. */
 export function recordingLogger(): { logger: Logger; records: Record<string, unknown>[] } {
   const records: Record<string, unknown>[] = [];

@@ -12,13 +12,16 @@ import {
   defaultImplementation,
   recordingLogger,
   startPair,
+  TEST_TIMEOUT_MS,
   testService,
   waitFor,
 } from './helpers.js';
 
 const exhausted = (error: unknown) => isRpcError(error, 'RESOURCE_EXHAUSTED');
 
-test('a request over the frame limit fails on the client before it is sent', async () => {
+test('a request over the frame limit fails on the client before it is sent', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   const { client, close } = await startPair(defaultImplementation(), {}, { frameBytesMax: 1024 });
   const stub = client.stub(testService);
   await assert.rejects(stub.bytes(new Uint8Array(2000)), (error: unknown) => {
@@ -34,7 +37,9 @@ test('a request over the frame limit fails on the client before it is sent', asy
   await close();
 });
 
-test('a request over the server limit fails only that call; the connection keeps serving', async () => {
+test('a request over the server limit fails only that call; the connection keeps serving', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   const { logger, records } = recordingLogger();
   const { client, server, close } = await startPair(defaultImplementation(), {
     frameBytesMax: 1024,
@@ -50,7 +55,9 @@ test('a request over the server limit fails only that call; the connection keeps
   await close();
 });
 
-test('a response over the server limit fails the call with RESOURCE_EXHAUSTED', async () => {
+test('a response over the server limit fails the call with RESOURCE_EXHAUSTED', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   const { client, close } = await startPair(
     defaultImplementation({ echo: (request) => ({ text: request.text.repeat(1000) }) }),
     { frameBytesMax: 4096 },
@@ -61,7 +68,9 @@ test('a response over the server limit fails the call with RESOURCE_EXHAUSTED', 
   await close();
 });
 
-test('a response over the client limit fails the call with RESOURCE_EXHAUSTED', async () => {
+test('a response over the client limit fails the call with RESOURCE_EXHAUSTED', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   const { client, close } = await startPair(defaultImplementation(), {}, { frameBytesMax: 70_000 });
   const stub = client.stub(testService);
   const big = stub.download({ count: 1, size: 100_000 });
@@ -75,7 +84,7 @@ test('a response over the client limit fails the call with RESOURCE_EXHAUSTED', 
   await close();
 });
 
-test('the client refuses calls past callsInFlightMax', async () => {
+test('the client refuses calls past callsInFlightMax', { timeout: TEST_TIMEOUT_MS }, async () => {
   const { client, close } = await startPair(
     defaultImplementation({ wait: () => new Promise<string>(() => {}) }),
     {},
@@ -94,7 +103,9 @@ test('the client refuses calls past callsInFlightMax', async () => {
   await close();
 });
 
-test('the server refuses calls past its callsInFlightMax', async () => {
+test('the server refuses calls past its callsInFlightMax', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   let started = 0;
   const { client, close } = await startPair(
     defaultImplementation({
@@ -127,7 +138,9 @@ test('the server refuses calls past its callsInFlightMax', async () => {
   await close();
 });
 
-test('one-way sends past bufferedBytesMax throw RESOURCE_EXHAUSTED; the ones accepted arrive', async () => {
+test('one-way sends past bufferedBytesMax throw RESOURCE_EXHAUSTED; the ones accepted arrive', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   const received: number[] = [];
   const { client, close } = await startPair(
     defaultImplementation({ notify: (message) => void received.push(message.seq) }),
@@ -158,7 +171,9 @@ test('one-way sends past bufferedBytesMax throw RESOURCE_EXHAUSTED; the ones acc
   await close();
 });
 
-test('the server refuses streams past its streamsInFlightMax; unary calls go on', async () => {
+test('the server refuses streams past its streamsInFlightMax; unary calls go on', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   const { client, close } = await startPair(
     defaultImplementation({
       async *download(_request, context) {
@@ -187,7 +202,9 @@ test('the server refuses streams past its streamsInFlightMax; unary calls go on'
   await close();
 });
 
-test('the client refuses streams past its own streamsInFlightMax before sending them', async () => {
+test('the client refuses streams past its own streamsInFlightMax before sending them', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   const { client, close } = await startPair(
     defaultImplementation({
       async *download(_request, context) {
@@ -210,7 +227,9 @@ test('the client refuses streams past its own streamsInFlightMax before sending 
   await close();
 });
 
-test('a server stops reading from a client that does not read its responses, then resumes', async () => {
+test('a server stops reading from a client that does not read its responses, then resumes', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   let handled = 0;
   const { address, close } = await startPair(
     defaultImplementation({

@@ -7,7 +7,14 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { RpcError } from '../../src/rpc/errors.js';
 import { INITIAL_WINDOW_BYTES } from '../../src/rpc/index.js';
-import { type Chunk, defaultImplementation, startPair, testService, waitFor } from './helpers.js';
+import {
+  type Chunk,
+  defaultImplementation,
+  startPair,
+  TEST_TIMEOUT_MS,
+  testService,
+  waitFor,
+} from './helpers.js';
 
 const CHUNK_BYTES = 16 * 1024;
 /** The window holds 4 chunks; the sender may overdraw by one, and one more may sit in the generator. */
@@ -17,7 +24,7 @@ async function turns(count: number): Promise<void> {
   for (let i = 0; i < count; i++) await new Promise((resolve) => setImmediate(resolve));
 }
 
-test('server streams deliver every message in order', async () => {
+test('server streams deliver every message in order', { timeout: TEST_TIMEOUT_MS }, async () => {
   const { client, close } = await startPair();
   const stub = client.stub(testService);
   let expected = 0;
@@ -31,7 +38,9 @@ test('server streams deliver every message in order', async () => {
   await close();
 });
 
-test('client streams deliver every message and return the handler result', async () => {
+test('client streams deliver every message and return the handler result', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   const { client, close } = await startPair();
   const stub = client.stub(testService);
   async function* chunks(): AsyncGenerator<Chunk> {
@@ -42,7 +51,9 @@ test('client streams deliver every message and return the handler result', async
   await close();
 });
 
-test('a stopped reader stops the server-stream producer; memory stays bounded', async () => {
+test('a stopped reader stops the server-stream producer; memory stays bounded', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   let produced = 0;
   const { client, close } = await startPair(
     defaultImplementation({
@@ -89,7 +100,9 @@ test('a stopped reader stops the server-stream producer; memory stays bounded', 
   await close();
 });
 
-test('a slow server handler stops the client-stream source; memory stays bounded', async () => {
+test('a slow server handler stops the client-stream source; memory stays bounded', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   let pulled = 0;
   let consumed = 0;
   let maxAhead = 0;
@@ -125,7 +138,9 @@ test('a slow server handler stops the client-stream source; memory stays bounded
   await close();
 });
 
-test('breaking out of a server stream cancels the producer on the server', async () => {
+test('breaking out of a server stream cancels the producer on the server', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   let finallyRan = false;
   let signalReason: unknown = null;
   const { client, close } = await startPair(
@@ -150,7 +165,9 @@ test('breaking out of a server stream cancels the producer on the server', async
   await close();
 });
 
-test('an error thrown mid-stream reaches the reader with its code', async () => {
+test('an error thrown mid-stream reaches the reader with its code', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   const { client, close } = await startPair(
     defaultImplementation({
       async *download() {
@@ -171,7 +188,9 @@ test('an error thrown mid-stream reaches the reader with its code', async () => 
   await close();
 });
 
-test('a source that throws fails the client stream and the handler sees the cancellation', async () => {
+test('a source that throws fails the client stream and the handler sees the cancellation', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   let handlerError: unknown = null;
   const { client, close } = await startPair(
     defaultImplementation({
@@ -196,7 +215,9 @@ test('a source that throws fails the client stream and the handler sees the canc
   await close();
 });
 
-test('a stream deadline ends the stream with DEADLINE_EXCEEDED', async () => {
+test('a stream deadline ends the stream with DEADLINE_EXCEEDED', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   const { client, close } = await startPair(
     defaultImplementation({
       async *download(_request, context) {
@@ -216,7 +237,9 @@ test('a stream deadline ends the stream with DEADLINE_EXCEEDED', async () => {
   await close();
 });
 
-test('stream senders wait for a congested socket to drain instead of buffering past the limit', async () => {
+test('stream senders wait for a congested socket to drain instead of buffering past the limit', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
   // A large window but a small connection buffer: the socket, not credit, is what holds the
   // server back, through whenWritable(); the transfer must still complete in order.
   const { client, close } = await startPair(
