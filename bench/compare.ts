@@ -1,0 +1,346 @@
+/**
+ * `npm run bench:compare`: shoal against etcd 3.4 on the same machine with the same load generator
+ * (`shoal bench`, in process). It starts a 3-member etcd cluster, runs the matrix (put, linearizable
+ * range, serializable range at 1, 16 and 256 concurrent clients, 256-byte values), stops it, then
+ * does the same with a 3-member shoal cluster, and writes bench/results/compare.{md,json,svg} with
+ * the shoal/etcd ratio in every cell. Each cell's --total comes from a short pilot run so that the
+ * cell lasts about `--seconds` (3 by default, 1 with --quick).
+ *
+ *   npm run bench:compare [-- --quick] [-- --systems etcd,etcd] [-- --profile [--profile-clients N]]
+ *
+ * `--systems a,b` chooses the baseline and candidate (etcd,etcd is the sanity check: ratios near 1).
+ * `--profile` instead runs only the put cells (or the one with N clients) on shoal members under
+ * `node --cpu-prof` and writes the leader's and a follower's top self-time functions to
+ * bench/results/compare-profile.md. Child processes and temporary directories are
+ * removed on exit and on Ctrl-C.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type BenchOptions, type BenchResult, runBench } from '../src/cli/bench/runner.js';
+import { type ChartCell, renderChart } from './compare-chart.js';
+import {
+  type Cluster,
+  killAllSync,
+  leaderFirst,
+  memberCpuSec,
+  type SystemKind,
+  seedRangeKey,
+  startCluster,
+  stopAll,
+  stopCluster,
+} from './compare-cluster.js';
+import { type SampleWindowUs, summarizeProfile } from './compare-profile.js';
+
+const resultsDir = fileURLToPath(new URL('./results/', import.meta.url));
+const keySize = 8;
+const valSize = 256;
+const clientCounts = [1, 16, 256] as const;
+/** Keys the put cells cycle through (sequential), so the store grows to a realistic size. */
+const keySpaceSize = 100_000;
+/** Bounds on a cell's request count, whatever the pilot measured. */
+const cellTotalMin = 200;
+const cellTotalMax = 2_000_000;
+
+interface CellSpec {
+  label: string;
+  command: 'put' | 'range';
+  consistency: 'l' | 's';
+  clients: number;
+}
+
+/** A cell's result plus the CPU the cluster's members spent on it. */
+interface CellResult extends BenchResult {
+  /** CPU seconds per member (m1..m3) during the cell; SystemRun.leaderIndex says which one led. */
+  memberCpuSec: number[];
+}
+
+interface SystemRun {
+  name: string;
+  kind: SystemKind;
+  leaderIndex: number;
+  /** CPU the idle cluster uses (all members summed), in percent of one core. */
+  idleCpuPercent: number;
+  results: CellResult[];
+}
+
+function matrix(): CellSpec[] {
+  const cells: CellSpec[] = [];
+  for (const [label, command, consistency] of [
+    ['put', 'put', 'l'],
+    ['range-l', 'range', 'l'],
+    ['range-s', 'range', 's'],
+  ] as const) {
+    for (const clients of clientCounts)
+      cells.push({ label: `${label} ×${clients}`, command, consistency, clients });
+  }
+  return cells;
+}
+
+/** One connection per client up to one per member, then more connections for 256 clients. */
+function connsFor(clients: number): number {
+  return clients === 1 ? 1 : clients <= 16 ? 3 : 6;
+}
+
+function cellOptions(spec: CellSpec, endpoints: string[], total: number): BenchOptions {
+  return {
+    command: spec.command,
+    endpoints,
+    conns: connsFor(spec.clients),
+    clients: spec.clients,
+    total,
+    keySize,
+    valSize,
+    keySpaceSize,
+    sequentialKeys: true,
+    consistency: spec.consistency,
+    rate: 0,
+    seed: 1,
+  };
+}
+
+async function runCell(
+  spec: CellSpec,
+  cluster: Cluster,
+  endpoints: string[],
+  seconds: number,
+): Promise<CellResult> {
+  const pilot = await runBench(
+    cellOptions(spec, endpoints, Math.max(cellTotalMin, spec.clients * 4)),
+  );
+  const total = Math.round(
+    Math.min(
+      cellTotalMax,
+      Math.max(cellTotalMin, spec.clients * 5, pilot.throughputPerSec * seconds),
+    ),
+  );
+  const cpuBefore = memberCpuSec(cluster);
+  const bench = await runBench(cellOptions(spec, endpoints, total));
+  const cpuAfter = memberCpuSec(cluster);
+  const result: CellResult = {
+    ...bench,
+    memberCpuSec: cpuAfter.map((after, i) => after - cpuBefore[i]!),
+  };
+  process.stderr.write(
+    `  ${spec.label.padEnd(14)} ${result.throughputPerSec.toFixed(0).padStart(7)} req/s  p50 ${result.latency.p50Ms.toFixed(2)} ms  p99 ${result.latency.p99Ms.toFixed(2)} ms  (${result.succeeded}/${total} ok in ${result.durationSec.toFixed(1)} s, generator ${cpuPerRequestUs(result)} µs CPU/req, members ${clusterCpuPerRequestUs(result)} µs CPU/req)\n`,
+  );
+  return result;
+}
+
+async function runSystem(name: string, kind: SystemKind, seconds: number): Promise<SystemRun> {
+  process.stderr.write(`starting a ${memberLabel(kind)} cluster for "${name}"...\n`);
+  const cluster: Cluster = await startCluster(kind);
+  try {
+    await seedRangeKey(cluster, keySize, valSize);
+    const { endpoints, leaderIndex } = await leaderFirst(cluster);
+    const idleCpuPercent = await measureIdleCpuPercent(cluster);
+    process.stderr.write(
+      `  idle cluster: ${idleCpuPercent.toFixed(1)} % of a core (all members)\n`,
+    );
+    const results: CellResult[] = [];
+    for (const spec of matrix()) results.push(await runCell(spec, cluster, endpoints, seconds));
+    return { name, kind, leaderIndex, idleCpuPercent, results };
+  } finally {
+    await stopCluster(cluster);
+  }
+}
+
+/** How long the idle cluster's CPU use is sampled before the matrix. */
+const idleSampleMs = 2000;
+
+async function measureIdleCpuPercent(cluster: Cluster): Promise<number> {
+  const before = memberCpuSec(cluster);
+  await new Promise((resolve) => setTimeout(resolve, idleSampleMs));
+  const after = memberCpuSec(cluster);
+  const usedSec = after.reduce((sum, value, i) => sum + value - before[i]!, 0);
+  return (usedSec / (idleSampleMs / 1000)) * 100;
+}
+
+function memberLabel(kind: SystemKind): string {
+  return kind === 'etcd' ? '3-member etcd 3.4' : '3-member shoal';
+}
+
+function ratio(candidate: number, baseline: number): string {
+  return baseline > 0 ? (candidate / baseline).toFixed(2) : 'n/a';
+}
+
+function cpuPerRequestUs(result: BenchResult): string {
+  return ((result.generatorCpuSec * 1e6) / Math.max(1, result.succeeded)).toFixed(0);
+}
+
+/** Members' CPU per request, all members summed, in µs (NaN when /proc is unreadable). */
+function clusterCpuPerRequestUs(result: CellResult): string {
+  const totalSec = result.memberCpuSec.reduce((a, b) => a + b, 0);
+  return ((totalSec * 1e6) / Math.max(1, result.succeeded)).toFixed(0);
+}
+
+function markdownTable(baseline: SystemRun, candidate: SystemRun): string {
+  const b = baseline.name;
+  const c = candidate.name;
+  const rows = [
+    `| cell | ${b} req/s | ${c} req/s | ratio ${c}/${b} | ${b} p50 ms | ${c} p50 ms | ${b} p99 ms | ${c} p99 ms | ratio p99 ${c}/${b} | errors ${b}/${c} | members CPU µs/req ${b}/${c} | generator CPU µs/req ${b}/${c} |`,
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|',
+  ];
+  matrix().forEach((spec, i) => {
+    const x = baseline.results[i]!;
+    const y = candidate.results[i]!;
+    rows.push(
+      `| ${spec.label} | ${x.throughputPerSec.toFixed(0)} | ${y.throughputPerSec.toFixed(0)} | ${ratio(y.throughputPerSec, x.throughputPerSec)} | ${x.latency.p50Ms.toFixed(2)} | ${y.latency.p50Ms.toFixed(2)} | ${x.latency.p99Ms.toFixed(2)} | ${y.latency.p99Ms.toFixed(2)} | ${ratio(y.latency.p99Ms, x.latency.p99Ms)} | ${x.failed}/${y.failed} | ${clusterCpuPerRequestUs(x)}/${clusterCpuPerRequestUs(y)} | ${cpuPerRequestUs(x)}/${cpuPerRequestUs(y)} |`,
+    );
+  });
+  return rows.join('\n');
+}
+
+function writeResults(
+  baseline: SystemRun,
+  candidate: SystemRun,
+  seconds: number,
+  suffix: string,
+): void {
+  const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  const load = os
+    .loadavg()
+    .map((v) => v.toFixed(1))
+    .join(' / ');
+  const machine = `${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), load average at the end ${load}`;
+  const md = [
+    `# ${candidate.name} vs ${baseline.name}: 3-member clusters, same load generator`,
+    '',
+    `- Date: ${date}`,
+    `- Machine: ${machine}. The load generator shares the machine with the clusters under test.`,
+    `- Matrix: put, linearizable range (range-l), serializable range (range-s) at 1, 16 and 256 concurrent clients; ${valSize}-byte values, ${keySize}-byte keys; puts cycle over ${keySpaceSize} sequential keys; ranges read one key. About ${seconds} s per cell (total chosen from a pilot run). Connections: 1 (to the leader) for 1 client, 3 for 16, 6 for 256, spread over all members starting with the leader.`,
+    `- Members: --heartbeat-interval=100 --election-timeout=1000 --snapshot-count=100000, data in a temp dir.`,
+    '- Command: `npm run bench:compare' + (suffix ? ` -- ${suffix}` : '') + '`',
+    '',
+    markdownTable(baseline, candidate),
+    '',
+    `Idle cluster CPU (all three members, before the matrix): ${baseline.name} ${baseline.idleCpuPercent.toFixed(1)} % of a core, ${candidate.name} ${candidate.idleCpuPercent.toFixed(1)} %. "members CPU µs/req" is the CPU all members used during the cell divided by its requests (from /proc); "generator CPU" is the load generator's own.`,
+    '',
+  ].join('\n');
+  fs.mkdirSync(resultsDir, { recursive: true });
+  const base = join(resultsDir, 'compare');
+  fs.writeFileSync(
+    `${base}.json`,
+    `${JSON.stringify({ date, machine, seconds, baseline, candidate }, null, 2)}\n`,
+  );
+  fs.writeFileSync(`${base}-latest.md`, md);
+  const cells: ChartCell[] = matrix().map((spec, i) => ({
+    label: spec.label,
+    baseline: {
+      throughputPerSec: baseline.results[i]!.throughputPerSec,
+      p99Ms: baseline.results[i]!.latency.p99Ms,
+    },
+    candidate: {
+      throughputPerSec: candidate.results[i]!.throughputPerSec,
+      p99Ms: candidate.results[i]!.latency.p99Ms,
+    },
+  }));
+  const subtitle = `${candidate.name} vs ${baseline.name}, 3 members each, ${date}, ${os.cpus().length} shared cores`;
+  fs.writeFileSync(
+    `${base}.svg`,
+    renderChart(cells, { baseline: baseline.name, candidate: candidate.name }, subtitle),
+  );
+  process.stdout.write(`${md}\nwrote ${base}-latest.md, ${base}.json and ${base}.svg\n`);
+}
+
+interface Args {
+  seconds: number;
+  systems: [SystemKind, SystemKind];
+  profile: boolean;
+  /** With --profile: only the put cell with this many clients. */
+  profileClients?: number;
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { seconds: 3, systems: ['etcd', 'shoal'], profile: false };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--quick') args.seconds = 1;
+    else if (arg === '--profile') args.profile = true;
+    else if (arg === '--profile-clients') args.profileClients = Number(argv[++i]);
+    else if (arg === '--seconds') args.seconds = Number(argv[++i]);
+    else if (arg === '--systems') {
+      const [a, b] = (argv[++i] ?? '').split(',');
+      const valid = (kind: string | undefined): kind is SystemKind =>
+        kind === 'etcd' || kind === 'shoal';
+      if (!valid(a) || !valid(b))
+        throw new Error('--systems takes two of etcd|shoal, e.g. etcd,shoal');
+      args.systems = [a, b];
+    } else throw new Error(`unknown argument ${arg}`);
+  }
+  if (!(args.seconds > 0)) throw new Error('--seconds must be positive');
+  return args;
+}
+
+/** The put cells only, on a shoal cluster whose members run under `node --cpu-prof`. */
+async function profileShoalPuts(seconds: number, clients: number | undefined): Promise<void> {
+  const profileDir = fs.mkdtempSync(join(os.tmpdir(), 'shoal-compare-prof-'));
+  try {
+    process.stderr.write('starting a 3-member shoal cluster under node --cpu-prof...\n');
+    const cluster = await startCluster('shoal', {
+      nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`],
+    });
+    let leaderPid: number | undefined;
+    let followerPid: number | undefined;
+    let window: SampleWindowUs | undefined;
+    const cells = matrix().filter(
+      (cell) => cell.command === 'put' && (clients === undefined || cell.clients === clients),
+    );
+    try {
+      const { endpoints, leaderIndex } = await leaderFirst(cluster);
+      leaderPid = leaderIndex >= 0 ? cluster.children[leaderIndex]!.pid : undefined;
+      followerPid =
+        leaderIndex >= 0
+          ? cluster.children[(leaderIndex + 1) % cluster.children.length]!.pid
+          : undefined;
+      // The profile's timestamps are on the monotonic clock hrtime reads, so the summary can
+      // leave out the member's start-up (module loading through tsx) and count only the load.
+      const startUs = Number(process.hrtime.bigint() / 1000n);
+      for (const spec of cells) await runCell(spec, cluster, endpoints, seconds);
+      window = { startUs, endUs: Number(process.hrtime.bigint() / 1000n) };
+    } finally {
+      await stopCluster(cluster);
+    }
+    const summary = [
+      '# CPU profile of shoal members under put load',
+      '',
+      `- Date: ${new Date().toISOString()}; ${cells.map((cell) => cell.label).join(', ')} (256-byte values), about ${seconds} s each; ${os.cpus().length} shared cores, load average ${os.loadavg()[0]!.toFixed(1)}.`,
+      `- Command: \`npm run bench:compare -- ${process.argv.slice(2).join(' ')}\``,
+      '',
+      summarizeProfile(profileDir, leaderPid, window, 'leader'),
+      ...(followerPid === undefined
+        ? []
+        : [summarizeProfile(profileDir, followerPid, window, 'follower')]),
+    ].join('\n');
+    fs.mkdirSync(resultsDir, { recursive: true });
+    fs.writeFileSync(join(resultsDir, 'compare-profile.md'), summary);
+    process.stdout.write(summary);
+  } finally {
+    fs.rmSync(profileDir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  if (args.profile) return profileShoalPuts(args.seconds, args.profileClients);
+  const [baseKind, candKind] = args.systems;
+  const names = baseKind === candKind ? [`${baseKind}`, `${candKind}-2`] : [baseKind, candKind];
+  const baseline = await runSystem(names[0]!, baseKind, args.seconds);
+  const candidate = await runSystem(names[1]!, candKind, args.seconds);
+  writeResults(baseline, candidate, args.seconds, process.argv.slice(2).join(' '));
+}
+
+process.on('exit', killAllSync);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    process.stderr.write(`\n${signal}: stopping the clusters...\n`);
+    stopAll().finally(() => process.exit(130));
+  });
+}
+
+main().catch(async (error) => {
+  process.stderr.write(`bench:compare failed: ${(error as Error).stack ?? error}\n`);
+  await stopAll();
+  process.exit(1);
+});

@@ -1,0 +1,188 @@
+/**
+ * `shoal bench watch-latency`: how long a change takes to reach watchers. `streams` Watch streams
+ * (spread over the connections) each watch one key with `watchersPerStream` watchers; then `total`
+ * puts to that key are issued one at a time at `rate` per second, and every event a watcher
+ * receives is timed from the moment its put was sent. Puts are serial, so the n-th event a watcher
+ * sees belongs to the n-th put.
+ */
+import type * as grpc from '@grpc/grpc-js';
+import {
+  closeConnections,
+  methodPaths,
+  openConnections,
+  passThrough,
+  statusName,
+  unaryCall,
+} from './connections.js';
+import { LatencyHistogram } from './histogram.js';
+import type { BenchResult } from './runner.js';
+import { histogramBinCount } from './runner.js';
+import {
+  decimalKey,
+  encodePutRequest,
+  encodeWatchCreateRequest,
+  summarizeWatchResponse,
+} from './wire.js';
+
+export interface WatchLatencyOptions {
+  endpoints: string[];
+  conns: number;
+  streams: number;
+  watchersPerStream: number;
+  /** Number of puts. */
+  total: number;
+  /** Puts per second. */
+  rate: number;
+  keySize: number;
+  valSize: number;
+  onProgress?: (done: number, total: number, elapsedSec: number) => void;
+}
+
+/** Bounds on the watch set-up and on how long events may lag behind the last put. */
+export const watchStreamsMax = 10_000;
+export const watchersPerStreamMax = 1000;
+export const watchCreateTimeoutMs = 10_000;
+export const eventDrainTimeoutMs = 10_000;
+
+interface Watcher {
+  eventsSeen: number;
+}
+
+export async function runWatchLatency(options: WatchLatencyOptions): Promise<BenchResult> {
+  if (options.streams < 1 || options.streams > watchStreamsMax)
+    throw new RangeError(`--streams must be in [1, ${watchStreamsMax}]`);
+  if (options.watchersPerStream < 1 || options.watchersPerStream > watchersPerStreamMax) {
+    throw new RangeError(`--watchers-per-stream must be in [1, ${watchersPerStreamMax}]`);
+  }
+  if (!(options.rate > 0)) throw new RangeError('watch-latency needs --rate > 0 (puts per second)');
+  const connections = await openConnections(options.endpoints, options.conns);
+  const cpuBefore = process.cpuUsage();
+  const streams: grpc.ClientDuplexStream<Buffer, Buffer>[] = [];
+  try {
+    const result = await measure(options, connections, streams);
+    const cpu = process.cpuUsage(cpuBefore);
+    result.generatorCpuSec = (cpu.user + cpu.system) / 1e6;
+    return result;
+  } finally {
+    for (const stream of streams) stream.cancel();
+    closeConnections(connections);
+  }
+}
+
+async function measure(
+  options: WatchLatencyOptions,
+  connections: grpc.Client[],
+  streams: grpc.ClientDuplexStream<Buffer, Buffer>[],
+): Promise<BenchResult> {
+  const key = decimalKey(options.keySize, 0);
+  const histogram = new LatencyHistogram();
+  const putSentMs: number[] = [];
+  const watcherCount = options.streams * options.watchersPerStream;
+  const expectedEvents = watcherCount * options.total;
+  let eventsSeen = 0;
+  let onAllEvents = () => {};
+  const created = openWatchers(options, connections, streams, key, (watcher) => {
+    const sentMs = putSentMs[watcher.eventsSeen];
+    watcher.eventsSeen++;
+    if (sentMs !== undefined) histogram.recordMs(performance.now() - sentMs);
+    eventsSeen++;
+    if (eventsSeen === expectedEvents) onAllEvents();
+  });
+  await withTimeout(created, watchCreateTimeoutMs, 'watchers were not all created');
+  const allEvents = new Promise<void>((resolve) => {
+    onAllEvents = resolve;
+    if (eventsSeen >= expectedEvents) resolve();
+  });
+  const startMs = performance.now();
+  const errors: Record<string, number> = {};
+  let succeeded = 0;
+  const put = encodePutRequest(key, Buffer.alloc(options.valSize, 0x61));
+  for (let i = 0; i < options.total; i++) {
+    const dueMs = startMs + (i * 1000) / options.rate;
+    const waitMs = dueMs - performance.now();
+    if (waitMs > 1) await new Promise((resolve) => setTimeout(resolve, waitMs));
+    putSentMs.push(performance.now());
+    const error = await new Promise<grpc.ServiceError | null>((resolve) =>
+      unaryCall(connections[i % connections.length]!, methodPaths.put, put.buffer, resolve),
+    );
+    if (error) {
+      errors[statusName(error)] = (errors[statusName(error)] ?? 0) + 1;
+      break; // A lost put would shift the event-to-put matching; stop instead of mis-timing.
+    }
+    succeeded++;
+    if (i % Math.max(1, Math.round(options.rate)) === 0) {
+      options.onProgress?.(i, options.total, (performance.now() - startMs) / 1000);
+    }
+  }
+  if (succeeded === options.total) {
+    await withTimeout(
+      allEvents,
+      eventDrainTimeoutMs,
+      `only ${eventsSeen} of ${expectedEvents} events arrived`,
+    );
+  }
+  const durationSec = (performance.now() - startMs) / 1000;
+  return {
+    command: 'watch-latency',
+    endpoints: options.endpoints,
+    conns: options.conns,
+    clients: watcherCount,
+    total: options.total,
+    succeeded,
+    failed: options.total - succeeded,
+    errors,
+    durationSec,
+    throughputPerSec: durationSec > 0 ? eventsSeen / durationSec : 0,
+    generatorCpuSec: 0,
+    latency: histogram.summaryMs(),
+    histogram: histogram.displayBins(histogramBinCount),
+  };
+}
+
+/** Opens the streams and their watchers; resolves once every watcher is confirmed created. */
+function openWatchers(
+  options: WatchLatencyOptions,
+  connections: grpc.Client[],
+  streams: grpc.ClientDuplexStream<Buffer, Buffer>[],
+  key: Buffer,
+  onEvent: (watcher: Watcher) => void,
+): Promise<void> {
+  const create = encodeWatchCreateRequest(key);
+  return new Promise((resolve, reject) => {
+    let pending = options.streams * options.watchersPerStream;
+    for (let s = 0; s < options.streams; s++) {
+      const stream = connections[s % connections.length]!.makeBidiStreamRequest(
+        methodPaths.watch,
+        passThrough,
+        passThrough,
+      );
+      streams.push(stream);
+      const watchers = new Map<number, Watcher>();
+      stream.on('data', (response: Buffer) => {
+        const summary = summarizeWatchResponse(response);
+        if (summary.canceled) return reject(new Error('the server canceled a watcher'));
+        if (summary.created) {
+          watchers.set(summary.watchId, { eventsSeen: 0 });
+          if (--pending === 0) resolve();
+          return;
+        }
+        const watcher = watchers.get(summary.watchId);
+        if (watcher === undefined)
+          return reject(new Error(`events for unknown watch id ${summary.watchId}`));
+        for (let e = 0; e < summary.eventCount; e++) onEvent(watcher);
+      });
+      stream.on('error', (error: grpc.ServiceError) => {
+        if (statusName(error) !== 'CANCELLED') reject(error);
+      });
+      for (let w = 0; w < options.watchersPerStream; w++) stream.write(create);
+    }
+  });
+}
+
+function withTimeout<T>(promise: Promise<T>, timeoutMs: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${message} within ${timeoutMs} ms`)), timeoutMs);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
