@@ -72,6 +72,8 @@ function normalizeJson(value: unknown): unknown {
     for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
       // Lease ids are random per server; only whether a key has one is comparable.
       if (k === 'lease') out[k] = v ? '<lease>' : v;
+      // etcd lists a lease's keys in Go map order, which changes from run to run.
+      else if (k === 'keys' && Array.isArray(v)) out[k] = [...v].sort();
       else out[k] = identityFields.has(k) ? '<id>' : normalizeJson(v);
     }
     return out;

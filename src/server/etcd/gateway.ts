@@ -228,6 +228,8 @@ export function listenClientPort(
   const sockets = new Set<Socket>();
   const net = createNetServer((socket) => {
     sockets.add(socket);
+    // Answers are small and latency-bound; Nagle's algorithm would hold them back.
+    socket.setNoDelay(true);
     socket.once('close', () => sockets.delete(socket));
     socket.once('error', () => socket.destroy());
     sniff(socket, (isHttp2) => {
