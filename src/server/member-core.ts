@@ -8,8 +8,9 @@
  * cluster's voters; with `existing` it asks a peer for the cluster id and registry and waits for
  * the leader to send it the log or a snapshot. A data dir in use resumes: raft replays committed
  * entries from its snapshot and the store skips those it has already applied. If the store is
- * behind the raft snapshot (it syncs lazily, the WAL being the durable record), it is restored
- * from that snapshot first.
+ * behind the raft snapshot (a store from before an interrupted restore, or copied in by hand), it
+ * is restored from that snapshot first. The store syncs every apply batch (the kv layer measured
+ * its no-sync mode no faster, and it can damage the store in a machine crash).
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -160,7 +161,6 @@ export class MemberCore {
       path: join(config.dataDir, 'kv', 'db'),
       quotaBytes: config.quotaBackendBytes,
       minLeaseTtlSeconds: Math.ceil((3 * config.electionTimeoutMs) / 2000),
-      noSync: true,
       logger: log.child({ component: 'kv' }),
     });
     const registryPath = join(config.dataDir, 'member', 'registry.json');
