@@ -3,11 +3,15 @@
  * and administration. Each subcommand lives in its own module and is registered here.
  */
 import { Command } from 'commander';
+import { registerDev } from './dev.js';
+import { registerStart } from './start.js';
 
 const program = new Command();
 program
   .name('shoal')
   .description('A fault-tolerant distributed key-value and file store')
   .version('0.1.0');
+registerStart(program);
+registerDev(program);
 
 await program.parseAsync(process.argv);

@@ -32,6 +32,8 @@ export interface MemberFlags {
   maxRequestBytes?: string | number;
   quotaBackendBytes?: string | number;
   join?: string;
+  /** etcd's --listen-metrics-urls: where /health and /metrics are served over HTTP. */
+  listenMetricsUrls?: string;
 }
 
 export interface InitialMember {
@@ -57,6 +59,8 @@ export interface MemberConfig {
   readonly quotaBackendBytes: number;
   /** Seed addresses (host:port) of members to join through SWIM gossip; empty when not joining. */
   readonly join: readonly string[];
+  /** HTTP URLs for /health and /metrics; empty: an ephemeral port on the client URL's host. */
+  readonly listenMetricsUrls: readonly URL[];
   /** This member's id, derived from its advertised peer URLs and the cluster token. */
   readonly memberId: number;
   /** The cluster id, derived from the ids of the initial members. */
@@ -229,6 +233,10 @@ export function resolveConfig(flags: MemberFlags): MemberConfig {
       .split(',')
       .map((s) => s.trim())
       .filter((s) => s.length > 0),
+    listenMetricsUrls:
+      flags.listenMetricsUrls === undefined || flags.listenMetricsUrls === ''
+        ? []
+        : parseUrls('listen-metrics-urls', flags.listenMetricsUrls),
     memberId,
     clusterId: clusterIdFor(initialCluster.map((member) => member.id)),
   };

@@ -17,6 +17,7 @@ import type {
   LeaseKeepAliveResponse,
   LeaseLeasesResponse,
   LeaseTimeToLiveResponse,
+  Member,
   MemberListResponse,
   PutRequest,
   PutResponse,
@@ -74,4 +75,25 @@ export interface EtcdBackend {
    * etcd's bbolt file). The caller consumes `chunks` or calls `release()`.
    */
   snapshot(): { revision: number; chunks: AsyncIterable<Uint8Array>; release(): void };
+
+  /** Cluster API; a backend without membership changes leaves these out (UNIMPLEMENTED). */
+  memberAdd?(peerUrls: string[], isLearner: boolean): Promise<MemberAddResponse>;
+  memberRemove?(id: bigint): Promise<MemberListResponse>;
+  memberUpdate?(id: bigint, peerUrls: string[]): Promise<MemberListResponse>;
+  memberPromote?(id: bigint): Promise<MemberListResponse>;
+  /** Maintenance.MoveLeader: hand leadership to `targetId` (served by the leader, as etcd). */
+  moveLeader?(targetId: bigint): Promise<{ header: ResponseHeader }>;
+  /** Maintenance.Alarm: action 0 = GET, 1 = ACTIVATE, 2 = DEACTIVATE; alarm 1 = NOSPACE. */
+  alarm?(action: number, memberId: bigint, alarm: number): Promise<AlarmResponse>;
+}
+
+export interface MemberAddResponse {
+  header: ResponseHeader;
+  member: Member;
+  members: Member[];
+}
+
+export interface AlarmResponse {
+  header: ResponseHeader;
+  alarms: { memberId: bigint; alarm: number }[];
 }

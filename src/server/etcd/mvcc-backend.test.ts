@@ -106,3 +106,17 @@ test('headers carry the member identity and store errors map to etcd errors', as
   assert.ok(status.dbSize > 0);
   assert.equal(status.raftIndex, BigInt(store.appliedIndex));
 });
+
+test('a physical compaction answers only once the old history is gone', async () => {
+  for (let round = 0; round < 30; round++) {
+    await Promise.all(
+      Array.from({ length: 100 }, (_, i) => backend.put(put(`c/${i}`, `r${round}`))),
+    );
+  }
+  const head = store.revision;
+  await backend.compact({ revision: head - 1, physical: true });
+  assert.equal(store.status().compactionPending, false);
+  assert.equal(store.compactedRevision, head - 1);
+  const hash = await backend.hashKv(0);
+  assert.equal(hash.compactRevision, head - 1);
+});

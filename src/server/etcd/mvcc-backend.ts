@@ -9,6 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
 import * as kv from '../../kv/index.js';
 import {
   APPLY_BATCH_ENTRIES_MAX,
@@ -36,6 +37,7 @@ export interface SingleMemberOptions {
   clientUrls: string[];
   /** The etcd version this member reports in Status; clients gate features on it. */
   version?: string;
+  logger?: Logger;
 }
 
 /** The API version shoal answers with: the etcd release whose API it implements. */
@@ -61,6 +63,10 @@ export class SingleMemberBackend implements EtcdBackend {
   readonly #leaseDeadlineMs = new Map<bigint, number>();
   readonly #revoking = new Set<bigint>();
   readonly #leaseTimer: NodeJS.Timeout;
+  #compactionScheduled = false;
+  #closed = false;
+  /** Callers of a physical Compact waiting for the history to be physically compacted. */
+  #compactionWaiters: (() => void)[] = [];
 
   constructor(options: SingleMemberOptions) {
     this.#store = options.store;
@@ -72,11 +78,41 @@ export class SingleMemberBackend implements EtcdBackend {
     }
     this.#leaseTimer = setInterval(() => this.#revokeExpired(), leaseCheckIntervalMs);
     this.#leaseTimer.unref();
+    // A compaction left unfinished by a previous run resumes in the background.
+    this.#scheduleCompaction();
   }
 
-  /** Stops the lease timer; the store itself belongs to the caller. */
+  /** Stops the lease timer and background compaction; the store itself belongs to the caller. */
   close(): void {
+    this.#closed = true;
     clearInterval(this.#leaseTimer);
+    for (const wake of this.#compactionWaiters.splice(0)) wake();
+  }
+
+  /**
+   * Physical compaction runs in bounded steps between write batches (the store's contract), so
+   * removing a large history never stalls requests for long.
+   */
+  #scheduleCompaction(): void {
+    if (this.#compactionScheduled || this.#closed) return;
+    if (!this.#store.status().compactionPending) {
+      for (const wake of this.#compactionWaiters.splice(0)) wake();
+      return;
+    }
+    this.#compactionScheduled = true;
+    setImmediate(() => {
+      this.#compactionScheduled = false;
+      if (this.#closed) return;
+      // Writes first: a step runs only when no batch is waiting.
+      if (this.#pending.length === 0) {
+        try {
+          this.#store.compactStep();
+        } catch (error) {
+          this.#options.logger?.error({ err: error }, 'compaction step failed');
+        }
+      }
+      this.#scheduleCompaction();
+    });
   }
 
   header(revision: number): api.ResponseHeader {
@@ -188,6 +224,12 @@ export class SingleMemberBackend implements EtcdBackend {
     const response = await this.#write({ compaction: request });
     if (!('compaction' in response))
       throw new Error('store answered a compaction with another kind');
+    // etcd's `physical` asks to answer only once the old history is really gone.
+    const done = request.physical
+      ? new Promise<void>((resolve) => this.#compactionWaiters.push(resolve))
+      : Promise.resolve();
+    this.#scheduleCompaction();
+    await done;
     return { header: this.#header(response.compaction.header.revision) };
   }
 

@@ -34,8 +34,11 @@ import {
   int64Number,
   loadEtcdRoot,
   type PbMessage,
+  toLong,
+  uint64Bigint,
 } from './codec.js';
-import { EtcdError, etcdErrors, GrpcCode } from './errors.js';
+import { EtcdError, etcdErrors, GrpcCode, invalidArgument } from './errors.js';
+import type { MemberListResponse } from './types.js';
 import {
   checkDeleteRangeRequest,
   checkPutRequest,
@@ -65,6 +68,8 @@ export interface EtcdServerOptions {
   /** How often watchers that asked for progress notifications get one (etcd: 10 minutes). */
   watchProgressIntervalMs?: number;
   logger?: Logger;
+  /** Called after every unary request with its method, gRPC status code and latency (metrics). */
+  onHandled?: (method: string, code: number, seconds: number) => void;
 }
 
 /** What a request decoder hands to its handler: the message and its size on the wire. */
@@ -93,6 +98,7 @@ export class EtcdGrpcServer {
   readonly #log: Logger;
   readonly #root: protobuf.Root;
   readonly #server: grpc.Server;
+  readonly #onHandled: EtcdServerOptions['onHandled'];
   #inflight = 0;
 
   constructor(options: EtcdServerOptions) {
@@ -103,6 +109,7 @@ export class EtcdGrpcServer {
     this.#progressIntervalMs = options.watchProgressIntervalMs ?? progressIntervalMsDefault;
     this.#log = options.logger ?? pino({ name: 'etcd-api' });
     this.#root = loadEtcdRoot();
+    this.#onHandled = options.onHandled;
     this.#server = new grpc.Server({
       'grpc.max_receive_message_length': this.#maxRequestBytes + grpcOverheadBytes,
     });
@@ -131,6 +138,7 @@ export class EtcdGrpcServer {
     });
   }
 
+  /** KV, Watch and Lease: the data services. */
   #addServices(): void {
     const b = this.#backend;
     this.#addService('KV', {
@@ -174,6 +182,12 @@ export class EtcdGrpcServer {
           this.#leaseKeepAlive(call),
       },
     );
+    this.#addAdminServices();
+  }
+
+  /** Cluster and Maintenance: membership (single member for now) and operator requests. */
+  #addAdminServices(): void {
+    const b = this.#backend;
     this.#addService('Cluster', {
       MemberList: async () => {
         const response = await b.memberList();
@@ -183,10 +197,32 @@ export class EtcdGrpcServer {
           members: response.members.map(encodeMember),
         };
       },
-      MemberAdd: unimplemented('MemberAdd'),
-      MemberRemove: unimplemented('MemberRemove'),
-      MemberUpdate: unimplemented('MemberUpdate'),
-      MemberPromote: unimplemented('MemberPromote'),
+      MemberAdd: b.memberAdd
+        ? async (r) => {
+            const peerUrls = stringList(r.message, 'peerURLs');
+            const response = await b.memberAdd!(peerUrls, boolField(r.message, 'isLearner'));
+            return {
+              header: encodeHeader({ ...response.header, revision: 0 }),
+              member: encodeMember(response.member),
+              members: response.members.map(encodeMember),
+            };
+          }
+        : unimplemented('MemberAdd'),
+      MemberRemove: b.memberRemove
+        ? async (r) => encodeMemberList(await b.memberRemove!(uint64Bigint(r.message, 'ID')))
+        : unimplemented('MemberRemove'),
+      MemberUpdate: b.memberUpdate
+        ? async (r) =>
+            encodeMemberList(
+              await b.memberUpdate!(
+                uint64Bigint(r.message, 'ID'),
+                stringList(r.message, 'peerURLs'),
+              ),
+            )
+        : unimplemented('MemberUpdate'),
+      MemberPromote: b.memberPromote
+        ? async (r) => encodeMemberList(await b.memberPromote!(uint64Bigint(r.message, 'ID')))
+        : unimplemented('MemberPromote'),
     });
     this.#addService(
       'Maintenance',
@@ -198,7 +234,13 @@ export class EtcdGrpcServer {
         // LMDB reuses freed pages itself, so there is nothing to defragment; answer like etcd does.
         Defragment: async () => ({ header: encodeHeader((await b.status()).header) }),
         Hash: unimplemented('Hash'),
-        MoveLeader: unimplemented('MoveLeader'),
+        MoveLeader: b.moveLeader
+          ? async (r) => ({
+              header: encodeHeader(
+                (await b.moveLeader!(uint64Bigint(r.message, 'targetID'))).header,
+              ),
+            })
+          : unimplemented('MoveLeader'),
       },
       { Snapshot: (call: grpc.ServerWritableStream<Decoded, PbMessage>) => this.#snapshot(call) },
     );
@@ -253,14 +295,21 @@ export class EtcdGrpcServer {
         return;
       }
       this.#inflight++;
+      const started = performance.now();
       handler(call.request)
         .then(
-          (response) => callback(null, response),
+          (response) => {
+            this.#onHandled?.(methodName, GrpcCode.ok, (performance.now() - started) / 1000);
+            callback(null, response);
+          },
           (error: unknown) => {
             if (!(error instanceof EtcdError)) {
               this.#log.error({ err: error, method: methodName }, 'etcd API request failed');
             }
-            callback(toServiceError(error));
+            const status = toServiceError(error);
+            const seconds = (performance.now() - started) / 1000;
+            this.#onHandled?.(methodName, status.code ?? GrpcCode.unknown, seconds);
+            callback(status);
           },
         )
         .finally(() => {
@@ -402,6 +451,20 @@ export class EtcdGrpcServer {
 
   async #alarm(request: Decoded): Promise<PbMessage> {
     const action = request.message.action;
+    if (this.#backend.alarm) {
+      const response = await this.#backend.alarm(
+        typeof action === 'number' ? action : 0,
+        uint64Bigint(request.message, 'memberID'),
+        typeof request.message.alarm === 'number' ? request.message.alarm : 0,
+      );
+      return {
+        header: encodeHeader(response.header),
+        alarms: response.alarms.map((a) => ({
+          memberID: toLong(a.memberId, true),
+          alarm: a.alarm,
+        })),
+      };
+    }
     if (action !== undefined && action !== 0) {
       throw new EtcdError(GrpcCode.unimplemented, 'shoal: alarms cannot be raised or cleared yet');
     }
@@ -431,4 +494,21 @@ function toServiceError(error: unknown): Partial<grpc.StatusObject> & Error {
   }
   const message = error instanceof Error ? error.message : String(error);
   return Object.assign(new Error(message), { code: GrpcCode.unknown, details: message });
+}
+
+function stringList(message: PbMessage, field: string): string[] {
+  const value = message[field];
+  if (value === undefined) return [];
+  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) {
+    throw invalidArgument(`${field} must be a list of strings`);
+  }
+  return value as string[];
+}
+
+function encodeMemberList(response: MemberListResponse): PbMessage {
+  // etcd's Cluster service leaves the revision out of its headers; clients see zero.
+  return {
+    header: encodeHeader({ ...response.header, revision: 0 }),
+    members: response.members.map(encodeMember),
+  };
 }

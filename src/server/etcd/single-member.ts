@@ -60,6 +60,7 @@ export async function startSingleMemberServer(
     name,
     peerUrls,
     clientUrls,
+    logger,
   });
   const served = options.wrapBackend ? options.wrapBackend(backend) : backend;
   const server = new EtcdGrpcServer({ ...options, logger, backend: served });

@@ -1,0 +1,434 @@
+/**
+ * One member's replicated core, without its client-facing servers: DiskStorage (WAL and snapshot
+ * files in <data-dir>), the MVCC store (<data-dir>/kv), the member registry (<data-dir>/member),
+ * the raft driver, the peer transport, proposals and reads. `Member` (member.ts) adds the gRPC and
+ * HTTP front ends.
+ *
+ * Start-up: a new data dir with `--initial-cluster-state new` bootstraps raft with the initial
+ * cluster's voters; with `existing` it asks a peer for the cluster id and registry and waits for
+ * the leader to send it the log or a snapshot. A data dir in use resumes: raft replays committed
+ * entries from its snapshot and the store skips those it has already applied. If the store is
+ * behind the raft snapshot (it syncs lazily, the WAL being the durable record), it is restored
+ * from that snapshot first.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { KvError } from '../kv/errors.js';
+import { MvccStore } from '../kv/mvcc.js';
+import type { KvRequest } from '../kv/types.js';
+import { type ConfState, RaftError, type ReadState, Role, type Snapshot } from '../raft/index.js';
+import { DiskStorage } from '../storage/index.js';
+import { ClusterOps } from './cluster.js';
+import type { MemberConfig } from './config.js';
+import { etcdErrors } from './etcd/errors.js';
+import type { Member as ApiMember } from './etcd/types.js';
+import { LeaseKeeper } from './leases.js';
+import type { MemberMetrics } from './metrics.js';
+import { Proposer, raftRefusal } from './proposer.js';
+import { RaftNode } from './raft-node.js';
+import { ReadQueue } from './read-queue.js';
+import { MemberRegistry } from './registry.js';
+import { asAsync, decodeSnapshotData, encodeSnapshotData, StateMachine } from './state-machine.js';
+import { PeerTransport, peerAddress } from './transport.js';
+
+/** The etcd version shoal reports (the API level it implements). */
+export const ETCD_VERSION = '3.4.0';
+/** Entries kept behind a snapshot so that slightly lagging followers get entries, not a snapshot. */
+export const SNAPSHOT_CATCH_UP_ENTRIES_MAX = 5000;
+const JOIN_INFO_TIMEOUT_MS = 2000;
+const PUBLISH_INTERVAL_MS = 1000;
+const QUOTA_REFRESH_MS = 100;
+/** Above the largest request (64 MiB max-request-bytes) plus growth within one refresh period. */
+const QUOTA_MARGIN_BYTES = 256 * 1024 * 1024;
+
+export class MemberCore {
+  readonly id: number;
+  readonly version = ETCD_VERSION;
+  readonly raft: RaftNode;
+  readonly stateMachine: StateMachine;
+  readonly proposer: Proposer;
+  readonly reads: ReadQueue;
+  readonly transport: PeerTransport;
+  readonly cluster: ClusterOps;
+  readonly leases: LeaseKeeper;
+  readonly requestTimeoutMs: number;
+  private snapshotting = false;
+  private compactionScheduled = false;
+  private compactionWaiters: (() => void)[] = [];
+  private dbSizeBytes = 0;
+  private dbSizeCheckedAtMs = Number.NEGATIVE_INFINITY;
+  private lastSnapshotIndex: number;
+  private publishTimer: NodeJS.Timeout | null = null;
+  private stopping = false;
+  removed = false;
+  onRemoved: () => void = () => {};
+  onFatal: (error: unknown) => void = () => {};
+
+  private constructor(
+    readonly config: MemberConfig,
+    readonly storage: DiskStorage,
+    readonly kv: MvccStore,
+    readonly registry: MemberRegistry,
+    readonly log: Logger,
+    readonly metrics: MemberMetrics,
+    bootstrapVoters: number[] | null,
+  ) {
+    this.id = config.memberId;
+    this.requestTimeoutMs = 5000 + 2 * config.electionTimeoutMs;
+    this.lastSnapshotIndex = storage.snapshot().metadata.index;
+    this.transport = new PeerTransport(
+      this.id,
+      registry.clusterId,
+      {
+        step: (m) => this.raft.step(m),
+        reportUnreachable: (id) => this.raft.reportUnreachable(id),
+        reportSnapshot: (id, status) => this.raft.reportSnapshot(id, status),
+        info: () => ({ registry: this.registry.state() }),
+        promote: (id) => this.cluster.promoteOnLeader(id),
+        removed: () => this.selfRemoved(),
+        lease: (op, id) =>
+          op === 'keepAlive'
+            ? { ttlSeconds: this.leases.keepAlive(id), grantedTtlSeconds: 0 }
+            : this.leases.timeToLive(id),
+      },
+      log.child({ component: 'transport' }),
+    );
+    this.stateMachine = new StateMachine(
+      kv,
+      registry,
+      this.id,
+      {
+        applyConfChange: (cc) => this.raft.node.applyConfChange(cc),
+        onApplied: (id, outcome) => this.proposer.applied(id, outcome),
+        onRegistryChanged: () => this.updatePeers(),
+        onSelfRemoved: () => this.selfRemoved(),
+        onRemoved: (id) => this.transport.markRemoved(id),
+      },
+      log,
+      this.lastSnapshotIndex,
+    );
+    this.raft = new RaftNode({
+      id: this.id,
+      storage,
+      stateMachine: this.stateMachine,
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
+      electionTimeoutMs: config.electionTimeoutMs,
+      send: (messages) => this.transport.send(messages),
+      logger: log,
+      onSoftState: (soft, term) => this.softStateChanged(soft.lead, soft.role, term),
+      onReadStates: (states: readonly ReadState[]) => this.reads.onReadStates(states),
+      onApplied: (index) => this.applied(index),
+      onReady: (info) => metrics.observeReady(info),
+      onFatal: (error) => this.onFatal(error),
+    });
+    if (bootstrapVoters !== null) this.raft.node.bootstrap(bootstrapVoters);
+    this.proposer = new Proposer({
+      memberId: this.id,
+      requestTimeoutMs: this.requestTimeoutMs,
+      leaderWaitMs: Math.min(this.requestTimeoutMs, 3 * config.electionTimeoutMs),
+      leader: () => this.raft.lead,
+      propose: (data) => this.raft.propose(data),
+      onFailed: () => metrics.proposalsFailed.inc(),
+    });
+    this.reads = new ReadQueue({
+      memberId: this.id,
+      readIndex: (context) => this.raft.readIndex(context),
+      appliedIndex: () => this.stateMachine.appliedIndex,
+      timeoutMs: this.requestTimeoutMs,
+      mapError: raftRefusal,
+    });
+    this.cluster = new ClusterOps(this);
+    this.leases = new LeaseKeeper(kv, (id) =>
+      this.proposer.propose({ kv: { leaseRevoke: { ID: id } } }),
+    );
+    this.updatePeers();
+  }
+
+  /** Opens (or creates) the member's data dir and its stores; see the module comment. */
+  static async open(
+    config: MemberConfig,
+    log: Logger,
+    metrics: MemberMetrics,
+  ): Promise<MemberCore> {
+    mkdirSync(join(config.dataDir, 'kv'), { recursive: true });
+    const storage = await DiskStorage.open(config.dataDir, {
+      logger: log.child({ component: 'storage' }),
+    });
+    const kv = MvccStore.open({
+      path: join(config.dataDir, 'kv', 'db'),
+      quotaBytes: config.quotaBackendBytes,
+      minLeaseTtlSeconds: Math.ceil((3 * config.electionTimeoutMs) / 2000),
+      noSync: true,
+      logger: log.child({ component: 'kv' }),
+    });
+    const registryPath = join(config.dataDir, 'member', 'registry.json');
+    let registry = MemberRegistry.load(registryPath);
+    const fresh = storage.lastIndex() === 0 && storage.snapshot().metadata.index === 0;
+    let bootstrap: number[] | null = null;
+    if (registry === null || fresh) {
+      const state =
+        fresh && config.initialClusterState === 'existing'
+          ? await fetchRegistry(config, log)
+          : {
+              index: 0,
+              clusterId: config.clusterId,
+              members: config.initialCluster.map((m) => ({
+                id: m.id,
+                name: m.name,
+                peerUrls: m.peerUrls.map((u) => u.href.replace(/\/$/, '')),
+                clientUrls: [],
+                isLearner: false,
+              })),
+            };
+      registry = MemberRegistry.create(registryPath, state);
+      await registry.save();
+      if (fresh && config.initialClusterState === 'new')
+        bootstrap = config.initialCluster.map((m) => m.id);
+    }
+    await recoverStoreFromSnapshot(storage, kv, registry, log);
+    return new MemberCore(config, storage, kv, registry, log, metrics, bootstrap);
+  }
+
+  async start(): Promise<{ peerPort: number }> {
+    const url = this.config.listenPeerUrls[0]!;
+    this.transport.selfAddress = peerAddress(
+      this.config.initialAdvertisePeerUrls[0]?.href ?? url.href,
+    );
+    const { port } = await this.transport.listen(
+      peerAddress(url.href).split(':')[0]!,
+      Number(url.port),
+    );
+    this.raft.start();
+    this.publishTimer = setInterval(() => this.publish(), PUBLISH_INTERVAL_MS);
+    this.leases.start();
+    // A compaction left unfinished by a previous run resumes in the background.
+    this.scheduleCompaction();
+    return { peerPort: port };
+  }
+
+  get isLeader(): boolean {
+    return this.raft.role === Role.Leader;
+  }
+
+  /** The member registry as etcd's MemberList reports it. */
+  members(): ApiMember[] {
+    return this.registry.list().map((m) => ({
+      id: BigInt(m.id),
+      name: m.name,
+      peerUrls: m.peerUrls,
+      clientUrls: m.clientUrls,
+      isLearner: m.isLearner,
+    }));
+  }
+
+  /**
+   * The store's quota check, skipped while the database is far below the quota: reading LMDB's
+   * statistics on every write would cost more than the write. The size is refreshed at most every
+   * QUOTA_REFRESH_MS, and writes within QUOTA_MARGIN_BYTES of the quota are always checked.
+   */
+  quotaCheck(request: KvRequest): KvError | undefined {
+    const now = performance.now();
+    if (now - this.dbSizeCheckedAtMs > QUOTA_REFRESH_MS) {
+      this.dbSizeBytes = this.kv.status().dbSizeBytes;
+      this.dbSizeCheckedAtMs = now;
+    }
+    if (this.dbSizeBytes + QUOTA_MARGIN_BYTES < this.config.quotaBackendBytes) return undefined;
+    return this.kv.quotaCheck(request);
+  }
+
+  alarms(): { memberId: bigint; alarm: number }[] {
+    const full = this.kv.quotaCheck({ put: { key: new Uint8Array(1) } }) !== undefined;
+    return full ? [{ memberId: BigInt(this.id), alarm: 1 }] : [];
+  }
+
+  /** This member was removed from the cluster (applied, or told by a peer): it must stop. */
+  private selfRemoved(): void {
+    if (this.removed) return;
+    this.removed = true;
+    queueMicrotask(() => this.onRemoved());
+  }
+
+  /** Resolves when a linearizable read may be served locally (after a batched ReadIndex). */
+  async linearizableRead(): Promise<void> {
+    if (this.stopping) throw etcdErrors.stopped();
+    await this.proposer.waitForLeader();
+    await this.reads.wait();
+  }
+
+  private softStateChanged(lead: number, role: Role, term: number): void {
+    this.metrics.leaderChanged(lead, role === Role.Leader, term);
+    this.leases.setLeading(role === Role.Leader);
+    this.proposer.leaderChanged(lead);
+    if (lead !== 0) this.publish();
+  }
+
+  /**
+   * Physical compaction runs in bounded steps between apply batches (the store's contract), one
+   * step per event-loop turn, so removing a large history never stalls raft for long.
+   */
+  private scheduleCompaction(): void {
+    if (this.compactionScheduled || this.stopping) return;
+    this.compactionScheduled = true;
+    setImmediate(() => {
+      this.compactionScheduled = false;
+      if (this.stopping) return;
+      let more = false;
+      try {
+        more = this.kv.compactStep();
+      } catch (error) {
+        this.log.error({ err: error }, 'compaction step failed');
+      }
+      if (more) this.scheduleCompaction();
+      else for (const wake of this.compactionWaiters.splice(0)) wake();
+    });
+  }
+
+  /** Resolves once the store has physically removed the compacted history (bounded wait). */
+  async compactionDone(): Promise<void> {
+    if (!this.kv.status().compactionPending) return;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(etcdErrors.timeout()), this.requestTimeoutMs);
+      this.compactionWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.scheduleCompaction();
+    });
+  }
+
+  private applied(index: number): void {
+    this.reads.onApplied(index);
+    this.scheduleCompaction();
+    this.metrics.applied(index);
+    if (index - this.lastSnapshotIndex >= this.config.snapshotCount && !this.snapshotting) {
+      this.snapshotting = true;
+      this.takeSnapshot()
+        .catch((error: unknown) => this.log.error({ err: error }, 'snapshot failed'))
+        .finally(() => {
+          this.snapshotting = false;
+        });
+    }
+  }
+
+  /** Snapshots the store and registry at the applied index, records it, compacts the WAL. */
+  private async takeSnapshot(): Promise<void> {
+    const stream = this.kv.snapshot();
+    const index = this.stateMachine.appliedIndex;
+    if (stream.appliedIndex !== index) {
+      stream.release();
+      return;
+    }
+    const registry = this.registry.state();
+    const confState: ConfState = this.stateMachine.confState;
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of stream.chunks) chunks.push(chunk);
+    const data = encodeSnapshotData(registry, chunks);
+    await this.storage.createSnapshot(index, confState, data);
+    this.lastSnapshotIndex = index;
+    const margin = Math.min(SNAPSHOT_CATCH_UP_ENTRIES_MAX, this.config.snapshotCount);
+    const compactTo = index - margin;
+    if (compactTo > this.storage.firstIndex() - 1) await this.storage.compact(compactTo);
+    this.log.info({ index, bytes: data.length, compactedTo: compactTo }, 'snapshot taken');
+  }
+
+  /** Proposes this member's name and client URLs until the registry holds them. */
+  private publish(): void {
+    if (this.raft.lead === 0 || this.stopping) return;
+    const self = this.registry.get(this.id);
+    const clientUrls = this.config.advertiseClientUrls.map((u) => u.href.replace(/\/$/, ''));
+    if (self === undefined) return;
+    if (self.name === this.config.name && sameList(self.clientUrls, clientUrls)) {
+      if (this.publishTimer !== null) clearInterval(this.publishTimer);
+      this.publishTimer = null;
+      return;
+    }
+    this.proposer
+      .propose({ registry: { publish: { id: this.id, name: this.config.name, clientUrls } } })
+      .catch(() => {});
+  }
+
+  private updatePeers(): void {
+    const peers = new Map<number, string>();
+    for (const member of this.registry.list()) {
+      const url = member.peerUrls[0];
+      if (url !== undefined) peers.set(member.id, peerAddress(url));
+    }
+    this.transport.setPeers(peers);
+  }
+
+  /** Stops raft and the peer transport, fails waiting requests, closes the stores. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.publishTimer !== null) clearInterval(this.publishTimer);
+    this.leases.stop();
+    await this.raft.stop();
+    this.proposer.close(etcdErrors.stopped());
+    this.reads.close(etcdErrors.stopped());
+    await this.transport.close();
+    await this.storage.close();
+    await this.kv.close();
+  }
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+/** A joining member asks the peers of --initial-cluster for the cluster's id and registry. */
+async function fetchRegistry(config: MemberConfig, log: Logger) {
+  const probe = new PeerTransport(
+    config.memberId,
+    0,
+    {
+      step() {},
+      reportUnreachable() {},
+      reportSnapshot() {},
+      info: () => {
+        throw new Error('not ready');
+      },
+      promote: async () => ({ ok: false, code: 14, message: 'etcdserver: not leader' }),
+      lease: () => ({ ttlSeconds: -1, grantedTtlSeconds: 0 }),
+      removed() {},
+    },
+    log,
+  );
+  try {
+    for (const member of config.initialCluster) {
+      if (member.id === config.memberId) continue;
+      for (const url of member.peerUrls) {
+        try {
+          const info = await probe.fetchInfo(url.href, JOIN_INFO_TIMEOUT_MS);
+          return { ...info.registry, index: 0 };
+        } catch (error) {
+          log.warn({ peer: url.href, err: error }, 'could not reach peer to join');
+        }
+      }
+    }
+  } finally {
+    await probe.close();
+  }
+  throw new Error('--initial-cluster-state existing: no peer of --initial-cluster answered');
+}
+
+/** Restores the store (and registry) from the raft snapshot when the store is behind it. */
+async function recoverStoreFromSnapshot(
+  storage: DiskStorage,
+  kv: MvccStore,
+  registry: MemberRegistry,
+  log: Logger,
+): Promise<void> {
+  const snapshot: Snapshot = storage.snapshot();
+  if (snapshot.metadata.index === 0 || kv.appliedIndex >= snapshot.metadata.index) return;
+  log.warn(
+    { store: kv.appliedIndex, snapshot: snapshot.metadata.index },
+    'store behind the raft snapshot: restoring it',
+  );
+  const decoded = decodeSnapshotData(snapshot.data);
+  await kv.restore(asAsync(decoded.chunks));
+  registry.replace({ ...decoded.registry, index: snapshot.metadata.index });
+  await registry.save();
+}
+
+export { RaftError };

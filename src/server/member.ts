@@ -1,0 +1,112 @@
+/**
+ * A shoal member process, assembled: the replicated core (member-core.ts: WAL, raft, peer
+ * transport, MVCC store, registry), the etcd v3 gRPC API on the client URL (raft-backend.ts), and
+ * HTTP `/health` + `/metrics` on the metrics URL. Logs are pino JSON lines carrying the member's
+ * name and, on every line, its current raft term and role.
+ *
+ *   const member = await Member.start(resolveConfig(flags));
+ *   console.log(member.urls);          // every URL it serves
+ *   await member.stop();               // clean shutdown: raft stops, stores close
+ */
+import type { Server } from 'node:http';
+import { type Logger, pino } from 'pino';
+import { ROLE_NAMES } from '../raft/index.js';
+import type { MemberConfig } from './config.js';
+import { EtcdGrpcServer } from './etcd/server.js';
+import { createHttpServer } from './http.js';
+import { MemberCore } from './member-core.js';
+import { MemberMetrics } from './metrics.js';
+import { RaftBackend } from './raft-backend.js';
+
+export interface MemberUrls {
+  client: string[];
+  peer: string[];
+  http: string[];
+}
+
+export interface MemberStartOptions {
+  logger?: Logger;
+  /** Called on a fatal error (storage I/O, invariant violation) after logging it. */
+  onFatal?: (error: unknown) => void;
+  /** Called once this member has been removed from the cluster. */
+  onRemoved?: () => void;
+}
+
+function hostOf(url: URL): string {
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  return host === 'localhost' ? '127.0.0.1' : host;
+}
+
+export class Member {
+  private constructor(
+    readonly core: MemberCore,
+    private readonly grpc: EtcdGrpcServer,
+    private readonly http: Server,
+    readonly urls: MemberUrls,
+    readonly log: Logger,
+  ) {}
+
+  static async start(config: MemberConfig, options: MemberStartOptions = {}): Promise<Member> {
+    let core: MemberCore | undefined;
+    // Every line says which term and role the member was in when it was written (pino's mixin
+    // is a root option, so a caller-supplied logger gets the member name only).
+    const base =
+      options.logger ??
+      pino({
+        level: process.env.SHOAL_LOG_LEVEL ?? 'info',
+        mixin: () =>
+          core === undefined ? {} : { term: core.raft.term, role: ROLE_NAMES[core.raft.role] },
+      });
+    const log = base.child({ member: config.name });
+    const metrics = new MemberMetrics({ member: config.name });
+    core = await MemberCore.open(config, log, metrics);
+    core.onFatal = (error) => {
+      log.fatal({ err: error }, 'fatal error: the member stops');
+      options.onFatal?.(error);
+    };
+    core.onRemoved = () => {
+      log.warn('this member was removed from the cluster');
+      options.onRemoved?.();
+    };
+    const { peerPort } = await core.start();
+    const grpc = new EtcdGrpcServer({
+      backend: new RaftBackend(core),
+      maxRequestBytes: config.maxRequestBytes,
+      logger: log.child({ component: 'etcd-api' }),
+      onHandled: (method, code, seconds) => metrics.grpcHandled(method, code, seconds),
+    });
+    const clientUrl = config.listenClientUrls[0]!;
+    const clientPort = await grpc.listen(hostOf(clientUrl), Number(clientUrl.port));
+    const http = createHttpServer(core);
+    const metricsUrl = config.listenMetricsUrls[0];
+    const httpHost = hostOf(metricsUrl ?? clientUrl);
+    const httpPort = await new Promise<number>((resolve, reject) => {
+      http.once('error', reject);
+      http.listen(metricsUrl === undefined ? 0 : Number(metricsUrl.port), httpHost, () => {
+        const address = http.address();
+        resolve(typeof address === 'object' && address !== null ? address.port : 0);
+      });
+    });
+    const urls: MemberUrls = {
+      client: [`http://${hostOf(clientUrl)}:${clientPort}`],
+      peer: [`http://${hostOf(config.listenPeerUrls[0]!)}:${peerPort}`],
+      http: [`http://${httpHost}:${httpPort}/health`, `http://${httpHost}:${httpPort}/metrics`],
+    };
+    log.info({ urls, id: config.memberId.toString(16), dataDir: config.dataDir }, 'member ready');
+    return new Member(core, grpc, http, urls, log);
+  }
+
+  /** Clean shutdown: stop serving clients, stop raft (finishing its writes), close the stores. */
+  async stop(): Promise<void> {
+    this.log.info('member stopping');
+    await Promise.all([
+      this.grpc.close(500),
+      new Promise<void>((resolve) => {
+        this.http.close(() => resolve());
+        this.http.closeAllConnections();
+      }),
+    ]);
+    await this.core.stop();
+    this.log.info('member stopped');
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * Proposals with a waiting caller: a command gets a request id, is proposed to raft (a follower's
+ * raft forwards it to the leader as a `Prop` message: shoal uses raft's proposal forwarding rather
+ * than an RPC to the leader), and the caller's promise resolves when this member applies the entry
+ * with that id. Every member applies every entry, so the proposer learns the result locally.
+ *
+ * Limits: at most PROPOSALS_PENDING_MAX waiters (then etcd's "too many requests"); each waits at
+ * most the request timeout (etcd's: 5 s + 2 election timeouts), then fails with etcd's "request
+ * timed out" — "possibly due to previous leader failure" if the leader changed meanwhile. A
+ * forwarded proposal that the old leader dropped is only detected by that timeout, as in etcd.
+ * While no leader is known, requests wait up to LEADER_WAIT (bounded) and then fail "no leader".
+ */
+import { randomInt } from 'node:crypto';
+import { RaftError } from '../raft/index.js';
+import { type Command, encodeCommand, type RequestId, requestKey } from './command.js';
+import { type EtcdError, etcdErrors } from './etcd/errors.js';
+import type { ApplyOutcome } from './state-machine.js';
+
+export const PROPOSALS_PENDING_MAX = 100_000;
+/** Callers waiting for a leader at once. */
+export const LEADER_WAITERS_MAX = 100_000;
+
+interface Waiter {
+  resolve(outcome: ApplyOutcome): void;
+  reject(error: EtcdError): void;
+  timer: NodeJS.Timeout;
+  leaderAtStart: number;
+}
+
+export interface ProposerOptions {
+  memberId: number;
+  requestTimeoutMs: number;
+  leaderWaitMs: number;
+  leader(): number;
+  propose(data: Uint8Array): void;
+  /** Called for every proposal that failed (refused by raft or timed out), for metrics. */
+  onFailed?(): void;
+}
+
+export class Proposer {
+  readonly incarnation = randomInt(1, 2 ** 47);
+  private sequence = 0;
+  private readonly waiters = new Map<string, Waiter>();
+  private leaderWaiters = new Set<() => void>();
+
+  constructor(private readonly options: ProposerOptions) {}
+
+  nextId(): RequestId {
+    return {
+      member: this.options.memberId,
+      incarnation: this.incarnation,
+      sequence: ++this.sequence,
+    };
+  }
+
+  get pendingCount(): number {
+    return this.waiters.size;
+  }
+
+  /** Resolves once a leader is known; fails with "no leader" after the bounded wait. */
+  waitForLeader(): Promise<void> {
+    if (this.options.leader() !== 0) return Promise.resolve();
+    if (this.leaderWaiters.size >= LEADER_WAITERS_MAX)
+      return Promise.reject(etcdErrors.tooManyRequests());
+    return new Promise((resolve, reject) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.leaderWaiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.leaderWaiters.delete(done);
+        reject(etcdErrors.noLeader());
+      }, this.options.leaderWaitMs);
+      this.leaderWaiters.add(done);
+    });
+  }
+
+  /** Called when raft reports a leader. */
+  leaderChanged(lead: number): void {
+    if (lead === 0) return;
+    for (const done of [...this.leaderWaiters]) done();
+  }
+
+  /** Proposes `command` (its id is assigned here) and resolves with its apply outcome. */
+  async propose(command: Omit<Command, 'id'>): Promise<ApplyOutcome> {
+    await this.waitForLeader();
+    const id = this.nextId();
+    return this.proposeWithId(id, encodeCommand({ ...command, id }), (data) =>
+      this.options.propose(data),
+    );
+  }
+
+  /** Registers a waiter for `id`, then runs `submit` (which proposes `data`). */
+  proposeWithId(
+    id: RequestId,
+    data: Uint8Array,
+    submit: (data: Uint8Array) => void,
+  ): Promise<ApplyOutcome> {
+    if (this.waiters.size >= PROPOSALS_PENDING_MAX)
+      return Promise.reject(etcdErrors.tooManyRequests());
+    const key = requestKey(id);
+    const promise = new Promise<ApplyOutcome>((resolve, reject) => {
+      const leaderAtStart = this.options.leader();
+      const timer = setTimeout(() => {
+        this.waiters.delete(key);
+        const changed = this.options.leader() !== leaderAtStart;
+        this.options.onFailed?.();
+        reject(changed ? etcdErrors.timeoutDueToLeaderFail() : etcdErrors.timeout());
+      }, this.options.requestTimeoutMs);
+      this.waiters.set(key, { resolve, reject, timer, leaderAtStart });
+    });
+    try {
+      submit(data);
+    } catch (error) {
+      const waiter = this.waiters.get(key);
+      if (waiter !== undefined) clearTimeout(waiter.timer);
+      this.waiters.delete(key);
+      this.options.onFailed?.();
+      return Promise.reject(raftRefusal(error));
+    }
+    return promise;
+  }
+
+  /** An entry proposed by this member was applied. */
+  applied(id: RequestId, outcome: ApplyOutcome): void {
+    if (id.incarnation !== this.incarnation) return;
+    const key = requestKey(id);
+    const waiter = this.waiters.get(key);
+    if (waiter === undefined) return;
+    clearTimeout(waiter.timer);
+    this.waiters.delete(key);
+    waiter.resolve(outcome);
+  }
+
+  close(error: EtcdError): void {
+    for (const waiter of this.waiters.values()) {
+      clearTimeout(waiter.timer);
+      waiter.reject(error);
+    }
+    this.waiters.clear();
+  }
+}
+
+/** Maps a raft refusal to the etcd error a client sees. */
+export function raftRefusal(error: unknown): EtcdError {
+  if (error instanceof RaftError) {
+    switch (error.code) {
+      case 'NO_LEADER':
+        return etcdErrors.noLeader();
+      case 'NOT_LEADER':
+        return etcdErrors.notLeader();
+      case 'UNCOMMITTED_LIMIT':
+      case 'READ_QUEUE_FULL':
+        return etcdErrors.tooManyRequests();
+      case 'TRANSFERRING':
+        return etcdErrors.leaderChanged();
+      default:
+        return etcdErrors.timeout();
+    }
+  }
+  throw error;
+}

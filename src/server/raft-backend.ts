@@ -1,0 +1,266 @@
+/**
+ * The raft-backed `EtcdBackend`: what the etcd gRPC front end calls on a cluster member.
+ *
+ * - Writes (put, delete, txn, compaction) are proposed through raft (`Proposer`) and answered with
+ *   the result of applying them; a follower's raft forwards the proposal to the leader.
+ * - Linearizable reads wait for a batched ReadIndex round (`ReadQueue`), then read the local store;
+ *   serializable reads read it at once. Txns are always proposed (the store has no local txn read).
+ * - The Cluster API changes membership through raft conf changes (see cluster.ts).
+ * Every response carries the header: cluster id, this member's id, store revision, raft term.
+ */
+import { KvError, type KvErrorCode } from '../kv/errors.js';
+import type { KvRequest, KvResponse } from '../kv/types.js';
+import {
+  fromKvDeleteRange,
+  fromKvHeader,
+  fromKvPut,
+  fromKvRange,
+  fromKvRevision,
+  fromKvTxn,
+  type HeaderIdentity,
+  toKvDeleteRange,
+  toKvPut,
+  toKvRange,
+  toKvTxn,
+} from './convert.js';
+import type { EtcdBackend } from './etcd/backend.js';
+import { EtcdError, etcdErrors, GrpcCode, type GrpcCodeNumber } from './etcd/errors.js';
+import type * as api from './etcd/types.js';
+import { randomLeaseId } from './leases.js';
+import type { MemberCore } from './member-core.js';
+
+const KV_ERROR_CODES: Record<KvErrorCode, GrpcCodeNumber> = {
+  INVALID_ARGUMENT: GrpcCode.invalidArgument,
+  NOT_FOUND: GrpcCode.notFound,
+  OUT_OF_RANGE: GrpcCode.outOfRange,
+  FAILED_PRECONDITION: GrpcCode.failedPrecondition,
+  RESOURCE_EXHAUSTED: GrpcCode.resourceExhausted,
+};
+
+/** A store error becomes the etcd error with the same message and gRPC code. */
+export function toEtcdError(error: unknown): unknown {
+  if (error instanceof KvError) return new EtcdError(KV_ERROR_CODES[error.code], error.message);
+  return error;
+}
+
+export class RaftBackend implements EtcdBackend {
+  constructor(private readonly core: MemberCore) {}
+
+  identity(): HeaderIdentity {
+    return {
+      clusterId: BigInt(this.core.registry.clusterId),
+      memberId: BigInt(this.core.id),
+      raftTerm: BigInt(this.core.raft.term),
+    };
+  }
+
+  private currentHeader(): api.ResponseHeader {
+    return { ...this.identity(), revision: this.core.kv.revision };
+  }
+
+  /** Proposes a key-value request and returns the store's response (or throws its error). */
+  private async write(request: KvRequest): Promise<KvResponse> {
+    const quota = this.core.quotaCheck(request);
+    if (quota !== undefined) throw toEtcdError(quota);
+    const outcome = await this.core.proposer.propose({ kv: request });
+    if (outcome.status === 'ok') return outcome.response;
+    if (outcome.status === 'error') throw toEtcdError(outcome.error);
+    throw new Error(`write applied with unexpected status ${outcome.status}`);
+  }
+
+  async range(request: api.RangeRequest): Promise<api.RangeResponse> {
+    if (!request.serializable) await this.core.linearizableRead();
+    try {
+      return fromKvRange(this.core.kv.range(toKvRange(request)), this.identity());
+    } catch (error) {
+      throw toEtcdError(error);
+    }
+  }
+
+  async put(request: api.PutRequest): Promise<api.PutResponse> {
+    const response = await this.write({ put: toKvPut(request) });
+    if (!('put' in response)) throw new Error('put answered with another response');
+    return fromKvPut(response.put, this.identity());
+  }
+
+  async deleteRange(request: api.DeleteRangeRequest): Promise<api.DeleteRangeResponse> {
+    const response = await this.write({ deleteRange: toKvDeleteRange(request) });
+    if (!('deleteRange' in response)) throw new Error('delete answered with another response');
+    return fromKvDeleteRange(response.deleteRange, this.identity());
+  }
+
+  async txn(request: api.TxnRequest): Promise<api.TxnResponse> {
+    const response = await this.write({ txn: toKvTxn(request) });
+    if (!('txn' in response)) throw new Error('txn answered with another response');
+    return fromKvTxn(response.txn, this.identity());
+  }
+
+  async compact(request: api.CompactionRequest): Promise<api.CompactionResponse> {
+    const response = await this.write({
+      compaction: { revision: request.revision, physical: request.physical },
+    });
+    if (!('compaction' in response)) throw new Error('compaction answered with another response');
+    // etcd's physical compaction answers once the compacted history is gone from the backend.
+    if (request.physical) await this.core.compactionDone();
+    return { header: { ...this.identity(), revision: response.compaction.header.revision } };
+  }
+
+  async memberList(): Promise<api.MemberListResponse> {
+    return { header: this.currentHeader(), members: this.core.members() };
+  }
+
+  async status(): Promise<api.StatusResponse> {
+    const store = this.core.kv.status();
+    const status = this.core.raft.node.status();
+    return {
+      header: this.currentHeader(),
+      version: this.core.version,
+      dbSize: store.dbSizeBytes,
+      leader: BigInt(status.lead),
+      raftIndex: BigInt(status.commit),
+      raftTerm: BigInt(status.term),
+      raftAppliedIndex: BigInt(this.core.stateMachine.appliedIndex),
+      errors: this.core.alarms().length > 0 ? [`memberID:${this.core.id} alarm:NOSPACE`] : [],
+      dbSizeInUse: store.dbSizeInUseBytes,
+      isLearner: status.config.learners.includes(this.core.id),
+    };
+  }
+
+  async hashKv(revision: number): Promise<api.HashKvResponse> {
+    try {
+      const response = await this.core.kv.hashKv(revision);
+      return {
+        header: this.currentHeader(),
+        hash: response.hash,
+        compactRevision: response.compactRevision,
+      };
+    } catch (error) {
+      throw toEtcdError(error);
+    }
+  }
+
+  memberAdd(peerUrls: string[], isLearner: boolean) {
+    return this.core.cluster.add(peerUrls, isLearner);
+  }
+
+  memberRemove(id: bigint) {
+    return this.core.cluster.remove(id);
+  }
+
+  memberUpdate(id: bigint, peerUrls: string[]) {
+    return this.core.cluster.update(id, peerUrls);
+  }
+
+  memberPromote(id: bigint) {
+    return this.core.cluster.promote(id);
+  }
+
+  moveLeader(targetId: bigint) {
+    return this.core.cluster.moveLeader(targetId);
+  }
+
+  async alarm(action: number, _memberId: bigint, _alarm: number) {
+    if (action === 1) {
+      throw new EtcdError(GrpcCode.unimplemented, 'shoal: alarms are raised by the quota only');
+    }
+    // DEACTIVATE: NOSPACE clears itself once compaction and defragmentation free space (LMDB
+    // reuses freed pages), so there is nothing to disarm; GET lists the current alarms.
+    return { header: this.currentHeader(), alarms: this.core.alarms() };
+  }
+
+  // ---- Leases: grants and revokes go through raft; time is kept by the leader (leases.ts).
+
+  async leaseGrant(ttlSeconds: number, id: bigint): Promise<api.LeaseGrantResponse> {
+    const response = await this.write({
+      leaseGrant: { TTL: ttlSeconds, ID: id === 0n ? randomLeaseId() : id },
+    });
+    if (!('leaseGrant' in response)) throw new Error('grant answered with another response');
+    const granted = response.leaseGrant;
+    this.core.leases.granted(granted.ID, granted.TTL);
+    return {
+      header: fromKvHeader(granted.header, this.identity()),
+      id: granted.ID,
+      ttlSeconds: granted.TTL,
+      error: granted.error,
+    };
+  }
+
+  async leaseRevoke(id: bigint): Promise<{ header: api.ResponseHeader }> {
+    const response = await this.write({ leaseRevoke: { ID: id } });
+    if (!('leaseRevoke' in response)) throw new Error('revoke answered with another response');
+    return { header: fromKvHeader(response.leaseRevoke.header, this.identity()) };
+  }
+
+  /** The leader's lease clock answers; a follower asks the leader over the peer transport. */
+  private async leaseTimes(op: 'keepAlive' | 'timeToLive', id: bigint) {
+    const core = this.core;
+    await core.proposer.waitForLeader();
+    if (core.isLeader) {
+      return op === 'keepAlive'
+        ? { ttlSeconds: core.leases.keepAlive(id), grantedTtlSeconds: 0 }
+        : core.leases.timeToLive(id);
+    }
+    try {
+      return await core.transport.forwardLease(core.raft.lead, op, id, core.requestTimeoutMs);
+    } catch {
+      throw etcdErrors.timeout();
+    }
+  }
+
+  async leaseKeepAlive(id: bigint): Promise<api.LeaseKeepAliveResponse> {
+    const { ttlSeconds } = await this.leaseTimes('keepAlive', id);
+    return { header: this.currentHeader(), id, ttlSeconds };
+  }
+
+  async leaseTimeToLive(id: bigint, withKeys: boolean): Promise<api.LeaseTimeToLiveResponse> {
+    const times = await this.leaseTimes('timeToLive', id);
+    const lease = this.core.kv.lease(id);
+    if (lease === undefined || times.ttlSeconds < 0) {
+      return { header: this.currentHeader(), id, ttlSeconds: -1, grantedTtlSeconds: 0, keys: [] };
+    }
+    return {
+      header: this.currentHeader(),
+      id,
+      ttlSeconds: times.ttlSeconds,
+      grantedTtlSeconds: lease.ttlSeconds,
+      keys: withKeys ? lease.keys : [],
+    };
+  }
+
+  async leaseLeases(): Promise<api.LeaseLeasesResponse> {
+    return { header: this.currentHeader(), leases: this.core.kv.leaseIds() };
+  }
+
+  // ---- Watch: every member's watchers see the revisions as that member applies them.
+
+  header(revision: number): api.ResponseHeader {
+    return { ...this.identity(), revision };
+  }
+
+  currentRevision(): number {
+    return this.core.kv.revision;
+  }
+
+  compactedRevision(): number {
+    return this.core.kv.compactedRevision;
+  }
+
+  subscribe(listener: (revisions: readonly api.RevisionEvents[]) => void): () => void {
+    return this.core.kv.subscribe((revisions) => listener(revisions.map(fromKvRevision)));
+  }
+
+  readHistory(fromRevision: number, eventsMax: number, withPrevKv: boolean): api.HistoryPage {
+    try {
+      const page = this.core.kv.readHistory(fromRevision, { eventsMax, prevKv: withPrevKv });
+      return { revisions: page.revisions.map(fromKvRevision), nextRevision: page.nextRevision };
+    } catch (error) {
+      throw toEtcdError(error);
+    }
+  }
+
+  /** Maintenance.Snapshot: this member's store, as of now (the front end adds etcdctl's trailer). */
+  snapshot(): { revision: number; chunks: AsyncIterable<Uint8Array>; release(): void } {
+    const stream = this.core.kv.snapshot();
+    return { revision: stream.revision, chunks: stream.chunks, release: () => stream.release() };
+  }
+}

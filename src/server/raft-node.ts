@@ -1,0 +1,247 @@
+/**
+ * The member's raft driver: owns the `RawNode`, ticks it, and handles each `Ready` exactly as the
+ * numbered contract in src/raft/index.ts says:
+ *
+ *   1. send `messages` at once (the leader's appends go out while its own WAL write is in flight);
+ *   2. install a received snapshot (WAL first, then the state machine);
+ *   3. persist `entries` + `hardState` with one durable `save` (the WAL group-commits concurrent
+ *      saves into one fdatasync), applying `committedEntries` meanwhile (they are already durable);
+ *      a Ready whose `mustSync` is false (only the commit index changed) is not waited for;
+ *   4. after the save is durable, send `messagesAfterPersist` (acks and votes);
+ *   5. hand `readStates` to the read queue, then `advance()`.
+ *
+ * Only one Ready is outstanding at a time; everything that arrives while it is handled (proposals,
+ * peer messages, reads) accumulates inside the core and comes out batched in the next Ready. The
+ * loop wakes on `setImmediate`, so all the work queued in one event-loop turn shares one Ready.
+ */
+import type { Logger } from 'pino';
+import {
+  type ConfChange,
+  type Message,
+  RawNode,
+  type ReadState,
+  type Ready,
+  ROLE_NAMES,
+  Role,
+  type SoftState,
+} from '../raft/index.js';
+import type { DiskStorage } from '../storage/index.js';
+import type { StateMachine } from './state-machine.js';
+
+/** Ticks of silence (in heartbeats) a leader's heartbeat covers; etcd uses 1. */
+const HEARTBEAT_TICKS = 1;
+/** Bytes of entries per append message and of committed entries per Ready. */
+const MAX_SIZE_PER_MSG_BYTES = 1024 * 1024;
+const MAX_COMMITTED_PER_READY_BYTES = 16 * 1024 * 1024;
+/** The pipelining window: appends in flight to one follower. */
+const MAX_INFLIGHT_MSGS = 256;
+/** Uncommitted bytes on the leader before proposals are refused (backpressure). */
+const MAX_UNCOMMITTED_BYTES = 64 * 1024 * 1024;
+
+export interface RaftNodeOptions {
+  id: number;
+  storage: DiskStorage;
+  stateMachine: StateMachine;
+  heartbeatIntervalMs: number;
+  electionTimeoutMs: number;
+  send(messages: readonly Message[]): void;
+  logger: Logger;
+  /** Called after every Ready with what it did, for metrics and waiters. */
+  onReady?(info: ReadyInfo): void;
+  onSoftState?(soft: SoftState, term: number): void;
+  onReadStates?(states: readonly ReadState[]): void;
+  onApplied?(index: number): void;
+  /** A fatal error (storage I/O, invariant violation): the member must stop. */
+  onFatal(error: unknown): void;
+}
+
+export interface ReadyInfo {
+  entries: number;
+  committed: number;
+  persistMs: number;
+  applyMs: number;
+}
+
+export class RaftNode {
+  readonly node: RawNode;
+  private ticker: NodeJS.Timeout | null = null;
+  private wakeScheduled = false;
+  private waiting: (() => void) | null = null;
+  private stopped = false;
+  private loop: Promise<void> | null = null;
+  lead = 0;
+  role: Role = Role.Follower;
+
+  constructor(private readonly options: RaftNodeOptions) {
+    const electionTick = Math.max(
+      2,
+      Math.round(options.electionTimeoutMs / options.heartbeatIntervalMs),
+    );
+    const raftLog = options.logger.child({ component: 'raft' });
+    this.node = new RawNode({
+      id: options.id,
+      storage: options.storage,
+      electionTick,
+      heartbeatTick: HEARTBEAT_TICKS,
+      maxSizePerMsgBytes: MAX_SIZE_PER_MSG_BYTES,
+      maxInflightMsgs: MAX_INFLIGHT_MSGS,
+      maxUncommittedEntriesBytes: MAX_UNCOMMITTED_BYTES,
+      maxCommittedSizePerReadyBytes: MAX_COMMITTED_PER_READY_BYTES,
+      checkQuorum: true,
+      preVote: true,
+      readOnly: 'safe',
+      random: Math.random,
+      logger: {
+        debug: (fields, message) => raftLog.debug(fields, message),
+        info: (fields, message) => raftLog.info(fields, message),
+        warn: (fields, message) => raftLog.warn(fields, message),
+      },
+    });
+  }
+
+  get term(): number {
+    return this.node.raft.term;
+  }
+
+  start(): void {
+    this.ticker = setInterval(() => {
+      this.node.tick();
+      this.wake();
+    }, this.options.heartbeatIntervalMs);
+    this.loop = this.run().catch((error: unknown) => {
+      if (!this.stopped) this.options.onFatal(error);
+    });
+    this.wake();
+  }
+
+  /** Schedules the Ready loop for the end of this event-loop turn (batching all work queued now). */
+  wake(): void {
+    if (this.wakeScheduled || this.waiting === null) return;
+    this.wakeScheduled = true;
+    setImmediate(() => {
+      this.wakeScheduled = false;
+      const resume = this.waiting;
+      this.waiting = null;
+      resume?.();
+    });
+  }
+
+  step(message: Message): void {
+    if (this.stopped) return;
+    try {
+      this.node.step(message);
+    } catch (error) {
+      this.options.logger.warn(
+        { err: error, type: message.type, from: message.from },
+        'peer message refused',
+      );
+      return;
+    }
+    this.wake();
+  }
+
+  /** Proposes a command; throws RaftError when refused (no leader, too much uncommitted, ...). */
+  propose(data: Uint8Array): void {
+    this.node.propose(data);
+    this.wake();
+  }
+
+  proposeConfChange(cc: ConfChange): void {
+    this.node.proposeConfChange(cc);
+    this.wake();
+  }
+
+  readIndex(context: Uint8Array): void {
+    this.node.readIndex(context);
+    this.wake();
+  }
+
+  transferLeader(to: number): void {
+    this.node.transferLeader(to);
+    this.wake();
+  }
+
+  reportUnreachable(id: number): void {
+    this.node.reportUnreachable(id);
+    this.wake();
+  }
+
+  reportSnapshot(id: number, status: 'finish' | 'failure'): void {
+    this.node.reportSnapshot(id, status);
+    this.wake();
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      if (!this.node.hasReady()) {
+        await new Promise<void>((resolve) => {
+          this.waiting = resolve;
+        });
+        continue;
+      }
+      await this.handle(this.node.ready());
+    }
+  }
+
+  private async handle(rd: Ready): Promise<void> {
+    const o = this.options;
+    if (rd.softState !== null) this.changeSoftState(rd.softState);
+    if (rd.messages.length > 0) o.send(rd.messages);
+    if (rd.snapshot !== null) {
+      await o.storage.applySnapshot(rd.snapshot);
+      await o.stateMachine.install(rd.snapshot);
+    }
+    const started = performance.now();
+    const persist =
+      rd.entries.length > 0 || rd.hardState !== null
+        ? Promise.resolve(o.storage.save(rd.hardState, rd.entries))
+        : null;
+    // Committed entries are already durable locally, so they are applied while the WAL writes.
+    let applyMs = 0;
+    if (rd.committedEntries.length > 0) {
+      const applyStarted = performance.now();
+      await o.stateMachine.apply(rd.committedEntries);
+      applyMs = performance.now() - applyStarted;
+    }
+    // A Ready that changes only the commit index needs no fsync (etcd's mustSync): its save is
+    // queued in order behind earlier writes and becomes durable with the next one, and the loop
+    // does not wait for it. Nothing sent depends on a durable commit index.
+    if (persist !== null && rd.mustSync) await persist;
+    else persist?.catch((error: unknown) => o.onFatal(error));
+    const persistMs = persist !== null && rd.mustSync ? performance.now() - started : 0;
+    if (this.stopped) return;
+    if (rd.messagesAfterPersist.length > 0) o.send(rd.messagesAfterPersist);
+    this.node.advance();
+    if (rd.committedEntries.length > 0) o.onApplied?.(o.stateMachine.appliedIndex);
+    if (rd.readStates.length > 0) o.onReadStates?.(rd.readStates);
+    o.onReady?.({
+      entries: rd.entries.length,
+      committed: rd.committedEntries.length,
+      persistMs,
+      applyMs,
+    });
+  }
+
+  private changeSoftState(soft: SoftState): void {
+    const before = this.lead;
+    this.lead = soft.lead;
+    this.role = soft.role;
+    if (before !== soft.lead || soft.role === Role.Leader) {
+      this.options.logger.info(
+        { term: this.term, role: ROLE_NAMES[soft.role], leader: soft.lead },
+        soft.lead === 0 ? 'no leader' : 'leader known',
+      );
+    }
+    this.options.onSoftState?.(soft, this.term);
+  }
+
+  /** Stops ticking and the loop; the Ready being handled finishes its storage writes. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.ticker !== null) clearInterval(this.ticker);
+    const resume = this.waiting;
+    this.waiting = null;
+    resume?.();
+    await this.loop;
+  }
+}

@@ -1,0 +1,143 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { pino } from 'pino';
+import { MvccStore } from '../kv/mvcc.js';
+import {
+  type ConfChange,
+  ConfChangeType,
+  EMPTY_CONF_STATE,
+  type Entry,
+  EntryType,
+  encodeConfChange,
+} from '../raft/index.js';
+import { encodeCommand, encodeConfChangeContext, type RequestId } from './command.js';
+import { MemberRegistry } from './registry.js';
+import {
+  type ApplyOutcome,
+  decodeSnapshotData,
+  encodeSnapshotData,
+  StateMachine,
+} from './state-machine.js';
+
+const dirs: string[] = [];
+after(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+function open(selfId = 1) {
+  const dir = mkdtempSync(join(tmpdir(), 'shoal-sm-'));
+  dirs.push(dir);
+  const kv = MvccStore.open({ path: join(dir, 'db'), logger: pino({ level: 'silent' }) });
+  const registry = MemberRegistry.create(join(dir, 'member', 'registry.json'), {
+    index: 0,
+    clusterId: 99,
+    members: [{ id: 1, name: '', peerUrls: ['http://a:1'], clientUrls: [], isLearner: false }],
+  });
+  const outcomes: [RequestId, ApplyOutcome][] = [];
+  const confChanges: ConfChange[] = [];
+  const sm = new StateMachine(
+    kv,
+    registry,
+    selfId,
+    {
+      applyConfChange: (cc) => {
+        confChanges.push(cc);
+        return EMPTY_CONF_STATE;
+      },
+      onApplied: (id, outcome) => outcomes.push([id, outcome]),
+      onRegistryChanged: () => {},
+      onSelfRemoved: () => {},
+      onRemoved: () => {},
+    },
+    pino({ level: 'silent' }),
+    0,
+  );
+  return { kv, registry, sm, outcomes, confChanges, dir };
+}
+
+const id = (member: number, sequence: number): RequestId => ({ member, incarnation: 5, sequence });
+const put = (index: number, rid: RequestId, key: string): Entry => ({
+  term: 1,
+  index,
+  type: EntryType.Normal,
+  data: encodeCommand({ id: rid, kv: { put: { key: Buffer.from(key), value: Buffer.from('v') } } }),
+});
+
+describe('StateMachine', () => {
+  it("applies a batch, answers only this member's requests, and skips replays", async () => {
+    const { kv, sm, outcomes } = open(1);
+    const noop: Entry = { term: 1, index: 1, type: EntryType.Normal, data: new Uint8Array() };
+    await sm.apply([noop, put(2, id(1, 1), 'a'), put(3, id(2, 1), 'b'), put(4, id(1, 2), 'c')]);
+    assert.equal(kv.appliedIndex, 4);
+    assert.equal(kv.revision, 4);
+    assert.deepEqual(
+      outcomes.map(([rid, o]) => [rid.sequence, o.status]),
+      [
+        [1, 'ok'],
+        [2, 'ok'],
+      ],
+    );
+    outcomes.length = 0;
+    await sm.apply([put(3, id(2, 1), 'b'), put(4, id(1, 2), 'c')]);
+    assert.equal(kv.revision, 4, 'replayed entries change nothing');
+    assert.deepEqual(
+      outcomes.map(([, o]) => o.status),
+      ['skipped'],
+    );
+    await kv.close();
+  });
+
+  it('records conf changes in raft and the registry, and publishes names', async () => {
+    const { sm, registry, confChanges, dir } = open(1);
+    const context = encodeConfChangeContext({
+      id: id(1, 1),
+      member: { id: 2, name: '', peerUrls: ['http://b:2'], isLearner: true },
+      action: 'add',
+    });
+    const cc: ConfChange = {
+      transition: 0,
+      changes: [{ type: ConfChangeType.AddLearner, nodeId: 2 }],
+      context,
+    };
+    const publish = encodeCommand({
+      id: id(2, 1),
+      registry: { publish: { id: 2, name: 'two', clientUrls: ['http://b:3'] } },
+    });
+    await sm.apply([
+      { term: 1, index: 1, type: EntryType.ConfChange, data: encodeConfChange(cc) },
+      { term: 1, index: 2, type: EntryType.Normal, data: publish },
+    ]);
+    assert.equal(confChanges.length, 1);
+    assert.deepEqual(registry.get(2), {
+      id: 2,
+      name: 'two',
+      peerUrls: ['http://b:2'],
+      clientUrls: ['http://b:3'],
+      isLearner: true,
+    });
+    assert.equal(MemberRegistry.load(join(dir, 'member', 'registry.json'))?.index, 2, 'saved');
+  });
+
+  it('round-trips snapshot data and installs it into another member', async () => {
+    const a = open(1);
+    await a.sm.apply([put(1, id(1, 1), 'x'), put(2, id(1, 2), 'y')]);
+    const stream = a.kv.snapshot();
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of stream.chunks) chunks.push(chunk);
+    const data = encodeSnapshotData(a.registry.state(), chunks);
+    assert.equal(decodeSnapshotData(data).chunks.length, chunks.length);
+    const b = open(2);
+    await b.sm.install({
+      metadata: { index: 2, term: 1, confState: { ...EMPTY_CONF_STATE, voters: [1, 2] } },
+      data,
+    });
+    assert.equal(b.kv.appliedIndex, 2);
+    assert.equal(b.sm.appliedIndex, 2);
+    assert.deepEqual(b.sm.confState.voters, [1, 2]);
+    assert.equal(b.kv.range({ key: Buffer.from('y') }).kvs.length, 1);
+    assert.equal(b.registry.clusterId, 99);
+  });
+});
