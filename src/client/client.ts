@@ -7,7 +7,7 @@
  * surfaces at once as a ShoalError.
  */
 import type { Logger } from 'pino';
-import { type CallOptions, isRpcError, type Stub } from '../rpc/index.js';
+import { type CallOptions, isRpcError, RpcError, type Stub } from '../rpc/index.js';
 import {
   isConnectionFailure,
   isLeaderless,
@@ -15,21 +15,22 @@ import {
   leaderHintOf,
   ShoalError,
 } from './errors.js';
-import type {
-  CompactResponse,
-  DeleteRangeRequest,
-  DeleteRangeResponse,
-  KeyValue,
-  MemberListResponse,
-  NativeKvService,
-  PutRequest,
-  PutResponse,
-  RangeRequest,
-  RangeResponse,
-  ServerStatsResponse,
-  StatusResponse,
-  TxnRequest,
-  TxnResponse,
+import {
+  type CompactResponse,
+  type DeleteRangeRequest,
+  type DeleteRangeResponse,
+  ETCD_MESSAGE,
+  type KeyValue,
+  type MemberListResponse,
+  type NativeKvService,
+  type PutRequest,
+  type PutResponse,
+  type RangeRequest,
+  type RangeResponse,
+  type ServerStatsResponse,
+  type StatusResponse,
+  type TxnRequest,
+  type TxnResponse,
 } from './protocol.js';
 import { type Endpoint, normalizeEndpoint, Router } from './router.js';
 import {
@@ -190,8 +191,8 @@ export class ShoalClient {
 
   private async call<T>(kind: Kind, send: (stub: Stub<NativeKvService>) => Promise<T>): Promise<T> {
     if (this.closed) throw new ShoalError('CANCELLED', 'the client is closed');
-    const endpoint =
-      kind === 'serializableRead' ? this.router.pickAny() : await this.router.pickLeader();
+    const endpoint = await this.target(kind);
+    if (endpoint === undefined) return this.recover(noReachableLeader(), undefined, kind, send);
     try {
       return await send(endpoint.stub);
     } catch (error) {
@@ -199,10 +200,21 @@ export class ShoalClient {
     }
   }
 
+  /**
+   * Where a call goes. Writes wait for a reachable leader rather than go to a follower during an
+   * election, where a forwarded proposal can be lost with an outcome the client cannot learn.
+   * Linearizable reads may go to any member (it confirms its read index with the leader).
+   */
+  private async target(kind: Kind): Promise<Endpoint | undefined> {
+    if (kind === 'serializableRead') return this.router.pickAny();
+    const leader = await this.router.pickLeader();
+    return leader ?? (kind === 'read' ? this.router.pickAny() : undefined);
+  }
+
   /** Handles a failed first attempt: notes what it says about the cluster, retries if safe. */
   private async recover<T>(
     firstError: unknown,
-    firstEndpoint: Endpoint,
+    firstEndpoint: Endpoint | undefined,
     kind: Kind,
     send: (stub: Stub<NativeKvService>) => Promise<T>,
   ): Promise<T> {
@@ -211,10 +223,13 @@ export class ShoalClient {
     for (let attempt = 1; ; attempt++) {
       this.learn(error, endpoint);
       if (this.closed || attempt >= CALL_ATTEMPTS_MAX || !retryable(kind, error))
-        throw ShoalError.from(error, endpoint.address);
+        throw ShoalError.from(error, endpoint?.address);
       await delay(Math.min(RETRY_DELAY_MS_INITIAL * 2 ** (attempt - 1), RETRY_DELAY_MS_MAX));
-      endpoint =
-        kind === 'serializableRead' ? this.router.pickAny() : await this.router.pickLeader();
+      endpoint = await this.target(kind);
+      if (endpoint === undefined) {
+        error = noReachableLeader();
+        continue;
+      }
       try {
         return await send(endpoint.stub);
       } catch (next) {
@@ -224,7 +239,8 @@ export class ShoalClient {
   }
 
   /** Updates the router from a failure: a dead member is skipped, a leaderless one re-probed. */
-  private learn(error: unknown, endpoint: Endpoint): void {
+  private learn(error: unknown, endpoint: Endpoint | undefined): void {
+    if (endpoint === undefined) return;
     if (isConnectionFailure(error)) this.router.markDown(endpoint);
     else if (isLeaderless(error)) this.router.leaderLost(leaderHintOf(error));
     else if (isRpcError(error, 'DEADLINE_EXCEEDED') && this.router.leader === endpoint)
@@ -240,6 +256,11 @@ function retryable(kind: Kind, error: unknown): boolean {
   if (isUnsentFailure(error) || isLeaderless(error)) return true;
   if (kind === 'write') return false;
   return isRpcError(error, 'UNAVAILABLE') || isRpcError(error, 'DEADLINE_EXCEEDED');
+}
+
+/** The failure of a call that found no leader to send to: nothing was sent, so it may retry. */
+function noReachableLeader(): RpcError {
+  return new RpcError('UNAVAILABLE', `${ETCD_MESSAGE.noLeader} (no reachable member reports one)`);
 }
 
 function delay(ms: number): Promise<void> {

@@ -75,11 +75,10 @@ export class Router {
     return this.endpoints[this.nextRead++ % count]!;
   }
 
-  /** The leader if known; otherwise discovers it, falling back to any member (they forward). */
-  async pickLeader(): Promise<Endpoint> {
+  /** The leader if known; otherwise discovers it. Undefined while no reachable leader is known. */
+  async pickLeader(): Promise<Endpoint | undefined> {
     if (this.leader?.up) return this.leader;
-    const leader = await this.discover();
-    return leader ?? this.pickAny();
+    return this.discover();
   }
 
   /** Forgets the leader and, if the hint names one, uses it. */
