@@ -80,10 +80,16 @@ async function runMember(config: ReturnType<typeof resolveConfig>): Promise<void
       process.exit(code);
     }
   };
-  member = await Member.start(config, {
-    onFatal: () => process.exit(1),
-    onRemoved: () => void stop(0),
-  });
+  try {
+    member = await Member.start(config, {
+      onFatal: () => process.exit(1),
+      onRemoved: () => void stop(0),
+    });
+  } catch (error) {
+    // Typical causes: a port in use, an unreadable or corrupt data dir, no peer to join.
+    process.stderr.write(`shoal start: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  }
   process.on('SIGTERM', () => void stop(0));
   process.on('SIGINT', () => void stop(0));
   const urls = member.urls;
