@@ -12,7 +12,14 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { freePorts } from '../src/cli/ports.js';
-import { compare, op, ShoalClient, ShoalError } from '../src/client/index.js';
+import {
+  compare,
+  op,
+  ShoalClient,
+  ShoalError,
+  type Watch,
+  type WatchEvent,
+} from '../src/client/index.js';
 import { nativeKv } from '../src/client/protocol.js';
 import { MvccStore } from '../src/kv/index.js';
 import { RpcClient, RpcError } from '../src/rpc/index.js';
@@ -174,6 +181,68 @@ describe('key-value API', () => {
     const afterStats = await client.stats(server.address);
     assert.equal(afterStats.requests.put, before + 1);
     assert.equal(afterStats.memberId, 2n ** 63n + 5n);
+  });
+});
+
+describe('watch', () => {
+  /** Collects `count` events from a watch, bounded by a deadline that fails the test. */
+  async function take(watch: Watch, count: number): Promise<WatchEvent[]> {
+    const events: WatchEvent[] = [];
+    const timer = setTimeout(() => watch.cancel(), 10_000);
+    try {
+      for await (const batch of watch) {
+        events.push(...batch.events);
+        if (events.length >= count) break;
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+    assert.equal(events.length, count, 'watch ended before delivering every event');
+    return events;
+  }
+
+  it('delivers live puts and deletes on a prefix, with previous values', async () => {
+    const watch = client.watch('w/', { prefix: true, prevKv: true });
+    const events = take(watch, 3);
+    // The watch starts after the revision current when it was created: wait for that first.
+    await watch.started;
+    await client.put('w/a', '1');
+    await client.put('outside', 'x');
+    await client.put('w/a', '2');
+    await client.delete('w/a');
+    const seen = await events;
+    assert.deepEqual(
+      seen.map(
+        (e) => `${e.type} ${text(e.kv.key)} ${text(e.kv.value)} prev=${text(e.prevKv?.value)}`,
+      ),
+      ['put w/a 1 prev=', 'put w/a 2 prev=1', 'delete w/a  prev=2'],
+    );
+  });
+
+  it('replays history from a start revision, in order and exactly once', async () => {
+    const first = await client.put('h/0', 'x');
+    for (let i = 1; i < 5; i++) await client.put(`h/${i}`, 'x');
+    const events = await take(
+      client.watch('h/', { prefix: true, startRevision: first.header.revision }),
+      5,
+    );
+    assert.deepEqual(
+      events.map((e) => text(e.kv.key)),
+      ['h/0', 'h/1', 'h/2', 'h/3', 'h/4'],
+    );
+    assert.deepEqual(
+      events.map((e) => e.kv.modRevision),
+      [0, 1, 2, 3, 4].map((i) => first.header.revision + i),
+    );
+  });
+
+  it('ends with a compacted error when the start revision is gone', async () => {
+    const watch = client.watch('history', { startRevision: 1 });
+    const error = await (async () => {
+      for await (const _ of watch) return undefined;
+    })().catch((e: unknown) => e);
+    assert.ok(error instanceof ShoalError);
+    assert.equal(error.reason, 'compacted');
   });
 });
 

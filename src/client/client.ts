@@ -31,6 +31,7 @@ import {
   type StatusResponse,
   type TxnRequest,
   type TxnResponse,
+  type WatchRequest,
 } from './protocol.js';
 import { type Endpoint, normalizeEndpoint, Router } from './router.js';
 import {
@@ -38,11 +39,22 @@ import {
   type DeleteOptions,
   deleteRequest,
   type GetOptions,
+  type KeyOptions,
   type PutOptions,
+  prefixEnd,
   putRequest,
   rangeRequest,
   TxnBuilder,
+  toBytes,
 } from './txn.js';
+import { Watch } from './watch.js';
+
+export interface WatchOptions extends KeyOptions {
+  /** First revision to deliver; by default the changes after the current revision. */
+  startRevision?: number;
+  /** Include each event's previous key-value. */
+  prevKv?: boolean;
+}
 
 /** Attempts per call at most (the first try included) before the last error is thrown. */
 export const CALL_ATTEMPTS_MAX = 12;
@@ -140,6 +152,17 @@ export class ShoalClient {
 
   deleteRangeRequest(request: DeleteRangeRequest): Promise<DeleteRangeResponse> {
     return this.call('write', (stub) => stub.deleteRange(request, this.callOptions));
+  }
+
+  /** Follows the changes of a key or range (usage in watch.ts). */
+  watch(key: Bytes, options?: WatchOptions): Watch {
+    const bytes = toBytes(key);
+    const request: WatchRequest = { key: bytes };
+    if (options?.rangeEnd !== undefined) request.rangeEnd = toBytes(options.rangeEnd);
+    else if (options?.prefix) request.rangeEnd = prefixEnd(bytes);
+    if (options?.startRevision !== undefined) request.startRevision = options.startRevision;
+    if (options?.prevKv) request.prevKv = true;
+    return new Watch(this.router, request);
   }
 
   /** Status of the given member, or of the leader. */

@@ -44,13 +44,22 @@
  * straight to the known leader (or the next member, for serializable reads) with no allocation
  * beyond the call itself.
  *
- * Not here yet: watch, leases, locks and elections (the native protocol has no streams for them).
+ * Watch: an async iterator of event batches that survives member failures without losing or
+ * repeating events (it resumes on another member from the revision after the last delivered one).
+ *
+ *   const watch = client.watch('config/', { prefix: true, prevKv: true });
+ *   for await (const { revision, events } of watch) {
+ *     for (const event of events) console.log(event.type, Buffer.from(event.kv.key).toString());
+ *   }                                                             // `break` or watch.cancel() ends it
+ *
+ * Not here yet: leases, locks and elections.
  */
 export {
   CALL_ATTEMPTS_MAX,
   CALL_TIMEOUT_MS_DEFAULT,
   ShoalClient,
   type ShoalClientOptions,
+  type WatchOptions,
 } from './client.js';
 export { ShoalError, type ShoalErrorReason } from './errors.js';
 export type {
@@ -74,6 +83,7 @@ export type {
   StatusResponse,
   TxnRequest,
   TxnResponse,
+  WatchEvent,
 } from './protocol.js';
 export { nativeKv } from './protocol.js';
 export {
@@ -89,3 +99,4 @@ export {
   TxnBuilder,
   toBytes,
 } from './txn.js';
+export { Watch, type WatchBatch } from './watch.js';

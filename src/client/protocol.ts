@@ -16,7 +16,7 @@
  * etcd can match on either. A member that knows who the leader is appends a hint to "not leader"
  * and "no leader"-style answers: ` (leader ${id} at ${address})`; `parseLeaderHint` reads it.
  */
-import { defineService, unary } from '../rpc/index.js';
+import { defineService, serverStream, unary } from '../rpc/index.js';
 
 export interface ResponseHeader {
   clusterId: bigint;
@@ -178,6 +178,36 @@ export interface ServerStatsResponse {
   requests: Record<string, number>;
 }
 
+export interface WatchRequest {
+  key: Uint8Array;
+  /** Same conventions as RangeRequest.rangeEnd. */
+  rangeEnd?: Uint8Array;
+  /** First revision to deliver; 0 means the revisions after the current one. */
+  startRevision?: number;
+  /** Fill each event's prevKv (the key's value before the event), when the key existed. */
+  prevKv?: boolean;
+}
+
+export interface WatchEvent {
+  type: 'put' | 'delete';
+  /** For a delete: the key, with modRevision set to the deletion's revision. */
+  kv: KeyValue;
+  prevKv?: KeyValue;
+}
+
+/**
+ * One message of a watch stream. The first says `created` with the revision the watch starts
+ * after; the others carry the matching events of whole revisions, in revision order. A watch whose
+ * start revision has been compacted ends with `canceled` and the compacted revision.
+ */
+export interface WatchResponse {
+  header: ResponseHeader;
+  events: WatchEvent[];
+  created?: boolean;
+  canceled?: boolean;
+  compactRevision?: number;
+}
+
 /** An empty request, for methods that take no argument. */
 export type Empty = Record<string, never>;
 
@@ -193,6 +223,8 @@ export const nativeKv = defineService({
     status: unary<Empty, StatusResponse>(),
     memberList: unary<Empty, MemberListResponse>(),
     stats: unary<Empty, ServerStatsResponse>(),
+    /** Events on a key or range, from a start revision on, served from the member's own store. */
+    watch: serverStream<WatchRequest, WatchResponse>(),
   },
 });
 

@@ -5,7 +5,8 @@
  * so a client author sees exactly what to fix.
  */
 import { COMPARE_RESULTS, SORT_ORDERS, SORT_TARGETS } from '../../client/protocol.js';
-import { RpcError } from '../../rpc/index.js';
+import { RpcError, Status, type StatusCode } from '../../rpc/index.js';
+import type { EtcdError } from '../etcd/errors.js';
 import type * as api from '../etcd/types.js';
 
 /** Nested txns deeper than this are refused, so a hostile message cannot exhaust the stack. */
@@ -169,4 +170,32 @@ export function toTxn(request: unknown, path: string, depth: number): api.TxnReq
       toOp(o, `${path}.failure[${i}]`, depth),
     ),
   };
+}
+
+export interface NativeWatchRequest {
+  key: Uint8Array;
+  rangeEnd: Uint8Array;
+  startRevision: number;
+  prevKv: boolean;
+}
+
+export function toWatch(request: unknown): NativeWatchRequest {
+  const r = record(request, 'watch');
+  const key = bytes(r.key, 'watch.key', true);
+  if (key.length === 0) throw new RpcError('INVALID_ARGUMENT', 'etcdserver: key is not provided');
+  return {
+    key,
+    rangeEnd: bytes(r.rangeEnd, 'watch.rangeEnd', false),
+    startRevision: integer(r.startRevision, 'watch.startRevision'),
+    prevKv: flag(r.prevKv, 'watch.prevKv'),
+  };
+}
+
+const statusNameByNumber = new Map<number, StatusCode>(
+  Object.entries(Status).map(([name, value]) => [value, name as StatusCode]),
+);
+
+/** An etcd API error as the RpcError the native caller sees: the same status and message. */
+export function rpcErrorOf(error: EtcdError): RpcError {
+  return new RpcError(statusNameByNumber.get(error.code) ?? 'UNKNOWN', error.message);
 }

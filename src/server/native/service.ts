@@ -11,7 +11,7 @@
 import { type Logger, pino } from 'pino';
 import type * as wire from '../../client/protocol.js';
 import { addressOfUrl, formatLeaderHint, nativeKv } from '../../client/protocol.js';
-import { RpcError, type ServiceImplementation, Status, type StatusCode } from '../../rpc/index.js';
+import { RpcError, type ServiceImplementation } from '../../rpc/index.js';
 import type { EtcdBackend } from '../etcd/backend.js';
 import { EtcdError, etcdErrors } from '../etcd/errors.js';
 import type * as api from '../etcd/types.js';
@@ -22,7 +22,8 @@ import {
   checkTxnRequest,
   txnOpsMaxDefault,
 } from '../etcd/validate.js';
-import { toDeleteRange, toPut, toRange, toTxn } from './convert.js';
+import { rpcErrorOf, toDeleteRange, toPut, toRange, toTxn } from './convert.js';
+import { watchEvents } from './watch.js';
 
 export interface NativeKvServiceOptions {
   backend: EtcdBackend;
@@ -36,10 +37,6 @@ export interface NativeKvService {
   /** Requests answered so far, by method (also served by the `stats` call). */
   readonly requests: Record<string, number>;
 }
-
-const statusNameByNumber = new Map<number, StatusCode>(
-  Object.entries(Status).map(([name, value]) => [value, name as StatusCode]),
-);
 
 /** Messages that mean the request reached no leader, so a leader hint helps the caller. */
 const LEADERLESS_MESSAGES = new Set<string>([
@@ -80,11 +77,8 @@ export function createNativeKvService(options: NativeKvServiceOptions): NativeKv
     } catch (error) {
       if (error instanceof RpcError) throw error;
       if (error instanceof EtcdError) {
-        const code = statusNameByNumber.get(error.code) ?? 'UNKNOWN';
-        const message = LEADERLESS_MESSAGES.has(error.message)
-          ? await leaderHint(error.message)
-          : error.message;
-        throw new RpcError(code, message);
+        if (!LEADERLESS_MESSAGES.has(error.message)) throw rpcErrorOf(error);
+        throw new RpcError(rpcErrorOf(error).code, await leaderHint(error.message));
       }
       log.error({ err: error, method }, 'native kv: unexpected backend failure');
       throw new RpcError('UNKNOWN', `shoal: ${method} failed: ${(error as Error).message}`);
@@ -123,6 +117,10 @@ export function createNativeKvService(options: NativeKvServiceOptions): NativeKv
       }),
     status: () => run('status', () => backend.status()),
     memberList: () => run('memberList', () => backend.memberList()),
+    watch: (request, context) => {
+      requests.watch = (requests.watch ?? 0) + 1;
+      return watchEvents(backend, request, context);
+    },
     stats: () =>
       run('stats', async () => {
         const status = await backend.status();
