@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ShoalClient } from '../src/client/index.js';
+import { compare, op, ShoalClient, type WatchEvent } from '../src/client/index.js';
 import { type MemberProcess, ProcessCluster, waitFor } from './support/member-process.js';
 
 const text = (bytes: Uint8Array | undefined) => Buffer.from(bytes ?? []).toString();
@@ -82,6 +82,61 @@ describe('ShoalClient on a 3-member cluster', { timeout: 120_000 }, () => {
     );
     for (const count of served)
       assert.equal(count, reads / cluster.members.length, `spread: ${served}`);
+  });
+
+  it('resumes a watch on another member after SIGKILL, without losing or repeating events', async () => {
+    const before = await Promise.all(cluster.members.map((m) => client.stats(nativeEndpoint(m))));
+    const watch = client.watch('watched/', { prefix: true });
+    const received: WatchEvent[] = [];
+    const timer = setTimeout(() => watch.cancel(), 60_000);
+    let wanted = 10;
+    let reached: () => void = () => {};
+    let progress = new Promise<void>((resolve) => {
+      reached = resolve;
+    });
+    const consumer = (async () => {
+      for await (const batch of watch) {
+        received.push(...batch.events);
+        if (received.length >= wanted) reached();
+        if (received.length >= 20) break;
+      }
+    })();
+    await watch.started;
+    for (let i = 0; i < 10; i++) await client.put(`watched/${String(i).padStart(2, '0')}`, 'x');
+    await progress;
+    const afterStats = await Promise.all(
+      cluster.members.map((m) => client.stats(nativeEndpoint(m))),
+    );
+    const watched = cluster.members.find(
+      (_, i) => afterStats[i]!.requests.watch! > before[i]!.requests.watch!,
+    );
+    assert.ok(watched !== undefined, 'no member counted the watch stream');
+    await watched.stop('SIGKILL');
+    wanted = 20;
+    progress = new Promise<void>((resolve) => {
+      reached = resolve;
+    });
+    // A write in flight when its member died has an unknown outcome; a create-if-absent txn is
+    // safe to send again, so every key is written exactly once whatever happens.
+    for (let i = 10; i < 20; i++) {
+      const key = `watched/${String(i).padStart(2, '0')}`;
+      await waitFor(`${key} to be written`, async () => {
+        await client.txn().if(compare(key).version('=', 0)).then(op.put(key, 'x')).commit();
+        return true;
+      });
+    }
+    await consumer;
+    clearTimeout(timer);
+    assert.deepEqual(
+      received.map((e) => text(e.kv.key)),
+      Array.from({ length: 20 }, (_, i) => `watched/${String(i).padStart(2, '0')}`),
+    );
+    for (let i = 1; i < received.length; i++)
+      assert.ok(received[i]!.kv.modRevision > received[i - 1]!.kv.modRevision);
+    assert.ok(watch.opens >= 2, 'the watch never had to resume');
+    // Bring the member back so that the next test starts with three.
+    await watched.start(cluster.initialCluster(), 'new');
+    await agreedLeader(client, cluster.members);
   });
 
   it('fails over after the member it talks to is SIGKILLed, losing no acknowledged write', async () => {
