@@ -184,6 +184,27 @@ describe('key-value API', () => {
   });
 });
 
+describe('leases', () => {
+  it('grants, attaches, renews, reports and revokes a lease', async () => {
+    const granted = await client.leaseGrant(60);
+    assert.ok(granted.id > 0n);
+    assert.equal(granted.ttlSeconds, 60);
+    await client.put('leased', 'x', { lease: granted.id });
+    assert.equal((await client.get('leased'))?.lease, granted.id);
+    const renewed = await client.leaseKeepAlive(granted.id);
+    assert.equal(renewed.ttlSeconds, 60);
+    const ttl = await client.leaseTimeToLive(granted.id, { keys: true });
+    assert.equal(ttl.grantedTtlSeconds, 60);
+    assert.deepEqual(ttl.keys.map(text), ['leased']);
+    await client.leaseRevoke(granted.id);
+    assert.equal(await client.get('leased'), undefined);
+    assert.equal((await client.leaseKeepAlive(granted.id)).ttlSeconds, 0);
+    const gone = await client.leaseRevoke(granted.id).catch((e) => e);
+    assert.equal(gone.code, 'NOT_FOUND');
+    assert.equal(gone.message, 'etcdserver: requested lease not found');
+  });
+});
+
 describe('watch', () => {
   /** Collects `count` events from a watch, bounded by a deadline that fails the test. */
   async function take(watch: Watch, count: number): Promise<WatchEvent[]> {

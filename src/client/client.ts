@@ -21,6 +21,10 @@ import {
   type DeleteRangeResponse,
   ETCD_MESSAGE,
   type KeyValue,
+  type LeaseGrantResponse,
+  type LeaseKeepAliveResponse,
+  type LeaseRevokeResponse,
+  type LeaseTimeToLiveResponse,
   type MemberListResponse,
   type NativeKvService,
   type PutRequest,
@@ -152,6 +156,33 @@ export class ShoalClient {
 
   deleteRangeRequest(request: DeleteRangeRequest): Promise<DeleteRangeResponse> {
     return this.call('write', (stub) => stub.deleteRange(request, this.callOptions));
+  }
+
+  /**
+   * Grants a lease of `ttlSeconds`; attach it to keys with `put(key, value, { lease: id })`.
+   * Retried only when it was provably not applied (a retried grant could create a second lease).
+   */
+  leaseGrant(ttlSeconds: number, id = 0n): Promise<LeaseGrantResponse> {
+    const request = { ttlSeconds, id };
+    return this.call('write', (stub) => stub.leaseGrant(request, this.callOptions));
+  }
+
+  /** Revokes a lease and deletes its keys. */
+  leaseRevoke(id: bigint): Promise<LeaseRevokeResponse> {
+    return this.call('write', (stub) => stub.leaseRevoke({ id }, this.callOptions));
+  }
+
+  /**
+   * Renews a lease once (call it about every ttl/3 seconds); ttlSeconds 0 in the answer means the
+   * lease is gone. Renewing is idempotent, so it is retried like a read.
+   */
+  leaseKeepAlive(id: bigint): Promise<LeaseKeepAliveResponse> {
+    return this.call('read', (stub) => stub.leaseKeepAlive({ id }, this.callOptions));
+  }
+
+  leaseTimeToLive(id: bigint, options?: { keys?: boolean }): Promise<LeaseTimeToLiveResponse> {
+    const request = { id, keys: options?.keys ?? false };
+    return this.call('read', (stub) => stub.leaseTimeToLive(request, this.callOptions));
   }
 
   /** Follows the changes of a key or range (usage in watch.ts). */

@@ -52,7 +52,14 @@
  *     for (const event of events) console.log(event.type, Buffer.from(event.kv.key).toString());
  *   }                                                             // `break` or watch.cancel() ends it
  *
- * Not here yet: leases, locks and elections.
+ * Leases (renewal is the caller's loop for now):
+ *
+ *   const { id } = await client.leaseGrant(10);
+ *   await client.put('service/a', 'up', { lease: id });
+ *   await client.leaseKeepAlive(id);                              // about every ttl/3 seconds
+ *   await client.leaseRevoke(id);                                 // deletes service/a
+ *
+ * Not here yet: an automatic keep-alive loop, locks and elections.
  */
 export {
   CALL_ATTEMPTS_MAX,
@@ -68,6 +75,10 @@ export type {
   DeleteRangeRequest,
   DeleteRangeResponse,
   KeyValue,
+  LeaseGrantResponse,
+  LeaseKeepAliveResponse,
+  LeaseRevokeResponse,
+  LeaseTimeToLiveResponse,
   Member,
   MemberListResponse,
   PutRequest,

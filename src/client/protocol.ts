@@ -208,6 +208,48 @@ export interface WatchResponse {
   compactRevision?: number;
 }
 
+export interface LeaseGrantRequest {
+  ttlSeconds: number;
+  /** 0n lets the member pick a random id. */
+  id?: bigint;
+}
+
+export interface LeaseGrantResponse {
+  header: ResponseHeader;
+  id: bigint;
+  ttlSeconds: number;
+  error: string;
+}
+
+export interface LeaseIdRequest {
+  id: bigint;
+}
+
+export interface LeaseRevokeResponse {
+  header: ResponseHeader;
+}
+
+export interface LeaseKeepAliveResponse {
+  header: ResponseHeader;
+  id: bigint;
+  /** The renewed time to live; 0 when the lease does not exist (as etcd answers). */
+  ttlSeconds: number;
+}
+
+export interface LeaseTimeToLiveRequest {
+  id: bigint;
+  keys?: boolean;
+}
+
+export interface LeaseTimeToLiveResponse {
+  header: ResponseHeader;
+  id: bigint;
+  /** Seconds left; -1 when the lease does not exist or has expired. */
+  ttlSeconds: number;
+  grantedTtlSeconds: number;
+  keys: Uint8Array[];
+}
+
 /** An empty request, for methods that take no argument. */
 export type Empty = Record<string, never>;
 
@@ -223,6 +265,10 @@ export const nativeKv = defineService({
     status: unary<Empty, StatusResponse>(),
     memberList: unary<Empty, MemberListResponse>(),
     stats: unary<Empty, ServerStatsResponse>(),
+    leaseGrant: unary<LeaseGrantRequest, LeaseGrantResponse>(),
+    leaseRevoke: unary<LeaseIdRequest, LeaseRevokeResponse>(),
+    leaseKeepAlive: unary<LeaseIdRequest, LeaseKeepAliveResponse>(),
+    leaseTimeToLive: unary<LeaseTimeToLiveRequest, LeaseTimeToLiveResponse>(),
     /** Events on a key or range, from a start revision on, served from the member's own store. */
     watch: serverStream<WatchRequest, WatchResponse>(),
   },

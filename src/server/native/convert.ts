@@ -199,3 +199,25 @@ const statusNameByNumber = new Map<number, StatusCode>(
 export function rpcErrorOf(error: EtcdError): RpcError {
   return new RpcError(statusNameByNumber.get(error.code) ?? 'UNKNOWN', error.message);
 }
+
+/** The lease id of a lease request (`path` names the method in errors). */
+export function toLeaseId(request: unknown, path: string): bigint {
+  const r = record(request, path);
+  if (r.id === undefined) throw invalid(`${path}.id`, 'a lease id (bigint)');
+  return id(r.id, `${path}.id`);
+}
+
+export function toLeaseGrant(request: unknown): { ttlSeconds: number; id: bigint } {
+  const r = record(request, 'leaseGrant');
+  return {
+    ttlSeconds: integer(r.ttlSeconds, 'leaseGrant.ttlSeconds'),
+    id: id(r.id, 'leaseGrant.id'),
+  };
+}
+
+export function toLeaseTimeToLive(request: unknown): { id: bigint; keys: boolean } {
+  return {
+    id: toLeaseId(request, 'leaseTimeToLive'),
+    keys: flag(record(request, 'leaseTimeToLive').keys, 'leaseTimeToLive.keys'),
+  };
+}

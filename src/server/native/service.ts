@@ -22,7 +22,16 @@ import {
   checkTxnRequest,
   txnOpsMaxDefault,
 } from '../etcd/validate.js';
-import { rpcErrorOf, toDeleteRange, toPut, toRange, toTxn } from './convert.js';
+import {
+  rpcErrorOf,
+  toDeleteRange,
+  toLeaseGrant,
+  toLeaseId,
+  toLeaseTimeToLive,
+  toPut,
+  toRange,
+  toTxn,
+} from './convert.js';
 import { watchEvents } from './watch.js';
 
 export interface NativeKvServiceOptions {
@@ -117,6 +126,20 @@ export function createNativeKvService(options: NativeKvServiceOptions): NativeKv
       }),
     status: () => run('status', () => backend.status()),
     memberList: () => run('memberList', () => backend.memberList()),
+    leaseGrant: (request) =>
+      run('leaseGrant', async () => {
+        const { ttlSeconds, id } = toLeaseGrant(request);
+        return backend.leaseGrant(ttlSeconds, id);
+      }),
+    leaseRevoke: (request) =>
+      run('leaseRevoke', () => backend.leaseRevoke(toLeaseId(request, 'leaseRevoke'))),
+    leaseKeepAlive: (request) =>
+      run('leaseKeepAlive', () => backend.leaseKeepAlive(toLeaseId(request, 'leaseKeepAlive'))),
+    leaseTimeToLive: (request) =>
+      run('leaseTimeToLive', async () => {
+        const { id, keys } = toLeaseTimeToLive(request);
+        return backend.leaseTimeToLive(id, keys);
+      }),
     watch: (request, context) => {
       requests.watch = (requests.watch ?? 0) + 1;
       return watchEvents(backend, request, context);
