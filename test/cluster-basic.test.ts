@@ -95,6 +95,14 @@ describe('3-member cluster with etcdctl', { timeout: 60_000 }, () => {
     const response = await fetch(`${cluster.members[0]!.metricsUrl}/health`);
     assert.equal(response.status, 200);
     assert.deepEqual(await response.json(), { health: 'true' });
+    const onClientPort = await fetch(`http://${cluster.members[1]!.endpoint}/health`);
+    assert.deepEqual(await onClientPort.json(), { health: 'true' });
+    const gateway = await fetch(`http://${cluster.members[2]!.endpoint}/v3/kv/range`, {
+      method: 'POST',
+      body: JSON.stringify({ key: Buffer.from('key-2').toString('base64') }),
+    });
+    const range = (await gateway.json()) as { kvs: { value: string }[] };
+    assert.equal(Buffer.from(range.kvs[0]!.value, 'base64').toString(), 'value-2');
     const metrics = await (await fetch(`${cluster.members[0]!.metricsUrl}/metrics`)).text();
     assert.match(metrics, /etcd_server_proposals_committed_total\{member="m1"\} [1-9]/);
     assert.match(metrics, /grpc_server_handled_total\{method="KV.Put",code="0",member="m1"\}/);

@@ -87,7 +87,9 @@ async function runMember(config: ReturnType<typeof resolveConfig>): Promise<void
     });
   } catch (error) {
     // Typical causes: a port in use, an unreadable or corrupt data dir, no peer to join.
-    process.stderr.write(`shoal start: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.stderr.write(
+      `shoal start: ${error instanceof Error ? error.message : String(error)}\n`,
+    );
     process.exit(1);
   }
   process.on('SIGTERM', () => void stop(0));

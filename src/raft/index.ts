@@ -30,13 +30,13 @@
  *    earlier can lose acknowledged entries or let a member vote twice in one term after a crash.
  * 7. Apply `rd.committedEntries` to the state machine in order. They are already durable locally,
  *    so this may run in parallel with step 5. For an `EntryType.ConfChange` entry, decode it
- *    (`decodeConfChange`) and call `applyConfChange` (record the returned ConfState with the state
- *    machine). Serve each `rd.readStates` read once the applied index reaches `readState.index`.
- *    A leader that applies its own removal keeps leading for up to an election timeout (without
- *    counting itself) while it hands leadership to the most up-to-date voter; a removed member
- *    may be shut down after that.
+ *    (`decodeConfChange`) and call `applyConfChange` before this Ready's `advance()` (record the
+ *    returned ConfState with the state machine). Serve each `rd.readStates` read once the applied index reaches `readState.index`.
+ *    A leader that applies its own removal keeps leading (without counting itself) until the
+ *    most up-to-date voter, to whom it hands leadership, takes over; shut a removed member down
+ *    only once `status().role` is no longer leader.
  * 8. Call `advance()` once step 5 is durable and step 7's entries are applied (or queued, in order,
- *    to the applier). This is when the leader counts its own log towards the commit quorum, and
+ *    to the applier, with conf changes already passed to `applyConfChange`). This is when the leader counts its own log towards the commit quorum, and
  *    when a candidate counts its own vote (which is now durable).
  * 9. Snapshots and compaction: after applying up to index i, the application may take a snapshot
  *    (`RaftStorage.createSnapshot(i, confState, data)`) and later `compact(j)` with j <= i. A

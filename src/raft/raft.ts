@@ -173,6 +173,8 @@ export class Raft {
   private selfVotePending = false;
   /** Leader: we are no longer a voter; hand leadership over (see switchToConfig). */
   private stepDownPending = false;
+  /** Leader with stepDownPending: the voter the last handover attempt went to. */
+  private lastHandoverTarget: NodeId = NONE;
 
   /** Ticks since the last election timeout reset (follower/candidate) or check (leader). */
   electionElapsed = 0;
@@ -372,12 +374,11 @@ export class Raft {
       if (this.checkQuorum) this.step(message(MessageType.CheckQuorum, { from: this.id }));
       // A transfer that did not finish within an election timeout is abandoned.
       if (this.role === Role.Leader && this.leadTransferee !== NONE) this.leadTransferee = NONE;
-      // A leader outside the configuration has spread the commit index for an election timeout
-      // since its handover began; the new configuration's voters carry on without it (they may
-      // already have elected the successor, who does not talk to us any more).
-      if (this.role === Role.Leader && this.stepDownPending) this.becomeFollower(this.term, NONE);
     }
     if (this.role !== Role.Leader) return;
+    // A leader outside the configuration retries its handover until a successor takes over. It
+    // learns of the successor's higher term from the answers to its own heartbeats.
+    if (this.stepDownPending) this.transferToSuccessor();
     if (this.heartbeatElapsed >= this.heartbeatTimeout) {
       this.heartbeatElapsed = 0;
       this.step(message(MessageType.Beat, { from: this.id }));
@@ -1073,7 +1074,7 @@ export class Raft {
       // We were removed or demoted. Stepping down at once could strand the new configuration: its
       // members may not know yet that the change committed and may still count votes with the
       // old one. So keep leading (without counting ourselves) until they learn the commit index,
-      // and hand leadership to the most up-to-date voter; step down an election timeout later.
+      // and hand leadership to the most up-to-date voter (retried until a successor takes over).
       this.stepDownPending = true;
     }
     if (this.leadTransferee !== NONE && !this.trk.isVoter(this.leadTransferee)) {
@@ -1085,19 +1086,23 @@ export class Raft {
     this.checkInvariants();
   }
 
-  /** A leader outside the voters hands over to the voter with the longest durable log. */
+  /**
+   * A leader outside the voters hands over to the voter with the longest durable log. If that
+   * attempt timed out (the voter may be down), the next attempt picks someone else.
+   */
   private transferToSuccessor(): void {
     if (this.leadTransferee !== NONE) return;
-    let best: NodeId = NONE;
-    let bestMatch = -1;
-    for (const id of [...this.trk.config.voters].sort((a, b) => a - b)) {
-      const match = this.trk.progress.get(id)?.match ?? -1;
-      if (id !== this.id && match > bestMatch) {
-        best = id;
-        bestMatch = match;
-      }
-    }
-    if (best !== NONE) this.handleTransferLeader(best);
+    const candidates = [...this.trk.config.voters]
+      .filter((id) => id !== this.id)
+      .sort((a, b) => {
+        const byMatch =
+          (this.trk.progress.get(b)?.match ?? 0) - (this.trk.progress.get(a)?.match ?? 0);
+        return byMatch !== 0 ? byMatch : a - b;
+      });
+    const target = candidates.find((id) => id !== this.lastHandoverTarget) ?? candidates[0];
+    if (target === undefined) return;
+    this.lastHandoverTarget = target;
+    this.handleTransferLeader(target);
   }
 
   /**

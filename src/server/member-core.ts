@@ -14,7 +14,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { KvError } from '../kv/errors.js';
+import { errNoSpace, type KvError } from '../kv/errors.js';
 import { MvccStore } from '../kv/mvcc.js';
 import type { KvRequest } from '../kv/types.js';
 import { type ConfState, RaftError, type ReadState, Role, type Snapshot } from '../raft/index.js';
@@ -57,6 +57,7 @@ export class MemberCore {
   private compactionScheduled = false;
   private compactionWaiters: (() => void)[] = [];
   private dbSizeBytes = 0;
+  private noSpaceAlarm = false;
   private dbSizeCheckedAtMs = Number.NEGATIVE_INFINITY;
   private lastSnapshotIndex: number;
   private publishTimer: NodeJS.Timeout | null = null;
@@ -233,13 +234,24 @@ export class MemberCore {
       this.dbSizeBytes = this.kv.status().dbSizeBytes;
       this.dbSizeCheckedAtMs = now;
     }
+    const grows = 'put' in request || 'txn' in request || 'leaseGrant' in request;
+    if (this.noSpaceAlarm && grows) return errNoSpace();
     if (this.dbSizeBytes + QUOTA_MARGIN_BYTES < this.config.quotaBackendBytes) return undefined;
-    return this.kv.quotaCheck(request);
+    const refused = this.kv.quotaCheck(request);
+    // Like etcd, a write refused by the quota raises the NOSPACE alarm, which then refuses every
+    // write that could grow the store until an operator disarms it (after compacting). shoal keeps
+    // the alarm in this member's memory only; etcd replicates it through raft.
+    if (refused !== undefined) this.noSpaceAlarm = true;
+    return refused;
   }
 
   alarms(): { memberId: bigint; alarm: number }[] {
-    const full = this.kv.quotaCheck({ put: { key: new Uint8Array(1) } }) !== undefined;
-    return full ? [{ memberId: BigInt(this.id), alarm: 1 }] : [];
+    return this.noSpaceAlarm ? [{ memberId: BigInt(this.id), alarm: 1 }] : [];
+  }
+
+  /** Alarm DEACTIVATE (etcdctl alarm disarm). */
+  disarm(): void {
+    this.noSpaceAlarm = false;
   }
 
   /** This member was removed from the cluster (applied, or told by a peer): it must stop. */

@@ -13,8 +13,9 @@ import { type Logger, pino } from 'pino';
 import { nativeKv } from '../client/protocol.js';
 import { ROLE_NAMES } from '../raft/index.js';
 import type { MemberConfig } from './config.js';
+import { listenClientPort } from './etcd/gateway.js';
 import { EtcdGrpcServer } from './etcd/server.js';
-import { createHttpServer } from './http.js';
+import { createHttpServer, MemberGateway } from './http.js';
 import { MemberCore } from './member-core.js';
 import { MemberMetrics } from './metrics.js';
 import { createNativeKvService } from './native/service.js';
@@ -43,6 +44,7 @@ export class Member {
   private constructor(
     readonly core: MemberCore,
     private readonly grpc: EtcdGrpcServer,
+    private readonly closeClientPort: () => Promise<void>,
     private readonly http: Server,
     readonly urls: MemberUrls,
     readonly log: Logger,
@@ -84,7 +86,10 @@ export class Member {
       onHandled: (method, code, seconds) => metrics.grpcHandled(method, code, seconds),
     });
     const clientUrl = config.listenClientUrls[0]!;
-    const clientPort = await grpc.listen(hostOf(clientUrl), Number(clientUrl.port));
+    // One client port serves gRPC, etcd's JSON gateway, /health and /metrics, as etcd's does.
+    const gateway = new MemberGateway(grpc, log.child({ component: 'gateway' }), core);
+    const client = await listenClientPort(grpc, gateway, hostOf(clientUrl), Number(clientUrl.port));
+    const clientPort = client.port;
     const http = createHttpServer(core);
     const metricsUrl = config.listenMetricsUrls[0];
     const httpHost = hostOf(metricsUrl ?? clientUrl);
@@ -98,17 +103,22 @@ export class Member {
     const urls: MemberUrls = {
       client: [`http://${hostOf(clientUrl)}:${clientPort}`],
       peer: [`http://${hostOf(config.listenPeerUrls[0]!)}:${peerPort}`],
-      http: [`http://${httpHost}:${httpPort}/health`, `http://${httpHost}:${httpPort}/metrics`],
+      http: [
+        `http://${hostOf(clientUrl)}:${clientPort}/v3/ (JSON gateway)`,
+        `http://${hostOf(clientUrl)}:${clientPort}/health`,
+        `http://${httpHost}:${httpPort}/health`,
+        `http://${httpHost}:${httpPort}/metrics`,
+      ],
     };
     log.info({ urls, id: config.memberId.toString(16), dataDir: config.dataDir }, 'member ready');
-    return new Member(core, grpc, http, urls, log);
+    return new Member(core, grpc, client.close, http, urls, log);
   }
 
   /** Clean shutdown: stop serving clients, stop raft (finishing its writes), close the stores. */
   async stop(): Promise<void> {
     this.log.info('member stopping');
     await Promise.all([
-      this.grpc.close(500),
+      this.closeClientPort().then(() => this.grpc.close(500)),
       new Promise<void>((resolve) => {
         this.http.close(() => resolve());
         this.http.closeAllConnections();

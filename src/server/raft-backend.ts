@@ -163,8 +163,8 @@ export class RaftBackend implements EtcdBackend {
     if (action === 1) {
       throw new EtcdError(GrpcCode.unimplemented, 'shoal: alarms are raised by the quota only');
     }
-    // DEACTIVATE: NOSPACE clears itself once compaction and defragmentation free space (LMDB
-    // reuses freed pages), so there is nothing to disarm; GET lists the current alarms.
+    // DEACTIVATE disarms NOSPACE (the next refused write raises it again); GET lists alarms.
+    if (action === 2) this.core.disarm();
     return { header: this.currentHeader(), alarms: this.core.alarms() };
   }
 

@@ -11,8 +11,11 @@
  *   5. hand `readStates` to the read queue, then `advance()`.
  *
  * Only one Ready is outstanding at a time; everything that arrives while it is handled (proposals,
- * peer messages, reads) accumulates inside the core and comes out batched in the next Ready. The
- * loop wakes on `setImmediate`, so all the work queued in one event-loop turn shares one Ready.
+ * peer messages, reads) accumulates inside the core and comes out batched in the next Ready (group
+ * commit: the batch grows with the load while each fsync is in flight). An idle loop wakes on a
+ * microtask, after the callback that queued work (a whole peer batch, a gRPC request) finishes:
+ * waking a full event-loop turn later (setImmediate) measured about 0.5 ms slower per write at
+ * one client, with no throughput gain at 64.
  */
 import type { Logger } from 'pino';
 import {
@@ -114,11 +117,11 @@ export class RaftNode {
     this.wake();
   }
 
-  /** Schedules the Ready loop for the end of this event-loop turn (batching all work queued now). */
+  /** Wakes an idle Ready loop once the current callback is done (batching the work it queued). */
   wake(): void {
     if (this.wakeScheduled || this.waiting === null) return;
     this.wakeScheduled = true;
-    setImmediate(() => {
+    queueMicrotask(() => {
       this.wakeScheduled = false;
       const resume = this.waiting;
       this.waiting = null;

@@ -120,3 +120,32 @@ test('a physical compaction answers only once the old history is gone', async ()
   const hash = await backend.hashKv(0);
   assert.equal(hash.compactRevision, head - 1);
 });
+
+test('an expired lease is revoked and its keys deleted; keep-alive renews, unknown ids get TTL 0', async () => {
+  const granted = await backend.leaseGrant(1, 0n);
+  assert.ok(granted.id > 0n);
+  assert.equal(granted.ttlSeconds, 2, 'the store raises TTLs to its 2 s minimum, as etcd does');
+  await backend.put(put('leased/key', 'v', granted.id));
+  const renewed = await backend.leaseKeepAlive(granted.id);
+  assert.equal(renewed.ttlSeconds, 2);
+  assert.equal((await backend.leaseKeepAlive(987654321n)).ttlSeconds, 0);
+  const deleted = new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('lease did not expire within 10 s')), 10_000);
+    const unsubscribe = backend.subscribe((revisions) => {
+      for (const revision of revisions) {
+        for (const event of revision.events) {
+          if (event.type === 'delete' && Buffer.from(event.kv.key).toString() === 'leased/key') {
+            clearTimeout(timer);
+            unsubscribe();
+            resolve(revision.revision);
+          }
+        }
+      }
+    });
+  });
+  await deleted;
+  assert.equal((await backend.range(range('leased/key'))).count, 0);
+  const ttl = await backend.leaseTimeToLive(granted.id, true);
+  assert.equal(ttl.ttlSeconds, -1);
+  assert.deepEqual((await backend.leaseLeases()).leases.includes(granted.id), false);
+});

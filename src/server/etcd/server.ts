@@ -99,6 +99,11 @@ export class EtcdGrpcServer {
   readonly #root: protobuf.Root;
   readonly #server: grpc.Server;
   readonly #onHandled: EtcdServerOptions['onHandled'];
+  /** Unary methods by gRPC path, so the JSON gateway can run them without a gRPC call. */
+  readonly #unary = new Map<
+    string,
+    { handler: UnaryHandler; requestType: protobuf.Type; responseType: protobuf.Type }
+  >();
   #inflight = 0;
 
   constructor(options: EtcdServerOptions) {
@@ -125,6 +130,38 @@ export class EtcdGrpcServer {
         (error, bound) => (error ? reject(error) : resolve(bound)),
       );
     });
+  }
+
+  /**
+   * Runs one unary method on a decoded request message exactly as a gRPC call would (same
+   * validation, size limit and backend call) and returns the response message. The JSON gateway
+   * uses it; it throws `EtcdError`s for API errors.
+   */
+  async invoke(
+    path: string,
+    request: protobuf.Message,
+  ): Promise<{
+    response: PbMessage;
+    responseType: protobuf.Type;
+  }> {
+    const method = this.#unary.get(path);
+    if (!method) throw new EtcdError(GrpcCode.unimplemented, `shoal: ${path} is not served`);
+    const wireBytes = method.requestType.encode(request).finish().length;
+    const message = request as unknown as PbMessage;
+    return {
+      response: await method.handler({ message, wireBytes }),
+      responseType: method.responseType,
+    };
+  }
+
+  /** The protobuf type of a unary method's request, for decoding gateway JSON. */
+  requestTypeOf(path: string): protobuf.Type | undefined {
+    return this.#unary.get(path)?.requestType;
+  }
+
+  /** Hands connections accepted elsewhere (the shared client port) to the gRPC server. */
+  connectionInjector(): { injectConnection(connection: import('node:stream').Duplex): void } {
+    return this.#server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   }
 
   /** Stops accepting calls, lets running calls finish for up to `graceMs`, then cuts them. */
@@ -283,6 +320,11 @@ export class EtcdGrpcServer {
       }
       const handler = handlers[method.name] ?? unimplemented(`${name}.${method.name}`);
       implementation[method.name] = this.#wrap(`${name}.${method.name}`, handler);
+      this.#unary.set(`/etcdserverpb.${name}/${method.name}`, {
+        handler,
+        requestType,
+        responseType,
+      });
     }
     this.#server.addService(definition, implementation);
   }

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { type Logger, pino } from 'pino';
 import { MvccStore } from '../../kv/index.js';
 import type { EtcdBackend } from './backend.js';
+import { EtcdGateway, listenClientPort } from './gateway.js';
 import { SingleMemberBackend } from './mvcc-backend.js';
 import { EtcdGrpcServer, type EtcdServerOptions } from './server.js';
 
@@ -23,6 +24,8 @@ export interface SingleMemberServerOptions
   /** The client URLs MemberList reports; defaults to the bound address. */
   advertiseClientUrls?: string[];
   logger?: Logger;
+  /** Serve etcd's JSON gateway (/v3/...) on the client port next to gRPC; default true. */
+  jsonGateway?: boolean;
   /** For tests: a layer in front of the real backend (fault injection). */
   wrapBackend?: (backend: EtcdBackend) => EtcdBackend;
 }
@@ -66,8 +69,17 @@ export async function startSingleMemberServer(
   const server = new EtcdGrpcServer({ ...options, logger, backend: served });
   const host = options.host ?? '127.0.0.1';
   let port: number;
+  let closeListener = async (): Promise<void> => {};
   try {
-    port = await server.listen(host, options.port ?? 2379);
+    if (options.jsonGateway === false) {
+      port = await server.listen(host, options.port ?? 2379);
+    } else {
+      // One port for gRPC and the JSON gateway, as etcd serves them.
+      const gateway = new EtcdGateway(server, logger);
+      const listening = await listenClientPort(server, gateway, host, options.port ?? 2379);
+      port = listening.port;
+      closeListener = listening.close;
+    }
   } catch (error) {
     backend.close();
     await store.close();
@@ -81,6 +93,7 @@ export async function startSingleMemberServer(
     endpoint,
     backend: served,
     close: async () => {
+      await closeListener();
       await server.close();
       backend.close();
       await store.close();

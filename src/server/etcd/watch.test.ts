@@ -103,3 +103,23 @@ test('cancel, progress and duplicate ids are answered like etcd', async () => {
   assert.equal(responses[3]!.watchId, '7');
   stream.end();
 });
+
+test('watchers that ask for progress notifications get them while idle', async () => {
+  const fast = await startShoal({ watchProgressIntervalMs: 100 });
+  const fastClient = new EtcdTestClient(`127.0.0.1:${fast.port}`);
+  try {
+    const stream = fastClient.watch();
+    const { responses, until } = collector(stream);
+    stream.write({ createRequest: { key: Buffer.from('idle'), progressNotify: true } });
+    stream.write({ createRequest: { key: Buffer.from('quiet') } });
+    const isProgress = (r: Message) =>
+      r.created !== true && r.canceled !== true && events([r]).length === 0;
+    await until(() => responses.filter(isProgress).length >= 2, 'two progress notifications');
+    // Only the watcher that asked (id 0) is notified; the other (id 1) is not.
+    assert.deepEqual(new Set(responses.filter(isProgress).map((r) => r.watchId)), new Set(['0']));
+    stream.end();
+  } finally {
+    fastClient.close();
+    await fast.close();
+  }
+});
