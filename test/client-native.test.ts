@@ -20,7 +20,7 @@ import {
   type Watch,
   type WatchEvent,
 } from '../src/client/index.js';
-import { nativeKv } from '../src/client/protocol.js';
+import { nativeKv, parseLeaderHint } from '../src/client/protocol.js';
 import { MvccStore } from '../src/kv/index.js';
 import { RpcClient, RpcError } from '../src/rpc/index.js';
 import type { EtcdBackend } from '../src/server/etcd/backend.js';
@@ -369,6 +369,41 @@ describe('retries and load balancing', () => {
     } finally {
       await flakyClient.close();
       await flakyServer.close();
+    }
+  });
+
+  it('names the leader in "not leader" answers, and the client follows the hint', async () => {
+    let refusals = 1;
+    const redirecting = wrap(backend, {
+      put: async (request) => {
+        if (refusals-- > 0) throw etcdErrors.notLeader();
+        return backend.put(request);
+      },
+    });
+    const member = await startNativeServer({ backend: redirecting, logger: silent });
+    const raw = new RpcClient(member.address);
+    const follower = new ShoalClient({ endpoints: [member.address] });
+    try {
+      const error = await raw
+        .stub(nativeKv)
+        .put({ key: Buffer.from('hinted') })
+        .catch((e: unknown) => e);
+      assert.ok(error instanceof RpcError);
+      assert.equal(error.code, 'FAILED_PRECONDITION');
+      // The backend's member list names the leader's peer URL http://127.0.0.1:1.
+      assert.deepEqual(parseLeaderHint(error.message), {
+        id: 2n ** 63n + 5n,
+        address: '127.0.0.1:1',
+      });
+      refusals = 1;
+      // The client tries the hinted address (refused: nothing listens there), then rediscovers.
+      await follower.put('hinted', 'y');
+      assert.equal(text((await client.get('hinted'))?.value), 'y');
+      assert.ok(follower.endpoints.includes('127.0.0.1:1'));
+    } finally {
+      await raw.close(0);
+      await follower.close();
+      await member.close();
     }
   });
 
