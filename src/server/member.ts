@@ -10,6 +10,7 @@
  */
 import type { Server } from 'node:http';
 import { type Logger, pino } from 'pino';
+import { nativeKv } from '../client/protocol.js';
 import { ROLE_NAMES } from '../raft/index.js';
 import type { MemberConfig } from './config.js';
 import { listenClientPort } from './etcd/gateway.js';
@@ -17,6 +18,7 @@ import { EtcdGrpcServer } from './etcd/server.js';
 import { createHttpServer, MemberGateway } from './http.js';
 import { MemberCore } from './member-core.js';
 import { MemberMetrics } from './metrics.js';
+import { createNativeKvService } from './native/service.js';
 import { RaftBackend } from './raft-backend.js';
 
 export interface MemberUrls {
@@ -70,9 +72,15 @@ export class Member {
       log.warn('this member was removed from the cluster');
       options.onRemoved?.();
     };
+    const backend = new RaftBackend(core);
+    // The native client protocol (shoal/client) is served on the peer port, next to raft traffic.
+    core.transport.addService(
+      nativeKv,
+      createNativeKvService({ backend, logger: log.child({ component: 'native-kv' }) }).handlers,
+    );
     const { peerPort } = await core.start();
     const grpc = new EtcdGrpcServer({
-      backend: new RaftBackend(core),
+      backend,
       maxRequestBytes: config.maxRequestBytes,
       logger: log.child({ component: 'etcd-api' }),
       onHandled: (method, code, seconds) => metrics.grpcHandled(method, code, seconds),

@@ -19,6 +19,8 @@ import {
   oneWay,
   RpcClientPool,
   RpcServer,
+  type ServiceDefinition,
+  type ServiceImplementation,
   type Stub,
   unary,
 } from '../rpc/index.js';
@@ -180,6 +182,17 @@ export class PeerTransport {
       promote: (request) => this.handlers.promote(request.id),
       lease: (request) => this.handlers.lease(request.op, BigInt(request.id)),
     });
+  }
+
+  /**
+   * Serves another service on the peer port: the native client protocol (src/server/native). Call
+   * it before `listen`.
+   */
+  addService<D extends ServiceDefinition>(
+    definition: D,
+    implementation: ServiceImplementation<D>,
+  ): void {
+    this.server.addService(definition, implementation);
   }
 
   listen(host: string, port: number): Promise<{ host: string; port: number }> {

@@ -1,0 +1,168 @@
+/**
+ * The member side of shoal's native key-value protocol (src/client/protocol.ts): handlers that
+ * check every decoded request field by field, fill etcd's defaults, run the same checks as the etcd
+ * gRPC front end (src/server/etcd/validate.ts) and call an `EtcdBackend`. Failures become RpcErrors
+ * with etcd's status code and message; "no leader"-style answers carry a hint naming the leader
+ * when this member knows one. Anything unexpected is logged and answered as UNKNOWN, never crashing
+ * the member.
+ *
+ *   server.addService(nativeKv, createNativeKvService({ backend, logger }).handlers);
+ */
+import { type Logger, pino } from 'pino';
+import type * as wire from '../../client/protocol.js';
+import { addressOfUrl, formatLeaderHint, nativeKv } from '../../client/protocol.js';
+import { RpcError, type ServiceImplementation } from '../../rpc/index.js';
+import type { EtcdBackend } from '../etcd/backend.js';
+import { EtcdError, etcdErrors } from '../etcd/errors.js';
+import type * as api from '../etcd/types.js';
+import {
+  checkDeleteRangeRequest,
+  checkPutRequest,
+  checkRangeRequest,
+  checkTxnRequest,
+  txnOpsMaxDefault,
+} from '../etcd/validate.js';
+import {
+  rpcErrorOf,
+  toDeleteRange,
+  toLeaseGrant,
+  toLeaseId,
+  toLeaseTimeToLive,
+  toPut,
+  toRange,
+  toTxn,
+} from './convert.js';
+import { watchEvents } from './watch.js';
+
+export interface NativeKvServiceOptions {
+  backend: EtcdBackend;
+  logger?: Logger;
+  /** The most compares, or ops in one branch, a txn may carry (etcd's --max-txn-ops). */
+  txnOpsMax?: number;
+}
+
+export interface NativeKvService {
+  readonly handlers: ServiceImplementation<wire.NativeKvService>;
+  /** Requests answered so far, by method (also served by the `stats` call). */
+  readonly requests: Record<string, number>;
+}
+
+/** Messages that mean the request reached no leader, so a leader hint helps the caller. */
+const LEADERLESS_MESSAGES = new Set<string>([
+  etcdErrors.noLeader().message,
+  etcdErrors.notLeader().message,
+  etcdErrors.leaderChanged().message,
+  etcdErrors.timeoutDueToLeaderFail().message,
+]);
+
+export function createNativeKvService(options: NativeKvServiceOptions): NativeKvService {
+  const { backend } = options;
+  const log = options.logger ?? pino({ name: 'native-kv', level: 'warn' });
+  const txnOpsMax = options.txnOpsMax ?? txnOpsMaxDefault;
+  const requests: Record<string, number> = {};
+  for (const name of Object.keys(nativeKv.methods)) requests[name] = 0;
+
+  async function leaderHint(message: string): Promise<string> {
+    try {
+      const status = await backend.status();
+      if (status.leader === 0n) return message;
+      const members = await backend.memberList();
+      const leader = members.members.find((m) => m.id === status.leader);
+      const url = leader?.peerUrls[0];
+      return formatLeaderHint(message, {
+        id: status.leader,
+        address: url === undefined ? undefined : addressOfUrl(url),
+      });
+    } catch {
+      return message;
+    }
+  }
+
+  /** Counts the call and turns any failure into the RpcError the caller sees. */
+  async function run<T>(method: string, work: () => Promise<T>): Promise<T> {
+    requests[method] = (requests[method] ?? 0) + 1;
+    try {
+      return await work();
+    } catch (error) {
+      if (error instanceof RpcError) throw error;
+      if (error instanceof EtcdError) {
+        if (!LEADERLESS_MESSAGES.has(error.message)) throw rpcErrorOf(error);
+        throw new RpcError(rpcErrorOf(error).code, await leaderHint(error.message));
+      }
+      log.error({ err: error, method }, 'native kv: unexpected backend failure');
+      throw new RpcError('UNKNOWN', `shoal: ${method} failed: ${(error as Error).message}`);
+    }
+  }
+
+  const handlers: ServiceImplementation<wire.NativeKvService> = {
+    range: (request) =>
+      run('range', async () => {
+        const converted = toRange(request, 'range');
+        checkRangeRequest(converted);
+        return backend.range(converted);
+      }),
+    put: (request) =>
+      run('put', async () => {
+        const converted = toPut(request, 'put');
+        checkPutRequest(converted);
+        return backend.put(converted);
+      }),
+    deleteRange: (request) =>
+      run('deleteRange', async () => {
+        const converted = toDeleteRange(request, 'deleteRange');
+        checkDeleteRangeRequest(converted);
+        return backend.deleteRange(converted);
+      }),
+    txn: (request) =>
+      run('txn', async () => {
+        const converted = toTxn(request, 'txn', 0);
+        checkTxnRequest(converted, txnOpsMax);
+        return backend.txn(converted) as Promise<wire.TxnResponse>;
+      }),
+    compact: (request) =>
+      run('compact', async () => {
+        const converted = toCompact(request);
+        return backend.compact(converted);
+      }),
+    status: () => run('status', () => backend.status()),
+    memberList: () => run('memberList', () => backend.memberList()),
+    leaseGrant: (request) =>
+      run('leaseGrant', async () => {
+        const { ttlSeconds, id } = toLeaseGrant(request);
+        return backend.leaseGrant(ttlSeconds, id);
+      }),
+    leaseRevoke: (request) =>
+      run('leaseRevoke', () => backend.leaseRevoke(toLeaseId(request, 'leaseRevoke'))),
+    leaseKeepAlive: (request) =>
+      run('leaseKeepAlive', () => backend.leaseKeepAlive(toLeaseId(request, 'leaseKeepAlive'))),
+    leaseTimeToLive: (request) =>
+      run('leaseTimeToLive', async () => {
+        const { id, keys } = toLeaseTimeToLive(request);
+        return backend.leaseTimeToLive(id, keys);
+      }),
+    watch: (request, context) => {
+      requests.watch = (requests.watch ?? 0) + 1;
+      return watchEvents(backend, request, context);
+    },
+    stats: () =>
+      run('stats', async () => {
+        const status = await backend.status();
+        return { memberId: status.header.memberId, requests: { ...requests } };
+      }),
+  };
+  return { handlers, requests };
+}
+
+function toCompact(request: unknown): api.CompactionRequest {
+  if (typeof request !== 'object' || request === null)
+    throw new RpcError('INVALID_ARGUMENT', 'shoal: compact: the request must be a map');
+  const { revision, physical } = request as Record<string, unknown>;
+  if (typeof revision !== 'number' || !Number.isSafeInteger(revision) || revision < 0)
+    throw new RpcError(
+      'INVALID_ARGUMENT',
+      'shoal: compact.revision must be a non-negative integer',
+    );
+  if (physical !== undefined && typeof physical !== 'boolean')
+    throw new RpcError('INVALID_ARGUMENT', 'shoal: compact.physical must be a boolean');
+  return { revision, physical: physical ?? false };
+}

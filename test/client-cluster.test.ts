@@ -1,0 +1,186 @@
+/**
+ * ShoalClient against a real 3-member `shoal start` cluster, talking the native protocol to the
+ * members' peer ports: it finds the leader by itself, spreads serializable reads over every
+ * member while linearizable reads and writes go to the leader (per-member request counters), and
+ * keeps working after the member it was talking to is SIGKILLed, without losing acknowledged writes.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { compare, op, ShoalClient, type WatchEvent } from '../src/client/index.js';
+import { type MemberProcess, ProcessCluster, waitFor } from './support/member-process.js';
+
+const text = (bytes: Uint8Array | undefined) => Buffer.from(bytes ?? []).toString();
+const nativeEndpoint = (member: MemberProcess) => `127.0.0.1:${member.spec.peerPort}`;
+
+/** Waits until the live members agree on a leader and returns it, asking through the client. */
+async function agreedLeader(
+  client: ShoalClient,
+  members: readonly MemberProcess[],
+): Promise<MemberProcess> {
+  return waitFor('the members to agree on a leader', async () => {
+    const statuses = await Promise.all(members.map((m) => client.status(nativeEndpoint(m))));
+    const leader = statuses[0]!.leader;
+    if (leader === 0n || statuses.some((s) => s.leader !== leader)) return undefined;
+    const index = statuses.findIndex((s) => s.header.memberId === leader);
+    return index < 0 ? undefined : members[index];
+  });
+}
+
+describe('ShoalClient on a 3-member cluster', { timeout: 120_000 }, () => {
+  let cluster: ProcessCluster;
+  let client: ShoalClient;
+
+  before(async () => {
+    cluster = await ProcessCluster.plan(3);
+    await cluster.startAll();
+    client = new ShoalClient({ endpoints: cluster.members.map(nativeEndpoint), timeoutMs: 3_000 });
+  });
+
+  after(async () => {
+    await client?.close();
+    await cluster?.stopAll();
+  });
+
+  it('discovers the leader and sends writes and linearizable reads to it', async () => {
+    const leader = await agreedLeader(client, cluster.members);
+    assert.equal(await client.leaderEndpoint(), nativeEndpoint(leader));
+    const before = await Promise.all(cluster.members.map((m) => client.stats(nativeEndpoint(m))));
+    for (let i = 0; i < 10; i++) await client.put(`k/${i}`, `v${i}`);
+    for (let i = 0; i < 10; i++) assert.equal(text((await client.get(`k/${i}`))?.value), `v${i}`);
+    const afterStats = await Promise.all(
+      cluster.members.map((m) => client.stats(nativeEndpoint(m))),
+    );
+    cluster.members.forEach((member, i) => {
+      const puts = afterStats[i]!.requests.put! - before[i]!.requests.put!;
+      const ranges = afterStats[i]!.requests.range! - before[i]!.requests.range!;
+      const expected = member === leader ? 10 : 0;
+      assert.equal(puts, expected, `puts served by ${member.spec.name}`);
+      assert.equal(ranges, expected, `linearizable reads served by ${member.spec.name}`);
+    });
+  });
+
+  it('spreads serializable reads across every member', async () => {
+    await client.put('spread', 'x');
+    // A follower may not have applied the put yet; wait until each member's local state has it.
+    for (const member of cluster.members) {
+      await waitFor(`${member.spec.name} to apply the put`, async () => {
+        const status = await client.status(nativeEndpoint(member));
+        const leaderStatus = await client.status();
+        return status.raftAppliedIndex >= leaderStatus.raftIndex - 1n;
+      });
+    }
+    const before = await Promise.all(cluster.members.map((m) => client.stats(nativeEndpoint(m))));
+    const reads = 30;
+    for (let i = 0; i < reads; i++) await client.get('spread', { serializable: true });
+    const afterStats = await Promise.all(
+      cluster.members.map((m) => client.stats(nativeEndpoint(m))),
+    );
+    const served = afterStats.map((s, i) => s.requests.range! - before[i]!.requests.range!);
+    assert.equal(
+      served.reduce((a, b) => a + b, 0),
+      reads,
+    );
+    for (const count of served)
+      assert.equal(count, reads / cluster.members.length, `spread: ${served}`);
+  });
+
+  it('resumes a watch on another member after SIGKILL, without losing or repeating events', async () => {
+    const before = await Promise.all(cluster.members.map((m) => client.stats(nativeEndpoint(m))));
+    const watch = client.watch('watched/', { prefix: true });
+    const received: WatchEvent[] = [];
+    const timer = setTimeout(() => watch.cancel(), 60_000);
+    let wanted = 10;
+    let reached: () => void = () => {};
+    let progress = new Promise<void>((resolve) => {
+      reached = resolve;
+    });
+    const consumer = (async () => {
+      for await (const batch of watch) {
+        received.push(...batch.events);
+        if (received.length >= wanted) reached();
+        if (received.length >= 20) break;
+      }
+    })();
+    await watch.started;
+    for (let i = 0; i < 10; i++) await client.put(`watched/${String(i).padStart(2, '0')}`, 'x');
+    await progress;
+    const afterStats = await Promise.all(
+      cluster.members.map((m) => client.stats(nativeEndpoint(m))),
+    );
+    const watched = cluster.members.find(
+      (_, i) => afterStats[i]!.requests.watch! > before[i]!.requests.watch!,
+    );
+    assert.ok(watched !== undefined, 'no member counted the watch stream');
+    await watched.stop('SIGKILL');
+    wanted = 20;
+    progress = new Promise<void>((resolve) => {
+      reached = resolve;
+    });
+    // A write in flight when its member died has an unknown outcome; a create-if-absent txn is
+    // safe to send again, so every key is written exactly once whatever happens.
+    for (let i = 10; i < 20; i++) {
+      const key = `watched/${String(i).padStart(2, '0')}`;
+      await waitFor(`${key} to be written`, async () => {
+        await client.txn().if(compare(key).version('=', 0)).then(op.put(key, 'x')).commit();
+        return true;
+      });
+    }
+    await consumer;
+    clearTimeout(timer);
+    assert.deepEqual(
+      received.map((e) => text(e.kv.key)),
+      Array.from({ length: 20 }, (_, i) => `watched/${String(i).padStart(2, '0')}`),
+    );
+    for (let i = 1; i < received.length; i++)
+      assert.ok(received[i]!.kv.modRevision > received[i - 1]!.kv.modRevision);
+    assert.ok(watch.opens >= 2, 'the watch never had to resume');
+    // Bring the member back so that the next test starts with three.
+    await watched.start(cluster.initialCluster(), 'new');
+    await agreedLeader(client, cluster.members);
+  });
+
+  it('fails over after the member it talks to is SIGKILLed, losing no acknowledged write', async () => {
+    const leader = await agreedLeader(client, cluster.members);
+    assert.equal(await client.leaderEndpoint(), nativeEndpoint(leader));
+    const acknowledged: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      await client.put(`before-kill/${i}`, 'x');
+      acknowledged.push(`before-kill/${i}`);
+    }
+    await leader.stop('SIGKILL');
+    const survivors = cluster.members.filter((m) => m !== leader);
+    // Writes right after the kill: the client must find the new leader without help. A write
+    // that was in flight when the connection broke may fail (it may have been applied), so each
+    // key is written until acknowledged and only acknowledged keys are checked.
+    const failures: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const key = `after-kill/${i}`;
+      await waitFor(`a write of ${key} to be acknowledged`, async () => {
+        try {
+          await client.put(key, 'y');
+          return true;
+        } catch (error) {
+          failures.push(`${(error as { code?: string }).code}: ${String(error)}`);
+          throw error;
+        }
+      });
+      acknowledged.push(key);
+    }
+    // Only a write already on the dead member's socket may fail (its outcome is unknown); the
+    // client must not give up on any write that it could still send safely.
+    assert.ok(failures.length <= 1, `writes failed after the kill: ${failures.join('; ')}`);
+    for (const failure of failures) assert.match(failure, /UNAVAILABLE|connection to/);
+    const newLeader = await agreedLeader(client, survivors);
+    assert.notEqual(newLeader, leader);
+    assert.equal(await client.leaderEndpoint(), nativeEndpoint(newLeader));
+    const keys = new Set<string>();
+    for (const prefix of ['before-kill/', 'after-kill/']) {
+      const present = await client.range(prefix, { prefix: true, keysOnly: true });
+      for (const kv of present.kvs) keys.add(text(kv.key));
+    }
+    assert.deepEqual(
+      acknowledged.filter((key) => !keys.has(key)),
+      [],
+    );
+  });
+});
