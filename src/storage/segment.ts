@@ -31,13 +31,21 @@ export function parseSegmentName(name: string): number | null {
   return match ? Number.parseInt(match[1]!, 16) : null;
 }
 
-/** An open segment: reads go through `fd` synchronously, appends asynchronously. */
+/**
+ * An open segment: reads go through `fd` synchronously, appends asynchronously.
+ * Invariant: `fd` is opened with O_DSYNC, so a write that completed is durable (data and the
+ * metadata needed to read it back) without a separate fdatasync: one threadpool job per batch
+ * instead of two, which is most of the difference to the raw disk's sync latency.
+ */
 export interface Segment {
   readonly sequence: number;
   readonly path: string;
   readonly fd: number;
   readonly sizeBytes: number;
 }
+
+/** How every segment that may be appended to is opened: read-write, each write durable. */
+export const SEGMENT_OPEN_FLAGS = fs.constants.O_RDWR | fs.constants.O_DSYNC;
 
 let zeroChunk: Buffer | null = null;
 
@@ -62,11 +70,14 @@ export async function prepareSegment(
       await writeAt(fd, zeroChunk.subarray(0, length), position);
     }
     await fdatasync(fd);
-    return { sequence, path, fd, sizeBytes };
   } catch (error) {
     await closeFile(fd).catch(() => {});
     throw error;
   }
+  // Zero-filling goes through a plain descriptor (one sync at the end, not one per chunk); appends
+  // go through a descriptor opened with O_DSYNC on the same file.
+  await closeFile(fd);
+  return { sequence, path, fd: await openFile(path, SEGMENT_OPEN_FLAGS), sizeBytes };
 }
 
 /** Gives a prepared segment its final name, durably. */

@@ -41,6 +41,7 @@ import {
 import {
   FIRST_BATCH_OFFSET_BYTES,
   parseSegmentName,
+  SEGMENT_OPEN_FLAGS,
   type Segment,
   TEMPORARY_SUFFIX,
 } from './segment.js';
@@ -85,7 +86,7 @@ export async function recoverWal(
     for (let k = 0; k < sequences.length; k++) {
       const sequence = sequences[k]!;
       const path = join(dir, `${sequence.toString(16).padStart(16, '0')}.wal`);
-      const fd = fs.openSync(path, 'r+');
+      const fd = fs.openSync(path, SEGMENT_OPEN_FLAGS);
       const buffer = fs.readFileSync(fd);
       segments.push({ sequence, path, fd, sizeBytes: buffer.length });
       checkSegmentHeader(buffer, path, sequence);

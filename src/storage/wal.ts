@@ -4,10 +4,12 @@
  *
  * Writes change the in-memory state at once (so a reader sees its own writes, exactly like
  * `MemoryStorage`) and queue their records. One flusher drains the queue: it takes everything
- * queued (up to `batchBytesMax`), writes it as one batch with one positional write, fdatasyncs
- * once, then settles every promise in the batch. Saves that arrive while an fdatasync is in flight
- * form the next batch, so the cost is one fdatasync per batch however many writers there are.
- * Writes and syncs run on libuv's threadpool; the event loop keeps serving meanwhile.
+ * queued (up to `batchBytesMax`), writes it as one batch with one positional write to a segment
+ * opened with O_DSYNC (so the write returns once the batch is durable: the equivalent of a write
+ * plus an fdatasync, in one threadpool job), then settles every promise in the batch. Saves that
+ * arrive while a batch is being made durable form the next batch, so the cost is one synchronous
+ * write per batch however many writers there are. Writes run on libuv's threadpool; the event
+ * loop keeps serving meanwhile.
  *
  * An operation may carry a barrier (a promise that must settle first): the snapshot store uses it
  * so that a compaction or reset record never becomes durable before the snapshot file it relies on.
@@ -18,7 +20,7 @@ import fs from 'node:fs';
 import type { Logger } from 'pino';
 import { type Entry, entrySizeBytes, type HardState, StorageError } from '../raft/types.js';
 import { CorruptionError, WalError } from './errors.js';
-import { closeFile, fdatasync, fsyncDirectory, readFullySync, writeAt } from './fs-async.js';
+import { closeFile, fsyncDirectory, readFullySync, writeAt } from './fs-async.js';
 import type { LogIndex } from './log-index.js';
 import {
   BATCH_BODY_BYTES,
@@ -46,7 +48,7 @@ import { recoverWal } from './wal-recovery.js';
 
 export const SEGMENT_BYTES_DEFAULT = 64 * 1024 * 1024;
 export const CACHE_BYTES_MAX_DEFAULT = 64 * 1024 * 1024;
-/** One batch (one write, one fdatasync) holds at most this many bytes, unless one save is larger. */
+/** One batch (one durable write) holds at most this many bytes, unless one save is larger. */
 export const BATCH_BYTES_MAX_DEFAULT = 8 * 1024 * 1024;
 /** Bytes queued for the disk beyond which new writes are refused with OVERLOADED. */
 export const QUEUE_BYTES_MAX_DEFAULT = 256 * 1024 * 1024;
@@ -67,7 +69,7 @@ export interface WalOptions {
 
 /** Counters since open, for benchmarks and metrics. */
 export interface WalStats {
-  /** Batches written; each is one positional write followed by one fdatasync. */
+  /** Batches made durable; each is one positional O_DSYNC write (counted as one data sync). */
   readonly fdatasyncs: number;
   readonly bytesWritten: number;
   readonly operations: number;
@@ -431,7 +433,7 @@ export class Wal {
     });
   }
 
-  // ---- The flusher: one batch, one write, one fdatasync at a time ----
+  // ---- The flusher: one batch, one durable write at a time ----
 
   private async runFlusher(): Promise<void> {
     let batch: Pending[] = [];
@@ -512,8 +514,8 @@ export class Wal {
       position = this.encodeOperation(buffer, position, pending.operation, written, active);
     }
     const base = this.appendOffsetBytes;
+    // The segment is open with O_DSYNC (see Segment): the write returns once the batch is durable.
     await writeAt(active.fd, buffer, base);
-    await fdatasync(active.fd);
     this.counters.fdatasyncs++;
     this.counters.bytesWritten += totalBytes;
     this.counters.operations += batch.length;
