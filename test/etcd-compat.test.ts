@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { etcdInstalled, type RunningEtcd, startEtcd } from './support/etcd-process.js';
 import { etcdctl, normalize } from './support/etcdctl.js';
-import { type RunningShoal, startShoal } from './support/shoal-server.js';
+import { type RunningShoalMember, startShoalMember } from './support/shoal-server.js';
 
 interface Step {
   /** `{lease}` is replaced by the lease id (hex) this server granted in an earlier step. */
@@ -144,10 +144,10 @@ const steps: Step[] = [
 
 describe('etcdctl against etcd and shoal', { skip: etcdMissingReason() }, () => {
   let etcd: RunningEtcd;
-  let shoal: RunningShoal;
+  let shoal: RunningShoalMember;
 
   before(async () => {
-    [etcd, shoal] = await Promise.all([startEtcd(), startShoal()]);
+    [etcd, shoal] = await Promise.all([startEtcd(), startShoalMember()]);
   });
 
   after(async () => {

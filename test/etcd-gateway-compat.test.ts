@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { etcdInstalled, type RunningEtcd, startEtcd } from './support/etcd-process.js';
-import { type RunningShoal, startShoal } from './support/shoal-server.js';
+import { type RunningShoalMember, startShoalMember } from './support/shoal-server.js';
 
 const b64 = (text: string) => Buffer.from(text).toString('base64');
 const identity = new Set([
@@ -95,9 +95,9 @@ describe('the JSON gateway against etcd and shoal', {
   skip: etcdInstalled() ? false : 'etcd is not installed',
 }, () => {
   let etcd: RunningEtcd;
-  let shoal: RunningShoal;
+  let shoal: RunningShoalMember;
   before(async () => {
-    [etcd, shoal] = await Promise.all([startEtcd(), startShoal()]);
+    [etcd, shoal] = await Promise.all([startEtcd(), startShoalMember()]);
   });
   after(async () => {
     await Promise.all([etcd?.stop(), shoal?.close()]);

@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { EtcdTestClient, type Message } from './support/etcd-client.js';
 import { etcdInstalled, type RunningEtcd, startEtcd } from './support/etcd-process.js';
-import { type RunningShoal, startShoal } from './support/shoal-server.js';
+import { type RunningShoalMember, startShoalMember } from './support/shoal-server.js';
 
 type Outcome = { ok: true; response: unknown } | { ok: false; code: number; details: string };
 
@@ -150,12 +150,12 @@ describe('raw gRPC requests against etcd and shoal', {
   skip: etcdInstalled() ? false : 'etcd is not installed',
 }, () => {
   let etcd: RunningEtcd;
-  let shoal: RunningShoal;
+  let shoal: RunningShoalMember;
   let etcdClient: EtcdTestClient;
   let shoalClient: EtcdTestClient;
 
   before(async () => {
-    [etcd, shoal] = await Promise.all([startEtcd(), startShoal()]);
+    [etcd, shoal] = await Promise.all([startEtcd(), startShoalMember()]);
     etcdClient = new EtcdTestClient(etcd.endpoint);
     shoalClient = new EtcdTestClient(`127.0.0.1:${shoal.port}`);
   });

@@ -10,7 +10,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { etcdInstalled, type RunningEtcd, startEtcd } from './support/etcd-process.js';
 import { etcdctl } from './support/etcdctl.js';
-import { type RunningShoal, startShoal } from './support/shoal-server.js';
+import { type RunningShoalMember, startShoalMember } from './support/shoal-server.js';
 
 /** Bound on waiting for a watcher's output; the test fails rather than hangs. */
 const watchDeadlineMs = 20_000;
@@ -122,11 +122,11 @@ describe('etcdctl watch against etcd and shoal', {
   skip: etcdInstalled() ? false : 'etcd is not installed',
 }, () => {
   let etcd: RunningEtcd;
-  let shoal: RunningShoal;
+  let shoal: RunningShoalMember;
   const watches: RunningWatch[] = [];
 
   before(async () => {
-    [etcd, shoal] = await Promise.all([startEtcd(), startShoal()]);
+    [etcd, shoal] = await Promise.all([startEtcd(), startShoalMember()]);
   });
   after(async () => {
     await Promise.all(watches.map((w) => w.stop()));

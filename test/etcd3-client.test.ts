@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Etcd3 } from 'etcd3';
 import { etcdInstalled, type RunningEtcd, startEtcd } from './support/etcd-process.js';
-import { type RunningShoal, startShoal } from './support/shoal-server.js';
+import { type RunningShoalMember, startShoalMember } from './support/shoal-server.js';
 
 /** Runs one scenario through the client and returns what it observed, for comparison. */
 async function scenario(client: Etcd3): Promise<unknown[]> {
@@ -93,11 +93,11 @@ const expected = [
 ];
 
 describe('the etcd3 npm client', () => {
-  let shoal: RunningShoal;
+  let shoal: RunningShoalMember;
   let etcd: RunningEtcd | undefined;
 
   before(async () => {
-    shoal = await startShoal();
+    shoal = await startShoalMember();
     if (etcdInstalled()) etcd = await startEtcd();
   });
   after(async () => {
