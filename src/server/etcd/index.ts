@@ -16,9 +16,6 @@ export {
   fromKvError,
   SingleMemberBackend,
   type SingleMemberOptions,
-  toKvCompare,
-  toKvRange,
-  toKvTxn,
 } from './mvcc-backend.js';
 export {
   EtcdGrpcServer,

@@ -1,22 +1,23 @@
 /**
  * A single-member `EtcdBackend` that applies requests straight to the LMDB MVCC store (src/kv), with
- * no raft: the stand-in for a one-voter cluster until the raft driver exists, so the etcd API can be
- * tested end to end on the real store. Writes queue up and are applied as one store batch per event
+ * no raft: used by the API layer's own tests and by the linearizability checker's self-tests, which
+ * wrap it to inject stale or late answers. Members use `RaftBackend` (src/server/raft-backend.ts). Writes queue up and are applied as one store batch per event
  * loop turn (group commit: one LMDB transaction and one sync for many clients); reads are served
  * from the committed state, which on one member is always the newest, so both are linearizable.
- * It also holds the conversions between the API's types and the store's, which a raft backend will
- * reuse when it turns requests into proposals.
+ * The conversions between the API's types and the store's live in src/server/convert.ts, shared
+ * with the raft backend.
  */
-import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import * as kv from '../../kv/index.js';
+import type * as kv from '../../kv/index.js';
 import {
   APPLY_BATCH_ENTRIES_MAX,
   KvError,
   type KvErrorCode,
   type MvccStore,
 } from '../../kv/index.js';
+import { fromKvRevision, toKvRange, toKvTxn } from '../convert.js';
+import { randomLeaseId } from '../leases.js';
 import type { EtcdBackend } from './backend.js';
 import { EtcdError, etcdErrors, GrpcCode, type GrpcCodeNumber } from './errors.js';
 import type * as api from './types.js';
@@ -378,92 +379,6 @@ export class SingleMemberBackend implements EtcdBackend {
       }),
     };
   }
-}
-
-function fromKvRevision(revision: kv.RevisionEvents): api.RevisionEvents {
-  return {
-    revision: revision.revision,
-    events: revision.events.map((event) => {
-      const out: api.WatchEvent = {
-        type: event.type === kv.EventType.DELETE ? 'delete' : 'put',
-        kv: event.kv,
-      };
-      if (event.prevKv) out.prevKv = event.prevKv;
-      return out;
-    }),
-  };
-}
-
-/** A random positive 63-bit lease id (etcd's ids are positive int64 values). */
-function randomLeaseId(): bigint {
-  for (;;) {
-    const id = randomBytes(8).readBigUInt64BE(0) >> 1n;
-    if (id !== 0n) return id;
-  }
-}
-
-// ------------------------------------------------------------------------------------------------
-// API types -> store types
-// ------------------------------------------------------------------------------------------------
-
-const sortOrders: Record<api.SortOrder, kv.SortOrder> = {
-  none: kv.SortOrder.NONE,
-  ascend: kv.SortOrder.ASCEND,
-  descend: kv.SortOrder.DESCEND,
-};
-const sortTargets: Record<api.SortTarget, kv.SortTarget> = {
-  key: kv.SortTarget.KEY,
-  version: kv.SortTarget.VERSION,
-  create: kv.SortTarget.CREATE,
-  mod: kv.SortTarget.MOD,
-  value: kv.SortTarget.VALUE,
-};
-const compareResults: Record<api.CompareResult, kv.CompareResult> = {
-  equal: kv.CompareResult.EQUAL,
-  greater: kv.CompareResult.GREATER,
-  less: kv.CompareResult.LESS,
-  notEqual: kv.CompareResult.NOT_EQUAL,
-};
-
-export function toKvRange(r: api.RangeRequest): kv.RangeRequest {
-  return { ...r, sortOrder: sortOrders[r.sortOrder], sortTarget: sortTargets[r.sortTarget] };
-}
-
-export function toKvCompare(c: api.Compare): kv.Compare {
-  const base = { result: compareResults[c.result], key: c.key, rangeEnd: c.rangeEnd };
-  switch (c.target) {
-    case 'version':
-      return { ...base, target: kv.CompareTarget.VERSION, version: c.version };
-    case 'create':
-      return { ...base, target: kv.CompareTarget.CREATE, createRevision: c.createRevision };
-    case 'mod':
-      return { ...base, target: kv.CompareTarget.MOD, modRevision: c.modRevision };
-    case 'value':
-      return { ...base, target: kv.CompareTarget.VALUE, value: c.value };
-    case 'lease':
-      return { ...base, target: kv.CompareTarget.LEASE, lease: c.lease };
-  }
-}
-
-function toKvOp(op: api.RequestOp): kv.RequestOp {
-  switch (op.type) {
-    case 'range':
-      return { requestRange: toKvRange(op.request) };
-    case 'put':
-      return { requestPut: op.request };
-    case 'deleteRange':
-      return { requestDeleteRange: op.request };
-    case 'txn':
-      return { requestTxn: toKvTxn(op.request) };
-  }
-}
-
-export function toKvTxn(t: api.TxnRequest): kv.TxnRequest {
-  return {
-    compare: t.compare.map(toKvCompare),
-    success: t.success.map(toKvOp),
-    failure: t.failure.map(toKvOp),
-  };
 }
 
 const kvCodes: Record<KvErrorCode, GrpcCodeNumber> = {
