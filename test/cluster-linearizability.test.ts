@@ -27,7 +27,7 @@ const SEED = process.env.SHOAL_SEED === undefined ? 20261124 : Number(process.en
 const CLIENTS = 6;
 const KEYS = ['a', 'b', 'c', 'd'];
 /** Per-client bound on operations; it also bounds the checker's search. */
-const OPS_PER_CLIENT_MAX = 4_000;
+const OPS_PER_CLIENT_MAX = 10_000;
 /** A call past this deadline (a frozen or dead member) is recorded with an unknown outcome. */
 const CALL_DEADLINE_MS = 1_500;
 const NEMESIS_FAULTS = 8;
