@@ -40,7 +40,11 @@ function registerValueOf(response: Message): RegisterValue {
   return kvs.length > 0 ? kvs[0]!.value.toString('utf8') : null;
 }
 
-async function perform(client: EtcdTestClient, key: string, input: OpInput): Promise<OpOutput> {
+export async function perform(
+  client: EtcdTestClient,
+  key: string,
+  input: OpInput,
+): Promise<OpOutput> {
   const keyBytes = Buffer.from(key);
   if (input.kind === 'read')
     return { kind: 'read', value: registerValueOf(await client.range({ key: keyBytes })) };
