@@ -21,6 +21,9 @@ export const LEASE_CHECKPOINT_INTERVAL_MS_DEFAULT = 5 * 60 * 1000;
 /** Checkpoints per proposal; further leases wait for the next interval (matches the kv limit). */
 export const LEASE_CHECKPOINTS_PER_PROPOSAL_MAX = 1000;
 
+/** Checkpoint-clearing proposals from keep-alives in flight at once; more are skipped. */
+export const LEASE_CHECKPOINT_CLEARS_INFLIGHT_MAX = 1000;
+
 export interface LeaseKeeperOptions {
   /** Grace added to every lease when a member becomes leader (the election timeout). */
   promotionGraceMs: number;
@@ -39,6 +42,8 @@ export class LeaseKeeper {
   private readonly revoking = new Set<bigint>();
   private timer: NodeJS.Timeout | null = null;
   private checkpointTimer: NodeJS.Timeout | null = null;
+  /** Leases whose checkpoint a keep-alive is clearing (one proposal per lease at a time). */
+  private readonly clearing = new Set<bigint>();
   private leading = false;
   private checkpointing = false;
   private readonly checkpointIntervalMs: number;
@@ -79,9 +84,18 @@ export class LeaseKeeper {
     const lease = this.kv.lease(id);
     if (lease === undefined || !this.leading) return 0;
     this.deadlinesMs.set(id, performance.now() + lease.ttlSeconds * 1000);
-    if (lease.remainingTtlSeconds !== undefined) {
-      // Best effort: if it fails, the next periodic checkpoint overwrites the stale value anyway.
-      this.options.checkpoint([{ ID: id, remainingTtl: 0 }]).catch(() => {});
+    if (
+      lease.remainingTtlSeconds !== undefined &&
+      !this.clearing.has(id) &&
+      this.clearing.size < LEASE_CHECKPOINT_CLEARS_INFLIGHT_MAX
+    ) {
+      // Best effort: if it fails or is skipped at the limit, the next periodic checkpoint
+      // overwrites the stale value anyway.
+      this.clearing.add(id);
+      this.options
+        .checkpoint([{ ID: id, remainingTtl: 0 }])
+        .catch(() => {})
+        .finally(() => this.clearing.delete(id));
     }
     return lease.ttlSeconds;
   }
