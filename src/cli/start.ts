@@ -41,6 +41,11 @@ export function registerStart(program: Command): void {
     .option('--election-timeout <ms>', 'time (in milliseconds) for an election to timeout', '1000')
     .option('--snapshot-count <n>', 'applied entries between snapshots', '100000')
     .option(
+      '--lease-checkpoint-interval <ms>',
+      'how often the leader checkpoints remaining lease TTLs',
+      '300000',
+    )
+    .option(
       '--max-request-bytes <bytes>',
       'maximum client request size in bytes',
       String(1.5 * 1024 * 1024),

@@ -127,6 +127,19 @@ const range: Checker = (value, path) => fields(value, path, rangeFields, ['key']
 const put: Checker = (value, path) => fields(value, path, putFields, ['key']);
 const deleteRange: Checker = (value, path) => fields(value, path, deleteFields, ['key']);
 
+/** Checkpoints one command may carry (the leader batches at most this many per proposal). */
+export const COMMAND_LEASE_CHECKPOINTS_MAX = 1000;
+
+const checkpointList: Checker = (value, path) => {
+  if (!Array.isArray(value)) fail(path, 'a list');
+  if (value.length > COMMAND_LEASE_CHECKPOINTS_MAX) {
+    throw new KvCommandError(`kv command has over ${COMMAND_LEASE_CHECKPOINTS_MAX} checkpoints`);
+  }
+  for (const [i, element] of value.entries()) {
+    fields(element, `${path}[${i}]`, { ID: int64, remainingTtl: integer }, ['ID', 'remainingTtl']);
+  }
+};
+
 function txnChecker(depth: number, budget: { ops: number }): Checker {
   if (depth > COMMAND_TXN_DEPTH_MAX) {
     throw new KvCommandError(`kv command nests transactions deeper than ${COMMAND_TXN_DEPTH_MAX}`);
@@ -175,6 +188,7 @@ export function parseKvRequest(value: unknown): KvRequest {
       compaction: (v, p) => fields(v, p, { revision: integer, physical: boolean }, ['revision']),
       leaseGrant: (v, p) => fields(v, p, { TTL: integer, ID: int64 }, ['TTL', 'ID']),
       leaseRevoke: (v, p) => fields(v, p, { ID: int64 }, ['ID']),
+      leaseCheckpoint: (v, p) => fields(v, p, { checkpoints: checkpointList }, ['checkpoints']),
     },
     [],
   );
@@ -208,4 +222,8 @@ function normalizeLeases(record: Record<string, unknown>): void {
   if (record.txn) visitTxn(record.txn as Record<string, unknown>);
   if (record.leaseGrant) toBigint(record.leaseGrant as Record<string, unknown>, 'ID');
   if (record.leaseRevoke) toBigint(record.leaseRevoke as Record<string, unknown>, 'ID');
+  const checkpoint = record.leaseCheckpoint as
+    | { checkpoints: Record<string, unknown>[] }
+    | undefined;
+  for (const c of checkpoint?.checkpoints ?? []) toBigint(c, 'ID');
 }

@@ -99,15 +99,22 @@ export function decodeNumber(bytes: Uint8Array | undefined, fallback: number): n
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).readDoubleBE(0);
 }
 
-/** A lease's stored record. More fields (remaining TTL checkpoints) will follow with expiry. */
+/**
+ * A lease's stored record: its granted TTL and, once the leader checkpointed it, the seconds it
+ * had left then (a second 8-byte number; records without one are read as never checkpointed).
+ */
 export interface LeaseRecord {
   ttlSeconds: number;
+  remainingTtlSeconds?: number;
 }
 
 export function encodeLeaseRecord(record: LeaseRecord): Buffer {
-  return encodeNumber(record.ttlSeconds);
+  if (record.remainingTtlSeconds === undefined) return encodeNumber(record.ttlSeconds);
+  return Buffer.concat([encodeNumber(record.ttlSeconds), encodeNumber(record.remainingTtlSeconds)]);
 }
 
 export function decodeLeaseRecord(bytes: Uint8Array): LeaseRecord {
-  return { ttlSeconds: decodeNumber(bytes, 0) };
+  const ttlSeconds = decodeNumber(bytes, 0);
+  if (bytes.length < 16) return { ttlSeconds };
+  return { ttlSeconds, remainingTtlSeconds: decodeNumber(bytes.subarray(8), 0) };
 }

@@ -621,6 +621,26 @@ describe('physical compaction in steps', () => {
 });
 
 describe('leases', () => {
+  test('checkpoints record remaining TTL durably, without a revision; 0 clears them', async () => {
+    h.ok({ leaseGrant: { ID: 5n, TTL: 60 } });
+    const revision = h.store.lease(5n) && range('nothing').header.revision;
+    h.ok({
+      leaseCheckpoint: {
+        checkpoints: [
+          { ID: 5n, remainingTtl: 42 },
+          { ID: 9n, remainingTtl: 7 },
+        ],
+      },
+    });
+    assert.equal(range('nothing').header.revision, revision, 'no revision for a checkpoint');
+    await h.reopen();
+    assert.equal(h.store.lease(5n)?.remainingTtlSeconds, 42);
+    assert.equal(h.store.lease(5n)?.ttlSeconds, 60);
+    assert.equal(h.store.lease(9n), undefined, 'a checkpoint does not create a lease');
+    h.ok({ leaseCheckpoint: { checkpoints: [{ ID: 5n, remainingTtl: 0 }] } });
+    assert.equal(h.store.lease(5n)?.remainingTtlSeconds, undefined);
+  });
+
   test('grant errors and minimum TTL', () => {
     const granted = h.ok({ leaseGrant: { ID: 1n, TTL: 1 } }) as {
       leaseGrant: { TTL: number; ID: bigint };

@@ -69,6 +69,8 @@ import type {
   HashKVResponse,
   KvRequest,
   KvResponse,
+  LeaseCheckpointRequest,
+  LeaseCheckpointResponse,
   LeaseGrantRequest,
   LeaseGrantResponse,
   LeaseRevokeRequest,
@@ -152,6 +154,8 @@ export interface StoreStatus {
 export interface LeaseInfo {
   id: bigint;
   ttlSeconds: number;
+  /** Seconds left at the leader's last checkpoint; undefined when never (or no longer) set. */
+  remainingTtlSeconds?: number;
   keys: Uint8Array[];
 }
 
@@ -313,6 +317,9 @@ export class MvccStore {
     if ('leaseRevoke' in request) {
       return { leaseRevoke: this.applyLeaseRevoke(request.leaseRevoke, write) };
     }
+    if ('leaseCheckpoint' in request) {
+      return { leaseCheckpoint: this.applyLeaseCheckpoint(request.leaseCheckpoint) };
+    }
     throw new KvError('INVALID_ARGUMENT', 'shoal: unknown key-value request');
   }
 
@@ -402,6 +409,19 @@ export class MvccStore {
     return { header: header(this.currentRevision), ID: request.ID, TTL: ttlSeconds, error: '' };
   }
 
+  /** Records remaining TTLs; leases gone since the leader proposed are skipped (no revision). */
+  private applyLeaseCheckpoint(request: LeaseCheckpointRequest): LeaseCheckpointResponse {
+    for (const { ID, remainingTtl } of request.checkpoints) {
+      const key = encodeLeaseId(ID);
+      const record = this.dbs.leases.get(key);
+      if (record === undefined) continue;
+      const { ttlSeconds } = decodeLeaseRecord(record);
+      const remainingTtlSeconds = remainingTtl > 0 ? remainingTtl : undefined;
+      this.dbs.leases.putSync(key, encodeLeaseRecord({ ttlSeconds, remainingTtlSeconds }));
+    }
+    return { header: header(this.currentRevision) };
+  }
+
   /** Deletes every key attached to the lease in one revision (key order), then the lease. */
   private applyLeaseRevoke(request: LeaseRevokeRequest, write: WriteRequest): LeaseRevokeResponse {
     if (!this.leaseExists(request.ID)) throw errLeaseNotFound();
@@ -419,7 +439,10 @@ export class MvccStore {
     const record = this.dbs.leases.get(encodeLeaseId(id));
     if (record === undefined) return undefined;
     const keys = [...this.dbs.leaseKeys.getValues(encodeLeaseId(id))];
-    return { id, ttlSeconds: decodeLeaseRecord(record).ttlSeconds, keys };
+    const { ttlSeconds, remainingTtlSeconds } = decodeLeaseRecord(record);
+    return remainingTtlSeconds === undefined
+      ? { id, ttlSeconds, keys }
+      : { id, ttlSeconds, remainingTtlSeconds, keys };
   }
 
   /** Every lease id, ascending by their signed 64-bit big-endian encoding. */

@@ -183,6 +183,19 @@ export interface LeaseRevokeResponse {
   header: ResponseHeader;
 }
 
+/**
+ * etcd's LeaseCheckpointRequest: the leader records how long each lease had left, so a new leader
+ * (or a restarted cluster) does not hand the full TTL out again. A remaining TTL of 0 clears the
+ * checkpoint (a keep-alive renewed the lease).
+ */
+export interface LeaseCheckpointRequest {
+  checkpoints: { ID: bigint; remainingTtl: number }[];
+}
+
+export interface LeaseCheckpointResponse {
+  header: ResponseHeader;
+}
+
 export interface HashKVRequest {
   /** Hash the store up to this revision; 0 means the current revision. */
   revision?: number;
@@ -216,7 +229,8 @@ export type KvRequest =
   | { txn: TxnRequest }
   | { compaction: CompactionRequest }
   | { leaseGrant: LeaseGrantRequest }
-  | { leaseRevoke: LeaseRevokeRequest };
+  | { leaseRevoke: LeaseRevokeRequest }
+  | { leaseCheckpoint: LeaseCheckpointRequest };
 
 /** The response to a KvRequest, with the same field name set. */
 export type KvResponse =
@@ -226,7 +240,8 @@ export type KvResponse =
   | { txn: TxnResponse }
   | { compaction: CompactionResponse }
   | { leaseGrant: LeaseGrantResponse }
-  | { leaseRevoke: LeaseRevokeResponse };
+  | { leaseRevoke: LeaseRevokeResponse }
+  | { leaseCheckpoint: LeaseCheckpointResponse };
 
 /** Throws a RangeError unless `value` is a safe integer; used where numbers enter the store. */
 export function assertSafeInteger(value: number, what: string): void {

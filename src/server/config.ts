@@ -29,6 +29,7 @@ export interface MemberFlags {
   heartbeatInterval?: string | number;
   electionTimeout?: string | number;
   snapshotCount?: string | number;
+  leaseCheckpointInterval?: string | number;
   maxRequestBytes?: string | number;
   quotaBackendBytes?: string | number;
   join?: string;
@@ -54,6 +55,8 @@ export interface MemberConfig {
   readonly initialClusterToken: string;
   readonly heartbeatIntervalMs: number;
   readonly electionTimeoutMs: number;
+  /** How often the leader checkpoints remaining lease TTLs through raft (etcd: 5 minutes). */
+  readonly leaseCheckpointIntervalMs: number;
   readonly snapshotCount: number;
   readonly maxRequestBytes: number;
   readonly quotaBackendBytes: number;
@@ -216,6 +219,12 @@ export function resolveConfig(flags: MemberFlags): MemberConfig {
     initialClusterToken: token,
     heartbeatIntervalMs,
     electionTimeoutMs,
+    leaseCheckpointIntervalMs: parseInteger(
+      'lease-checkpoint-interval',
+      flags.leaseCheckpointInterval ?? 5 * 60 * 1000,
+      100,
+      24 * 60 * 60 * 1000,
+    ),
     snapshotCount: parseInteger(
       'snapshot-count',
       flags.snapshotCount ?? 100_000,

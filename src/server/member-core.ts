@@ -141,8 +141,15 @@ export class MemberCore {
       mapError: raftRefusal,
     });
     this.cluster = new ClusterOps(this);
-    this.leases = new LeaseKeeper(kv, (id) =>
-      this.proposer.propose({ kv: { leaseRevoke: { ID: id } } }),
+    this.leases = new LeaseKeeper(
+      kv,
+      (id) => this.proposer.propose({ kv: { leaseRevoke: { ID: id } } }),
+      {
+        promotionGraceMs: config.electionTimeoutMs,
+        checkpointIntervalMs: config.leaseCheckpointIntervalMs,
+        checkpoint: (checkpoints) =>
+          this.proposer.propose({ kv: { leaseCheckpoint: { checkpoints } } }),
+      },
     );
     this.updatePeers();
   }

@@ -6,6 +6,8 @@
  * 64-bit integers as strings, bytes as base64, default values left out, errors as
  * `{"error", "code", "message"}` with the gateway's HTTP status for the gRPC code.
  */
+
+import { EventEmitter } from 'node:events';
 import {
   createServer as createHttpServer,
   type IncomingMessage,
@@ -14,9 +16,10 @@ import {
 import { createServer as createNetServer, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import protobuf from 'protobufjs';
+import type { PbMessage } from './codec.js';
 import { loadEtcdRoot } from './codec.js';
-import { EtcdError, GrpcCode } from './errors.js';
-import type { EtcdGrpcServer } from './server.js';
+import { EtcdError, GrpcCode, type GrpcCodeNumber } from './errors.js';
+import type { EtcdGrpcServer, StreamCall } from './server.js';
 
 /** Largest JSON body accepted; base64 and JSON overhead on top of the request size limit. */
 export const gatewayBodyBytesMax = 4 * 1024 * 1024;
@@ -42,6 +45,12 @@ const routes: Record<string, string> = {
   '/v3/maintenance/hashkv': 'Maintenance/HashKV',
   '/v3/maintenance/alarm': 'Maintenance/Alarm',
   '/v3/maintenance/defragment': 'Maintenance/Defragment',
+};
+
+/** Streaming gateway paths: one JSON request in, newline-delimited `{"result": ...}` out. */
+const streamRoutes: Record<string, string> = {
+  '/v3/watch': 'Watch/Watch',
+  '/v3/lease/keepalive': 'Lease/LeaseKeepAlive',
 };
 
 /** grpc-gateway's HTTP status for each gRPC code (v1 mapping, which etcd 3.4 uses). */
@@ -82,7 +91,13 @@ export class EtcdGateway {
 
   /** Handles one HTTP request; answers 404 for paths that are not gateway routes. */
   handle(request: IncomingMessage, response: ServerResponse): void {
-    const route = routes[(request.url ?? '').split('?')[0]!];
+    const path = (request.url ?? '').split('?')[0]!;
+    const streamRoute = streamRoutes[path];
+    if (request.method === 'POST' && streamRoute !== undefined) {
+      this.#stream(streamRoute, request, response);
+      return;
+    }
+    const route = routes[path];
     if (request.method !== 'POST' || route === undefined) {
       send(response, 404, { error: 'Not Found', code: 5, message: 'Not Found' });
       return;
@@ -99,6 +114,55 @@ export class EtcdGateway {
           send(response, httpStatusOf[code] ?? 500, { error: message, code, message });
         },
       );
+  }
+
+  #stream(route: string, request: IncomingMessage, response: ServerResponse): void {
+    const [service, method] = route.split('/') as [string, string];
+    const stream = this.#grpc.streamMethod(`/etcdserverpb.${service}/${method}`);
+    if (!stream) {
+      send(response, 501, { error: 'Not Implemented', code: 12, message: 'Not Implemented' });
+      return;
+    }
+    readBody(request)
+      .then((body) => {
+        const message = this.#decode(body, stream.requestType, GrpcCode.unknown);
+        const gateway = new GatewayStream(this.#log, response, stream.responseType);
+        stream.start(gateway.call);
+        const wireBytes = stream.requestType.encode(message).finish().length;
+        gateway.call.emit('data', { message, wireBytes });
+      })
+      .catch((error: unknown) => {
+        const etcd = error instanceof EtcdError ? error : undefined;
+        if (!etcd) this.#log.error({ err: error, route }, 'gateway stream failed');
+        const code = etcd?.code ?? GrpcCode.unknown;
+        const message = error instanceof Error ? error.message : String(error);
+        send(response, httpStatusOf[code] ?? 500, { error: message, code, message });
+      });
+  }
+
+  /**
+   * Decodes a JSON body into a request message of `camelType` (the type grpc handlers take).
+   * `badJsonCode` is the code for unparsable JSON: etcd answers it as invalid argument on unary
+   * routes and as unknown (HTTP 500) on streaming ones.
+   */
+  #decode(body: Buffer, camelType: protobuf.Type, badJsonCode: GrpcCodeNumber): protobuf.Message {
+    const requestType = originalNames.lookupType(camelType.fullName.slice(1));
+    let json: unknown;
+    try {
+      json = body.length === 0 ? {} : JSON.parse(body.toString('utf8'));
+    } catch (error) {
+      throw new EtcdError(badJsonCode, `invalid JSON: ${(error as Error).message}`);
+    }
+    try {
+      const bytes = requestType
+        .encode(
+          requestType.fromObject(toOriginalNames(json, requestType) as Record<string, unknown>),
+        )
+        .finish();
+      return camelType.decode(bytes);
+    } catch (error) {
+      throw new EtcdError(GrpcCode.invalidArgument, `invalid request: ${(error as Error).message}`);
+    }
   }
 
   async #run(route: string, body: Buffer): Promise<unknown> {
@@ -138,6 +202,72 @@ export class EtcdGateway {
   }
 }
 
+/**
+ * Runs a streaming method for one HTTP request, as grpc-gateway does: the body is the one request
+ * message; each response goes out at once as a line `{"result": ...}`; the stream ends when the
+ * client disconnects (the request body ending is not a half-close that ends a watch, just as on
+ * etcd, whose watch stays open after the gateway closes its sending side).
+ */
+class GatewayStream {
+  readonly #log: Logger;
+  readonly #response: ServerResponse;
+  readonly #outType: protobuf.Type;
+  readonly #responseType: protobuf.Type;
+  readonly call: StreamCall;
+
+  constructor(log: Logger, response: ServerResponse, responseType: protobuf.Type) {
+    this.#log = log;
+    this.#response = response;
+    this.#responseType = responseType;
+    this.#outType = originalNames.lookupType(responseType.fullName.slice(1));
+    const emitter = new EventEmitter();
+    const call = Object.assign(emitter, {
+      write: (message: PbMessage) => this.#write(message),
+      end: () => {
+        if (!response.writableEnded) response.end();
+      },
+    });
+    this.call = call as unknown as StreamCall;
+    // A stream error (a malformed watch request, a failed keep-alive) goes out as grpc-gateway's
+    // in-stream error object, then the response ends.
+    emitter.on('error', (error: { code?: number; details?: string; message?: string }) => {
+      const code = error.code ?? GrpcCode.unknown;
+      const message = error.details ?? error.message ?? 'unknown';
+      this.#line({
+        error: { grpc_code: code, http_code: httpStatusOf[code] ?? 500, message },
+      });
+      if (!response.writableEnded) response.end();
+    });
+    response.on('drain', () => emitter.emit('drain'));
+    response.on('close', () => emitter.emit('cancelled'));
+  }
+
+  #write(message: PbMessage): boolean {
+    const encoded = this.#responseType.encode(message).finish();
+    const object = this.#outType.toObject(this.#outType.decode(encoded), {
+      longs: String,
+      bytes: String,
+      enums: String,
+      defaults: false,
+    });
+    return this.#line({ result: withoutDefaults(withoutZeroEnums(object, this.#outType)) });
+  }
+
+  #line(body: unknown): boolean {
+    const response = this.#response;
+    if (response.writableEnded || response.destroyed) return true;
+    if (!response.headersSent) {
+      response.writeHead(200, { 'content-type': 'application/json' });
+    }
+    try {
+      return response.write(`${JSON.stringify(body)}\n`);
+    } catch (error) {
+      this.#log.warn({ err: error }, 'gateway stream write failed');
+      return true;
+    }
+  }
+}
+
 function requestTypeName(service: string, method: string): string {
   const names: Record<string, string> = {
     'KV/Compact': 'CompactionRequest',
@@ -165,6 +295,28 @@ function toOriginalNames(value: unknown, type: protobuf.Type): unknown {
         : Array.isArray(item)
           ? item.map((element) => toOriginalNames(element, nested))
           : toOriginalNames(item, nested);
+  }
+  return out;
+}
+
+/**
+ * Drops enum fields holding their zero value (an event's `PUT`): protobufjs encodes an explicitly
+ * set zero, so it survives the round trip, but proto3 JSON leaves it out.
+ */
+function withoutZeroEnums(value: unknown, type: protobuf.Type): unknown {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return value;
+  const out: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value as Record<string, unknown>)) {
+    const field = type.fields[key];
+    field?.resolve();
+    const resolved = field?.resolvedType;
+    if (resolved instanceof protobuf.Enum && resolved.values[item as string] === 0) continue;
+    out[key] =
+      resolved instanceof protobuf.Type
+        ? Array.isArray(item)
+          ? item.map((element) => withoutZeroEnums(element, resolved))
+          : withoutZeroEnums(item, resolved)
+        : item;
   }
   return out;
 }

@@ -78,6 +78,9 @@ interface Decoded {
   wireBytes: number;
 }
 
+/** What the gateway hands a stream handler in place of a grpc-js call; see `streamMethod`. */
+export type StreamCall = grpc.ServerDuplexStream<Decoded, PbMessage>;
+
 type UnaryHandler = (request: Decoded) => Promise<PbMessage>;
 type StreamHandler =
   | grpc.handleBidiStreamingCall<Decoded, PbMessage>
@@ -103,6 +106,11 @@ export class EtcdGrpcServer {
   readonly #unary = new Map<
     string,
     { handler: UnaryHandler; requestType: protobuf.Type; responseType: protobuf.Type }
+  >();
+  /** Streaming methods by gRPC path, so the JSON gateway can run them on an HTTP response. */
+  readonly #streams = new Map<
+    string,
+    { handler: StreamHandler; requestType: protobuf.Type; responseType: protobuf.Type }
   >();
   #inflight = 0;
 
@@ -157,6 +165,27 @@ export class EtcdGrpcServer {
   /** The protobuf type of a unary method's request, for decoding gateway JSON. */
   requestTypeOf(path: string): protobuf.Type | undefined {
     return this.#unary.get(path)?.requestType;
+  }
+
+  /**
+   * A streaming method (Watch, LeaseKeepAlive) for the JSON gateway: `start` runs the handler on
+   * a call object that behaves like a grpc-js duplex call (write, end, data/drain/cancelled).
+   */
+  streamMethod(path: string):
+    | {
+        start: (call: StreamCall) => void;
+        requestType: protobuf.Type;
+        responseType: protobuf.Type;
+      }
+    | undefined {
+    const method = this.#streams.get(path);
+    if (!method) return undefined;
+    const handler = method.handler as (call: StreamCall) => void;
+    return {
+      start: (call) => handler(call),
+      requestType: method.requestType,
+      responseType: method.responseType,
+    };
   }
 
   /** Hands connections accepted elsewhere (the shared client port) to the gRPC server. */
@@ -316,6 +345,11 @@ export class EtcdGrpcServer {
       };
       if (duplex) {
         implementation[method.name] = duplex;
+        this.#streams.set(`/etcdserverpb.${name}/${method.name}`, {
+          handler: duplex,
+          requestType,
+          responseType,
+        });
         continue;
       }
       const handler = handlers[method.name] ?? unimplemented(`${name}.${method.name}`);
