@@ -224,7 +224,7 @@ export class EtcdGrpcServer {
       {},
       {
         Watch: (call: grpc.ServerDuplexStream<Decoded, PbMessage>) =>
-          void new WatchStream(call, b, this.#log, this.#progressIntervalMs),
+          void new WatchStream(call, b, this.#log, this.#progressIntervalMs, this.#maxRequestBytes),
       },
     );
     this.#addService(

@@ -123,3 +123,65 @@ test('watchers that ask for progress notifications get them while idle', async (
     await fast.close();
   }
 });
+
+test('a watcher that asks for fragments gets a large revision split below max request bytes', async () => {
+  const maxRequestBytes = 4096;
+  const small = await startShoal({ maxRequestBytes });
+  const smallClient = new EtcdTestClient(`127.0.0.1:${small.port}`);
+  try {
+    const value = Buffer.alloc(1000, 'v');
+    for (let i = 0; i < 10; i++) await smallClient.put({ key: Buffer.from(`frag/${i}`), value });
+    const whole = smallClient.watch();
+    const wholeSeen = collector(whole);
+    whole.write({
+      createRequest: { key: Buffer.from('frag/'), rangeEnd: Buffer.from('frag0'), prevKv: true },
+    });
+    const split = smallClient.watch();
+    const splitSeen = collector(split);
+    split.write({
+      createRequest: {
+        key: Buffer.from('frag/'),
+        rangeEnd: Buffer.from('frag0'),
+        prevKv: true,
+        fragment: true,
+      },
+    });
+    await wholeSeen.until(() => wholeSeen.responses.some((r) => r.created === true), 'created');
+    await splitSeen.until(() => splitSeen.responses.some((r) => r.created === true), 'created');
+    // One revision deletes ten keys, each event carrying a 1000-byte previous value.
+    await smallClient.deleteRange({
+      key: Buffer.from('frag/'),
+      rangeEnd: Buffer.from('frag0'),
+      prevKv: true,
+    });
+    await wholeSeen.until(() => events(wholeSeen.responses).length >= 10, 'ten events, whole');
+    await splitSeen.until(() => events(splitSeen.responses).length >= 10, 'ten events, split');
+    const withEvents = (responses: Message[]) => responses.filter((r) => events([r]).length > 0);
+    // Without the flag: one response with all ten events, not marked as a fragment.
+    assert.equal(withEvents(wholeSeen.responses).length, 1);
+    assert.notEqual(withEvents(wholeSeen.responses)[0]!.fragment, true);
+    // With it: several responses; all but the last are fragments; together they hold every event.
+    const fragments = withEvents(splitSeen.responses);
+    assert.ok(fragments.length >= 3, `${fragments.length} fragments`);
+    assert.deepEqual(
+      fragments.map((r) => r.fragment === true),
+      fragments.map((_, i) => i < fragments.length - 1),
+    );
+    for (const fragment of fragments) {
+      const bytes = events([fragment]).reduce(
+        (sum, e) => sum + ((e.prevKv as Message).value as Uint8Array).length,
+        0,
+      );
+      assert.ok(bytes < maxRequestBytes, `a fragment carries ${bytes} bytes of values`);
+    }
+    assert.deepEqual(
+      events(fragments).map((e) => Buffer.from((e.kv as Message).key as Uint8Array).toString()),
+      Array.from({ length: 10 }, (_, i) => `frag/${i}`),
+    );
+    whole.end();
+    split.end();
+  } finally {
+    smallClient.close();
+    await small.close();
+  }
+});

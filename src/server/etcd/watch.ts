@@ -42,6 +42,8 @@ interface Watcher {
   noDelete: boolean;
   prevKv: boolean;
   progressNotify: boolean;
+  /** Split responses larger than the member's max request bytes into fragments (etcd 3.4's rule). */
+  fragment: boolean;
   /** The first revision this watcher has not been sent yet. */
   nextRevision: number;
   synced: boolean;
@@ -63,8 +65,17 @@ export class WatchStream {
   readonly #unsubscribe: () => void;
   readonly #progressTimer: NodeJS.Timeout;
 
-  constructor(call: Call, backend: EtcdBackend, log: Logger, progressIntervalMs: number) {
+  readonly #fragmentBytesMax: number;
+
+  constructor(
+    call: Call,
+    backend: EtcdBackend,
+    log: Logger,
+    progressIntervalMs: number,
+    fragmentBytesMax: number,
+  ) {
     this.#call = call;
+    this.#fragmentBytesMax = fragmentBytesMax;
     this.#backend = backend;
     this.#log = log;
     this.#unsubscribe = backend.subscribe((revisions) => this.#onCommit(revisions));
@@ -148,6 +159,7 @@ export class WatchStream {
       noDelete: filters.includes(1),
       prevKv: boolField(request, 'prevKv'),
       progressNotify: boolField(request, 'progressNotify'),
+      fragment: boolField(request, 'fragment'),
       nextRevision: startRevision > 0 ? startRevision : current + 1,
       synced: true,
       sentSinceProgress: false,
@@ -202,7 +214,7 @@ export class WatchStream {
         const events = this.#matching(w, revision.events);
         if (events.length > 0) {
           const header = encodeHeader(this.#backend.header(revision.revision));
-          this.#send({ header, watchId: w.id, events });
+          this.#sendEvents(w, header, events);
           w.sentSinceProgress = true;
         }
         w.nextRevision = revision.revision + 1;
@@ -239,7 +251,7 @@ export class WatchStream {
       const events = page.revisions.flatMap((r) => this.#matching(w, r.events));
       if (events.length > 0) {
         const header = encodeHeader(this.#backend.header(current));
-        this.#send({ header, watchId: w.id, events });
+        this.#sendEvents(w, header, events);
         w.sentSinceProgress = true;
       }
       w.nextRevision = page.nextRevision;
@@ -248,6 +260,31 @@ export class WatchStream {
       else behind = true;
     }
     if (behind) this.#scheduleCatchUp();
+  }
+
+  /**
+   * Sends a watcher's events. A watcher that asked for fragments gets a response of two or more
+   * events whose size reaches the member's max request bytes split into several responses, each
+   * filled while it stays below that size (at least one event each), all but the last marked
+   * `fragment`; the client joins them. Without the flag the response goes out whole, as in etcd.
+   */
+  #sendEvents(w: Watcher, header: PbMessage, events: PbMessage[]): void {
+    const limitBytes = this.#fragmentBytesMax;
+    const sizes = events.map(eventSizeBytes);
+    const totalBytes = sizes.reduce((sum, size) => sum + size, responseOverheadBytes);
+    if (!w.fragment || events.length < 2 || totalBytes < limitBytes) {
+      this.#send({ header, watchId: w.id, events });
+      return;
+    }
+    let start = 0;
+    while (start < events.length) {
+      let end = start + 1;
+      let bytes = responseOverheadBytes + sizes[start]!;
+      while (end < events.length && bytes + sizes[end]! < limitBytes) bytes += sizes[end++]!;
+      const last = end === events.length;
+      this.#send({ header, watchId: w.id, events: events.slice(start, end), fragment: !last });
+      start = end;
+    }
   }
 
   /** The watcher's start is below the compaction: tell the client and drop the watcher. */
@@ -272,6 +309,19 @@ export class WatchStream {
     }
     return out;
   }
+}
+
+/** Room for the header and the response's own fields when sizing fragments. */
+const responseOverheadBytes = 64;
+
+/** An encoded event's size on the wire, closely enough to keep fragments below the limit. */
+function eventSizeBytes(event: PbMessage): number {
+  let bytes = 8;
+  for (const field of ['kv', 'prevKv'] as const) {
+    const kv = event[field] as { key?: Uint8Array; value?: Uint8Array } | undefined;
+    if (kv !== undefined) bytes += 48 + (kv.key?.length ?? 0) + (kv.value?.length ?? 0);
+  }
+  return bytes;
 }
 
 function inRange(w: Watcher, key: Uint8Array): boolean {
