@@ -51,6 +51,7 @@ export function registerStart(program: Command): void {
       '0',
     )
     .option('--listen-metrics-urls <urls>', 'URLs for /health and /metrics over HTTP')
+    .option('--join <seeds>', 'gossip seeds (host:port,...) of a running cluster to join')
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
     .action(async (flags: MemberFlags & { logLevel: string }) => {
       process.env.SHOAL_LOG_LEVEL ??= flags.logLevel;

@@ -17,6 +17,7 @@ import { listenClientPort } from './etcd/gateway.js';
 import { EtcdGrpcServer } from './etcd/server.js';
 import { createHttpServer, MemberGateway } from './http.js';
 import { MemberCore } from './member-core.js';
+import { type MembershipEntry, MembershipWiring } from './membership-wiring.js';
 import { MemberMetrics } from './metrics.js';
 import { createNativeKvService } from './native/service.js';
 import { RaftBackend } from './raft-backend.js';
@@ -41,6 +42,9 @@ function hostOf(url: URL): string {
 }
 
 export class Member {
+  /** SWIM gossip on the peer port (membership-wiring.ts). */
+  membership: MembershipWiring | null = null;
+
   private constructor(
     readonly core: MemberCore,
     private readonly grpc: EtcdGrpcServer,
@@ -78,6 +82,9 @@ export class Member {
       nativeKv,
       createNativeKvService({ backend, logger: log.child({ component: 'native-kv' }) }).handlers,
     );
+    let membership: MembershipWiring | null = null;
+    const listed = (): MembershipEntry[] => membership?.list() ?? [];
+    MembershipWiring.register(core, listed);
     const { peerPort } = await core.start();
     const grpc = new EtcdGrpcServer({
       backend,
@@ -110,13 +117,24 @@ export class Member {
         `http://${httpHost}:${httpPort}/metrics`,
       ],
     };
+    membership = await MembershipWiring.start({
+      core,
+      peerPort,
+      clientUrls: urls.client,
+      peerUrls: urls.peer,
+      log,
+    });
     log.info({ urls, id: config.memberId.toString(16), dataDir: config.dataDir }, 'member ready');
-    return new Member(core, grpc, client.close, http, urls, log);
+    const member = new Member(core, grpc, client.close, http, urls, log);
+    member.membership = membership;
+    return member;
   }
 
   /** Clean shutdown: stop serving clients, stop raft (finishing its writes), close the stores. */
   async stop(): Promise<void> {
     this.log.info('member stopping');
+    // Leaving first lets peers see "left" at once instead of suspecting a failure.
+    await this.membership?.stop();
     await Promise.all([
       this.closeClientPort().then(() => this.grpc.close(500)),
       new Promise<void>((resolve) => {

@@ -195,6 +195,14 @@ export class PeerTransport {
     this.server.addService(definition, implementation);
   }
 
+  /**
+   * The peer RPC server and client pool, shared with SWIM (src/membership), which serves its
+   * `membership` service and makes its push-pull calls over the same port and connections.
+   */
+  get rpc(): { server: RpcServer; clients: RpcClientPool } {
+    return { server: this.server, clients: this.pool };
+  }
+
   listen(host: string, port: number): Promise<{ host: string; port: number }> {
     return this.server.listen({ host, port });
   }
