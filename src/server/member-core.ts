@@ -168,23 +168,25 @@ export class MemberCore {
     const fresh = storage.lastIndex() === 0 && storage.snapshot().metadata.index === 0;
     let bootstrap: number[] | null = null;
     if (registry === null || fresh) {
-      const state =
-        fresh && config.initialClusterState === 'existing'
-          ? await fetchRegistry(config, log)
-          : {
-              index: 0,
-              clusterId: config.clusterId,
-              members: config.initialCluster.map((m) => ({
-                id: m.id,
-                name: m.name,
-                peerUrls: m.peerUrls.map((u) => u.href.replace(/\/$/, '')),
-                clientUrls: [],
-                isLearner: false,
-              })),
-            };
+      // A member joining a running cluster (etcd's "existing" state, or shoal's --join for a new
+      // member) takes the cluster's id and registry from a peer and never bootstraps raft.
+      const joining = fresh && (config.initialClusterState === 'existing' || config.joinOnly);
+      const state = joining
+        ? await fetchRegistry(config, log)
+        : {
+            index: 0,
+            clusterId: config.clusterId,
+            members: config.initialCluster.map((m) => ({
+              id: m.id,
+              name: m.name,
+              peerUrls: m.peerUrls.map((u) => u.href.replace(/\/$/, '')),
+              clientUrls: [],
+              isLearner: false,
+            })),
+          };
       registry = MemberRegistry.create(registryPath, state);
       await registry.save();
-      if (fresh && config.initialClusterState === 'new')
+      if (fresh && config.initialClusterState === 'new' && !config.joinOnly)
         bootstrap = config.initialCluster.map((m) => m.id);
     }
     await recoverStoreFromSnapshot(storage, kv, registry, log);
@@ -406,22 +408,25 @@ async function fetchRegistry(config: MemberConfig, log: Logger) {
     },
     log,
   );
+  // --join seeds are peer addresses (gossip runs on the peer port), so they answer too.
+  const urls = config.joinOnly
+    ? config.join.map((seed) => `http://${seed}`)
+    : config.initialCluster
+        .filter((member) => member.id !== config.memberId)
+        .flatMap((member) => member.peerUrls.map((url) => url.href));
   try {
-    for (const member of config.initialCluster) {
-      if (member.id === config.memberId) continue;
-      for (const url of member.peerUrls) {
-        try {
-          const info = await probe.fetchInfo(url.href, JOIN_INFO_TIMEOUT_MS);
-          return { ...info.registry, index: 0 };
-        } catch (error) {
-          log.warn({ peer: url.href, err: error }, 'could not reach peer to join');
-        }
+    for (const url of urls) {
+      try {
+        const info = await probe.fetchInfo(url, JOIN_INFO_TIMEOUT_MS);
+        return { ...info.registry, index: 0 };
+      } catch (error) {
+        log.warn({ peer: url, err: error }, 'could not reach peer to join');
       }
     }
   } finally {
     await probe.close();
   }
-  throw new Error('--initial-cluster-state existing: no peer of --initial-cluster answered');
+  throw new Error('joining a running cluster: no peer of --initial-cluster or --join answered');
 }
 
 /** Restores the store (and registry) from the raft snapshot when the store is behind it. */

@@ -12,6 +12,7 @@ import type { Server } from 'node:http';
 import { type Logger, pino } from 'pino';
 import { nativeKv } from '../client/protocol.js';
 import { ROLE_NAMES } from '../raft/index.js';
+import { AutopilotRunner } from './autopilot-wiring.js';
 import type { MemberConfig } from './config.js';
 import { listenClientPort } from './etcd/gateway.js';
 import { EtcdGrpcServer } from './etcd/server.js';
@@ -44,6 +45,8 @@ function hostOf(url: URL): string {
 export class Member {
   /** SWIM gossip on the peer port (membership-wiring.ts). */
   membership: MembershipWiring | null = null;
+  /** Membership changes from the SWIM view, acting on the raft leader only. */
+  autopilot: AutopilotRunner | null = null;
 
   private constructor(
     readonly core: MemberCore,
@@ -121,18 +124,23 @@ export class Member {
       core,
       peerPort,
       clientUrls: urls.client,
-      peerUrls: urls.peer,
+      // The advertised peer URLs, as raft's registry and member ids know them.
+      peerUrls: config.initialAdvertisePeerUrls.map((u) => u.href.replace(/\/$/, '')),
       log,
     });
+    const autopilot = new AutopilotRunner(core, membership, log.child({ component: 'autopilot' }));
+    autopilot.start();
     log.info({ urls, id: config.memberId.toString(16), dataDir: config.dataDir }, 'member ready');
     const member = new Member(core, grpc, client.close, http, urls, log);
     member.membership = membership;
+    member.autopilot = autopilot;
     return member;
   }
 
   /** Clean shutdown: stop serving clients, stop raft (finishing its writes), close the stores. */
   async stop(): Promise<void> {
     this.log.info('member stopping');
+    this.autopilot?.stop();
     // Leaving first lets peers see "left" at once instead of suspecting a failure.
     await this.membership?.stop();
     await Promise.all([
