@@ -2,9 +2,11 @@
  * Autopilot in real member processes: three members start a cluster, two more start with --join
  * (not in --initial-cluster) and are added as learners by the leader's autopilot; a SIGKILLed
  * voter is replaced (a learner promoted, the dead voter removed) so the cluster is back to three
- * voters.
+ * voters. The removed member then restarts with a fresh data dir and --join and is added back as
+ * a learner without disturbing the cluster.
  */
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { etcdctl } from './support/etcdctl.js';
 import {
@@ -98,5 +100,35 @@ describe('autopilot', { timeout: 90_000 }, () => {
     assert.equal(promoted.length, 1, 'exactly one joiner was promoted to voter');
     const put = await etcdctl(cluster.endpoints(alive), ['put', 'after-replace', 'ok']);
     assert.equal(put.code, 0, put.stderr);
+
+    // The removed member comes back with a fresh data dir and --join: it must not bootstrap a
+    // cluster of its own; autopilot adds it again as a learner.
+    rmSync(victim.spec.dataDir, { recursive: true, force: true });
+    victim.spec.extraArgs.push(`--join=${seed}`);
+    await victim.start(cluster.initialCluster(initial), 'existing');
+    await waitFor(
+      'the restarted member to rejoin as a learner',
+      async () => {
+        const r = roles(await memberList(cluster.endpoints(alive)));
+        return r.voters.length === 3 && r.learners.includes(victim.peerUrl);
+      },
+      30_000,
+      250,
+    );
+    const get = await etcdctl(victim.endpoint, ['get', 'after-replace', '--consistency=s']);
+    assert.equal(get.code, 0, `${get.stderr}\n${victim.output.slice(-3000)}`);
+    await waitFor('the rejoined learner to catch up', async () => {
+      const local = await etcdctl(victim.endpoint, [
+        'get',
+        'after-replace',
+        '--consistency=s',
+        '--print-value-only',
+      ]);
+      return local.stdout.trim() === 'ok';
+    });
+    const afterRejoin = await etcdctl(cluster.endpoints(alive), ['put', 'after-rejoin', 'ok']);
+    assert.equal(afterRejoin.code, 0, afterRejoin.stderr);
+    const final = roles(await memberList(cluster.endpoints(alive)));
+    assert.equal(final.voters.length, 3);
   });
 });

@@ -39,6 +39,11 @@ export const ETCD_VERSION = '3.4.0';
 export const SNAPSHOT_CATCH_UP_ENTRIES_MAX = 5000;
 const JOIN_INFO_TIMEOUT_MS = 2000;
 const PUBLISH_INTERVAL_MS = 1000;
+/** A member removed by the log waits at least this long for a re-add before it stops. */
+const REMOVAL_GRACE_MS_MIN = 1000;
+const REMOVAL_CHECK_MS = 100;
+/** Most checks (REMOVAL_CHECK_MS apart) before a removed member stops regardless. */
+const REMOVAL_CHECKS_MAX = 600;
 const QUOTA_REFRESH_MS = 100;
 /** Above the largest request (64 MiB max-request-bytes) plus growth within one refresh period. */
 const QUOTA_MARGIN_BYTES = 256 * 1024 * 1024;
@@ -104,7 +109,7 @@ export class MemberCore {
         applyConfChange: (cc) => this.raft.node.applyConfChange(cc),
         onApplied: (id, outcome) => this.proposer.applied(id, outcome),
         onRegistryChanged: () => this.updatePeers(),
-        onSelfRemoved: () => this.selfRemoved(),
+        onSelfRemoved: () => this.selfRemovedByLog(),
         onRemoved: (id) => this.transport.markRemoved(id),
       },
       log,
@@ -261,6 +266,29 @@ export class MemberCore {
     if (this.removed) return;
     this.removed = true;
     queueMicrotask(() => this.onRemoved());
+  }
+
+  /**
+   * The log removed this member. A member re-added with the same id (a removed member restarted
+   * with a fresh data dir, re-added by autopilot) replays its own earlier removal while it catches
+   * up, so it counts as removed only if it is still missing from the registry after a grace
+   * period with everything it knows to be committed applied.
+   */
+  private selfRemovedByLog(): void {
+    const graceMs = Math.max(REMOVAL_GRACE_MS_MIN, 2 * this.config.electionTimeoutMs);
+    const since = performance.now();
+    let checks = 0;
+    const check = () => {
+      if (this.stopping || this.removed || this.registry.get(this.id) !== undefined) return;
+      const status = this.raft.node.status();
+      const settled = status.applied >= status.commit && performance.now() - since >= graceMs;
+      if (settled || ++checks >= REMOVAL_CHECKS_MAX) {
+        this.selfRemoved();
+        return;
+      }
+      setTimeout(check, REMOVAL_CHECK_MS);
+    };
+    setTimeout(check, REMOVAL_CHECK_MS);
   }
 
   /** Resolves when a linearizable read may be served locally (after a batched ReadIndex). */

@@ -209,6 +209,9 @@ export class PeerTransport {
 
   /** Sets the peers' addresses (from the member registry); unknown peers' messages are dropped. */
   setPeers(peers: ReadonlyMap<number, string>): void {
+    // A member id may come back (a removed member re-added with the same peer URLs, e.g. by
+    // autopilot after it restarted with a fresh data dir): it is a member again, not removed.
+    for (const id of peers.keys()) this.removedIds.delete(id);
     for (const [id, address] of this.addresses) {
       if (peers.get(id) !== address) void this.pool.remove(address, 0);
     }
