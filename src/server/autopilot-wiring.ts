@@ -48,7 +48,7 @@ export class AutopilotRunner {
       })),
       gossip: this.membership
         .list()
-        .map((m) => ({ name: m.name, state: m.swimState, peerUrls: m.peerUrls })),
+        .map((m) => ({ name: m.name, state: m.swimState, role: m.role, peerUrls: m.peerUrls })),
     };
   }
 

@@ -18,8 +18,8 @@ function voter(id: number, match = 100): RaftMemberView {
 function learner(id: number, match = 100): RaftMemberView {
   return { id, peerUrls: [url(id)], isLearner: true, match };
 }
-function gossip(id: number, state = 'alive'): GossipMemberView {
-  return { name: `m${id}`, state, peerUrls: [url(id)] };
+function gossip(id: number, state = 'alive', role = 'voter'): GossipMemberView {
+  return { name: `m${id}`, state, role, peerUrls: [url(id)] };
 }
 function input(raft: RaftMemberView[], swim: GossipMemberView[]): AutopilotInput {
   return { leaderId: 1, leaderLastIndex: 100, raft, gossip: swim };
@@ -36,11 +36,20 @@ describe('AutopilotPlanner', () => {
     const planner = new AutopilotPlanner(options);
     const view = input(
       [voter(1), voter(2), voter(3)],
-      [gossip(1), gossip(2), gossip(3), gossip(4)],
+      [gossip(1), gossip(2), gossip(3), gossip(4, 'alive', 'none')],
     );
     assert.deepEqual(planner.step(view, 0), { type: 'addLearner', peerUrls: [url(4)], name: 'm4' });
-    const suspect = input([voter(1), voter(2), voter(3)], [gossip(1), gossip(4, 'suspect')]);
+    const suspect = input(
+      [voter(1), voter(2), voter(3)],
+      [gossip(1), gossip(4, 'suspect', 'none')],
+    );
     assert.equal(new AutopilotPlanner(options).step(suspect, 0), null);
+    // A member just removed by an operator still gossips until it stops: it is not added back.
+    const removed = input(
+      [voter(1), voter(2), voter(3)],
+      [gossip(1), gossip(4, 'alive', 'removed')],
+    );
+    assert.equal(new AutopilotPlanner(options).step(removed, 0), null);
   });
 
   it('promotes a learner to grow to the target only after it stayed healthy and caught up', () => {

@@ -6,7 +6,9 @@
  * (autopilot-wiring.ts) calls `step` every second on the leader and carries out the action.
  *
  * Rules, one action per step (a conf change must apply before the next is decided):
- * 1. A gossip member that is alive and whose peer URLs are not in raft is added as a learner.
+ * 1. A gossip member that is alive, says it was never a member (role "none", so that a member an
+ *    operator just removed is not added back) and whose peer URLs are not in raft is added as a
+ *    learner.
  * 2. A learner that is alive in SWIM and caught up (match within CATCH_UP_ENTRIES_MAX of the
  *    leader's) continuously for `stabilizationMs` is promoted while voters < `targetVoters`, or,
  *    while a voter has been dead longer than `deadVoterMs`, to replace it (voters + 1 at most).
@@ -37,6 +39,11 @@ export interface GossipMemberView {
   name: string;
   /** alive, suspect, dead or left. */
   state: string;
+  /**
+   * The role it gossips: voter, learner, none (never a member: a newcomer) or removed (removed
+   * and about to stop: it must not be added back).
+   */
+  role: string;
   peerUrls: readonly string[];
 }
 
@@ -81,7 +88,11 @@ export class AutopilotPlanner {
     }
     const known = new Set(input.raft.flatMap((m) => m.peerUrls));
     const newcomer = input.gossip.find(
-      (g) => g.state === 'alive' && g.peerUrls.length > 0 && !g.peerUrls.some((u) => known.has(u)),
+      (g) =>
+        g.state === 'alive' &&
+        g.role === 'none' &&
+        g.peerUrls.length > 0 &&
+        !g.peerUrls.some((u) => known.has(u)),
     );
     if (newcomer !== undefined) {
       return { type: 'addLearner', peerUrls: [...newcomer.peerUrls], name: newcomer.name };

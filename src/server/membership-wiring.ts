@@ -6,7 +6,8 @@
  * seeds, retrying in the background because peers of a new cluster start at about the same time.
  *
  * The `shoal.members` RPC service (`list`) reports this member's SWIM view with each member's raft
- * role, for `shoal members`.
+ * role, for `shoal members`. The role is refreshed every META_REFRESH_MS (a learner promoted, a
+ * member removed).
  */
 import type { Logger } from 'pino';
 import {
@@ -45,10 +46,13 @@ export const membersService = defineService({
   },
 });
 
-/** The role a member has in the raft registry: voter, learner, or none (not a member yet). */
-export function registryRole(core: MemberCore): string {
+/**
+ * The role a member has in the raft registry: voter, learner, none (not a member yet) or removed
+ * (it was a member during this run and no longer is: autopilot must not add it back).
+ */
+export function registryRole(core: MemberCore, wasMember: boolean): string {
   const self = core.registry.list().find((m) => m.id === core.id);
-  if (self === undefined) return 'none';
+  if (self === undefined) return wasMember || core.removed ? 'removed' : 'none';
   return self.isLearner ? 'learner' : 'voter';
 }
 
@@ -64,13 +68,15 @@ export class MembershipWiring {
   private joinLoop: Promise<void> = Promise.resolve();
   private metaTimer: NodeJS.Timeout | null = null;
   private role: string;
+  private wasMember: boolean;
   private stopped = false;
 
   private constructor(
     readonly memberlist: Memberlist,
     private readonly options: MembershipOptions,
   ) {
-    this.role = registryRole(options.core);
+    this.role = registryRole(options.core, false);
+    this.wasMember = this.role !== 'none';
   }
 
   /** Registers the `shoal.members` service; call before the peer server listens. */
@@ -89,7 +95,7 @@ export class MembershipWiring {
       host,
       port: options.peerPort,
       meta: encodeMemberMeta({
-        role: registryRole(core),
+        role: registryRole(core, false),
         clientUrls: options.clientUrls,
         peerUrls: options.peerUrls,
         freeDiskBytes: 0,
@@ -122,7 +128,8 @@ export class MembershipWiring {
   }
 
   private refreshMeta(): void {
-    const role = registryRole(this.options.core);
+    const role = registryRole(this.options.core, this.wasMember);
+    if (role === 'voter' || role === 'learner') this.wasMember = true;
     if (role === this.role || this.stopped) return;
     this.role = role;
     this.memberlist.updateMeta(
