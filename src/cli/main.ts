@@ -5,6 +5,7 @@
 import { Command } from 'commander';
 import { registerBench } from './bench.js';
 import { registerDev } from './dev.js';
+import { registerMembers } from './members.js';
 import { registerStart } from './start.js';
 
 const program = new Command();
@@ -15,5 +16,6 @@ program
 registerStart(program);
 registerDev(program);
 registerBench(program);
+registerMembers(program);
 
 await program.parseAsync(process.argv);

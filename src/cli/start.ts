@@ -56,6 +56,18 @@ export function registerStart(program: Command): void {
       '0',
     )
     .option('--listen-metrics-urls <urls>', 'URLs for /health and /metrics over HTTP')
+    .option('--join <seeds>', 'gossip seeds (host:port,...) of a running cluster to join')
+    .option('--autopilot-voters <n>', 'voters autopilot holds the cluster at (3 or 5)', '3')
+    .option(
+      '--autopilot-stabilization-ms <ms>',
+      'time a learner stays caught up and alive before autopilot promotes it',
+      '10000',
+    )
+    .option(
+      '--autopilot-dead-voter-ms <ms>',
+      'time a voter is dead in SWIM before autopilot replaces it',
+      '10000',
+    )
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
     .action(async (flags: MemberFlags & { logLevel: string }) => {
       process.env.SHOAL_LOG_LEVEL ??= flags.logLevel;

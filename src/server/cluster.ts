@@ -90,12 +90,20 @@ export class ClusterOps {
     );
   }
 
-  async add(peerUrls: string[], isLearner: boolean): Promise<MemberAddResponse> {
+  /**
+   * MemberAdd. `learnersMax` is etcd's limit of one learner for operators; autopilot passes its
+   * own, since it holds several learners as standby replacements for voters.
+   */
+  async add(
+    peerUrls: string[],
+    isLearner: boolean,
+    learnersMax = LEARNERS_MAX,
+  ): Promise<MemberAddResponse> {
     const urls = normalizeUrls(peerUrls);
     const members = this.core.registry.list();
     if (members.some((m) => m.peerUrls.some((u) => urls.includes(u))))
       throw clusterErrors.peerUrlExists();
-    if (isLearner && members.filter((m) => m.isLearner).length >= LEARNERS_MAX) {
+    if (isLearner && members.filter((m) => m.isLearner).length >= learnersMax) {
       throw clusterErrors.tooManyLearners();
     }
     const id = memberIdFor(

@@ -74,3 +74,27 @@ test('bad flags give errors that name the flag', () => {
     );
   }
 });
+
+test('--join marks a member outside --initial-cluster as joining; autopilot flags are checked', () => {
+  const joiner = resolveConfig({
+    ...threeMembers,
+    name: 'd',
+    initialAdvertisePeerUrls: 'http://127.0.0.1:32380',
+    join: '127.0.0.1:2380, 127.0.0.1:12380',
+  });
+  assert.equal(joiner.joinOnly, true);
+  assert.deepEqual(joiner.join, ['127.0.0.1:2380', '127.0.0.1:12380']);
+  assert.equal(resolveConfig({ join: '127.0.0.1:2380' }).joinOnly, true);
+  const initialMember = resolveConfig({
+    ...threeMembers,
+    name: 'a',
+    initialAdvertisePeerUrls: 'http://127.0.0.1:2380',
+    join: '127.0.0.1:12380',
+  });
+  assert.equal(initialMember.joinOnly, false);
+  assert.equal(initialMember.autopilotVoters, 3);
+  assert.equal(initialMember.autopilotStabilizationMs, 10_000);
+  assert.equal(resolveConfig({ autopilotVoters: '5' }).autopilotVoters, 5);
+  assert.throws(() => resolveConfig({ autopilotVoters: '4' }), ConfigError);
+  assert.throws(() => resolveConfig({ autopilotDeadVoterMs: '-1' }), ConfigError);
+});

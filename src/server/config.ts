@@ -33,6 +33,9 @@ export interface MemberFlags {
   maxRequestBytes?: string | number;
   quotaBackendBytes?: string | number;
   join?: string;
+  autopilotVoters?: string | number;
+  autopilotStabilizationMs?: string | number;
+  autopilotDeadVoterMs?: string | number;
   /** etcd's --listen-metrics-urls: where /health and /metrics are served over HTTP. */
   listenMetricsUrls?: string;
 }
@@ -62,6 +65,18 @@ export interface MemberConfig {
   readonly quotaBackendBytes: number;
   /** Seed addresses (host:port) of members to join through SWIM gossip; empty when not joining. */
   readonly join: readonly string[];
+  /**
+   * A brand-new member that joins a running cluster through --join (it is not in --initial-cluster,
+   * or no --initial-cluster was given): it never bootstraps raft, and waits for the leader's
+   * autopilot to add it as a learner.
+   */
+  readonly joinOnly: boolean;
+  /** Autopilot (autopilot.ts): the voter count to hold (3 or 5). */
+  readonly autopilotVoters: number;
+  /** How long a learner stays caught up and alive before autopilot promotes it. */
+  readonly autopilotStabilizationMs: number;
+  /** How long a voter is dead in SWIM before autopilot replaces it. */
+  readonly autopilotDeadVoterMs: number;
   /** HTTP URLs for /health and /metrics; empty: an ephemeral port on the client URL's host. */
   readonly listenMetricsUrls: readonly URL[];
   /** This member's id, derived from its advertised peer URLs and the cluster token. */
@@ -201,6 +216,14 @@ export function resolveConfig(flags: MemberFlags): MemberConfig {
     flags.quotaBackendBytes === undefined || Number(flags.quotaBackendBytes) === 0
       ? DEFAULT_QUOTA_BACKEND_BYTES
       : parseInteger('quota-backend-bytes', flags.quotaBackendBytes, 1, MAX_QUOTA_BACKEND_BYTES);
+  const join = (flags.join ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  const autopilotVoters = parseInteger('autopilot-voters', flags.autopilotVoters ?? 3, 3, 5);
+  if (autopilotVoters !== 3 && autopilotVoters !== 5) {
+    throw new ConfigError(`--autopilot-voters: ${autopilotVoters} must be 3 or 5`);
+  }
   return {
     name,
     dataDir: flags.dataDir ?? `${name}.etcd`,
@@ -238,10 +261,21 @@ export function resolveConfig(flags: MemberFlags): MemberConfig {
       64 * 1024 * 1024,
     ),
     quotaBackendBytes: quota,
-    join: (flags.join ?? '')
-      .split(',')
-      .map((s) => s.trim())
-      .filter((s) => s.length > 0),
+    join,
+    joinOnly: join.length > 0 && (flags.initialCluster === undefined || self === undefined),
+    autopilotVoters,
+    autopilotStabilizationMs: parseInteger(
+      'autopilot-stabilization-ms',
+      flags.autopilotStabilizationMs ?? 10_000,
+      0,
+      3_600_000,
+    ),
+    autopilotDeadVoterMs: parseInteger(
+      'autopilot-dead-voter-ms',
+      flags.autopilotDeadVoterMs ?? 10_000,
+      0,
+      3_600_000,
+    ),
     listenMetricsUrls:
       flags.listenMetricsUrls === undefined || flags.listenMetricsUrls === ''
         ? []

@@ -39,6 +39,11 @@ export const ETCD_VERSION = '3.4.0';
 export const SNAPSHOT_CATCH_UP_ENTRIES_MAX = 5000;
 const JOIN_INFO_TIMEOUT_MS = 2000;
 const PUBLISH_INTERVAL_MS = 1000;
+/** A member removed by the log waits at least this long for a re-add before it stops. */
+const REMOVAL_GRACE_MS_MIN = 1000;
+const REMOVAL_CHECK_MS = 100;
+/** Most checks (REMOVAL_CHECK_MS apart) before a removed member stops regardless. */
+const REMOVAL_CHECKS_MAX = 600;
 const QUOTA_REFRESH_MS = 100;
 /** Above the largest request (64 MiB max-request-bytes) plus growth within one refresh period. */
 const QUOTA_MARGIN_BYTES = 256 * 1024 * 1024;
@@ -104,7 +109,7 @@ export class MemberCore {
         applyConfChange: (cc) => this.raft.node.applyConfChange(cc),
         onApplied: (id, outcome) => this.proposer.applied(id, outcome),
         onRegistryChanged: () => this.updatePeers(),
-        onSelfRemoved: () => this.selfRemoved(),
+        onSelfRemoved: () => this.selfRemovedByLog(),
         onRemoved: (id) => this.transport.markRemoved(id),
       },
       log,
@@ -175,23 +180,25 @@ export class MemberCore {
     const fresh = storage.lastIndex() === 0 && storage.snapshot().metadata.index === 0;
     let bootstrap: number[] | null = null;
     if (registry === null || fresh) {
-      const state =
-        fresh && config.initialClusterState === 'existing'
-          ? await fetchRegistry(config, log)
-          : {
-              index: 0,
-              clusterId: config.clusterId,
-              members: config.initialCluster.map((m) => ({
-                id: m.id,
-                name: m.name,
-                peerUrls: m.peerUrls.map((u) => u.href.replace(/\/$/, '')),
-                clientUrls: [],
-                isLearner: false,
-              })),
-            };
+      // A member joining a running cluster (etcd's "existing" state, or shoal's --join for a new
+      // member) takes the cluster's id and registry from a peer and never bootstraps raft.
+      const joining = fresh && (config.initialClusterState === 'existing' || config.joinOnly);
+      const state = joining
+        ? await fetchRegistry(config, log)
+        : {
+            index: 0,
+            clusterId: config.clusterId,
+            members: config.initialCluster.map((m) => ({
+              id: m.id,
+              name: m.name,
+              peerUrls: m.peerUrls.map((u) => u.href.replace(/\/$/, '')),
+              clientUrls: [],
+              isLearner: false,
+            })),
+          };
       registry = MemberRegistry.create(registryPath, state);
       await registry.save();
-      if (fresh && config.initialClusterState === 'new')
+      if (fresh && config.initialClusterState === 'new' && !config.joinOnly)
         bootstrap = config.initialCluster.map((m) => m.id);
     }
     await recoverStoreFromSnapshot(storage, kv, registry, log);
@@ -266,6 +273,29 @@ export class MemberCore {
     if (this.removed) return;
     this.removed = true;
     queueMicrotask(() => this.onRemoved());
+  }
+
+  /**
+   * The log removed this member. A member re-added with the same id (a removed member restarted
+   * with a fresh data dir, re-added by autopilot) replays its own earlier removal while it catches
+   * up, so it counts as removed only if it is still missing from the registry after a grace
+   * period with everything it knows to be committed applied.
+   */
+  private selfRemovedByLog(): void {
+    const graceMs = Math.max(REMOVAL_GRACE_MS_MIN, 2 * this.config.electionTimeoutMs);
+    const since = performance.now();
+    let checks = 0;
+    const check = () => {
+      if (this.stopping || this.removed || this.registry.get(this.id) !== undefined) return;
+      const status = this.raft.node.status();
+      const settled = status.applied >= status.commit && performance.now() - since >= graceMs;
+      if (settled || ++checks >= REMOVAL_CHECKS_MAX) {
+        this.selfRemoved();
+        return;
+      }
+      setTimeout(check, REMOVAL_CHECK_MS);
+    };
+    setTimeout(check, REMOVAL_CHECK_MS);
   }
 
   /** Resolves when a linearizable read may be served locally (after a batched ReadIndex). */
@@ -413,22 +443,25 @@ async function fetchRegistry(config: MemberConfig, log: Logger) {
     },
     log,
   );
+  // --join seeds are peer addresses (gossip runs on the peer port), so they answer too.
+  const urls = config.joinOnly
+    ? config.join.map((seed) => `http://${seed}`)
+    : config.initialCluster
+        .filter((member) => member.id !== config.memberId)
+        .flatMap((member) => member.peerUrls.map((url) => url.href));
   try {
-    for (const member of config.initialCluster) {
-      if (member.id === config.memberId) continue;
-      for (const url of member.peerUrls) {
-        try {
-          const info = await probe.fetchInfo(url.href, JOIN_INFO_TIMEOUT_MS);
-          return { ...info.registry, index: 0 };
-        } catch (error) {
-          log.warn({ peer: url.href, err: error }, 'could not reach peer to join');
-        }
+    for (const url of urls) {
+      try {
+        const info = await probe.fetchInfo(url, JOIN_INFO_TIMEOUT_MS);
+        return { ...info.registry, index: 0 };
+      } catch (error) {
+        log.warn({ peer: url, err: error }, 'could not reach peer to join');
       }
     }
   } finally {
     await probe.close();
   }
-  throw new Error('--initial-cluster-state existing: no peer of --initial-cluster answered');
+  throw new Error('joining a running cluster: no peer of --initial-cluster or --join answered');
 }
 
 /** Restores the store (and registry) from the raft snapshot when the store is behind it. */

@@ -12,11 +12,13 @@ import type { Server } from 'node:http';
 import { type Logger, pino } from 'pino';
 import { nativeKv } from '../client/protocol.js';
 import { ROLE_NAMES } from '../raft/index.js';
+import { AutopilotRunner } from './autopilot-wiring.js';
 import type { MemberConfig } from './config.js';
 import { listenClientPort } from './etcd/gateway.js';
 import { EtcdGrpcServer } from './etcd/server.js';
 import { createHttpServer, MemberGateway } from './http.js';
 import { MemberCore } from './member-core.js';
+import { type MembershipEntry, MembershipWiring } from './membership-wiring.js';
 import { MemberMetrics } from './metrics.js';
 import { createNativeKvService } from './native/service.js';
 import { RaftBackend } from './raft-backend.js';
@@ -41,6 +43,11 @@ function hostOf(url: URL): string {
 }
 
 export class Member {
+  /** SWIM gossip on the peer port (membership-wiring.ts). */
+  membership: MembershipWiring | null = null;
+  /** Membership changes from the SWIM view, acting on the raft leader only. */
+  autopilot: AutopilotRunner | null = null;
+
   private constructor(
     readonly core: MemberCore,
     private readonly grpc: EtcdGrpcServer,
@@ -78,6 +85,9 @@ export class Member {
       nativeKv,
       createNativeKvService({ backend, logger: log.child({ component: 'native-kv' }) }).handlers,
     );
+    let membership: MembershipWiring | null = null;
+    const listed = (): MembershipEntry[] => membership?.list() ?? [];
+    MembershipWiring.register(core, listed);
     const { peerPort } = await core.start();
     const grpc = new EtcdGrpcServer({
       backend,
@@ -110,13 +120,29 @@ export class Member {
         `http://${httpHost}:${httpPort}/metrics`,
       ],
     };
+    membership = await MembershipWiring.start({
+      core,
+      peerPort,
+      clientUrls: urls.client,
+      // The advertised peer URLs, as raft's registry and member ids know them.
+      peerUrls: config.initialAdvertisePeerUrls.map((u) => u.href.replace(/\/$/, '')),
+      log,
+    });
+    const autopilot = new AutopilotRunner(core, membership, log.child({ component: 'autopilot' }));
+    autopilot.start();
     log.info({ urls, id: config.memberId.toString(16), dataDir: config.dataDir }, 'member ready');
-    return new Member(core, grpc, client.close, http, urls, log);
+    const member = new Member(core, grpc, client.close, http, urls, log);
+    member.membership = membership;
+    member.autopilot = autopilot;
+    return member;
   }
 
   /** Clean shutdown: stop serving clients, stop raft (finishing its writes), close the stores. */
   async stop(): Promise<void> {
     this.log.info('member stopping');
+    this.autopilot?.stop();
+    // Leaving first lets peers see "left" at once instead of suspecting a failure.
+    await this.membership?.stop();
     await Promise.all([
       this.closeClientPort().then(() => this.grpc.close(500)),
       new Promise<void>((resolve) => {

@@ -195,12 +195,23 @@ export class PeerTransport {
     this.server.addService(definition, implementation);
   }
 
+  /**
+   * The peer RPC server and client pool, shared with SWIM (src/membership), which serves its
+   * `membership` service and makes its push-pull calls over the same port and connections.
+   */
+  get rpc(): { server: RpcServer; clients: RpcClientPool } {
+    return { server: this.server, clients: this.pool };
+  }
+
   listen(host: string, port: number): Promise<{ host: string; port: number }> {
     return this.server.listen({ host, port });
   }
 
   /** Sets the peers' addresses (from the member registry); unknown peers' messages are dropped. */
   setPeers(peers: ReadonlyMap<number, string>): void {
+    // A member id may come back (a removed member re-added with the same peer URLs, e.g. by
+    // autopilot after it restarted with a fresh data dir): it is a member again, not removed.
+    for (const id of peers.keys()) this.removedIds.delete(id);
     for (const [id, address] of this.addresses) {
       if (peers.get(id) !== address) void this.pool.remove(address, 0);
     }
