@@ -62,6 +62,8 @@ describe('SWIM membership in member processes', { timeout: 90_000 }, () => {
     }
     const view = await swimView(cluster.members[0]!);
     assert.deepEqual(view.get('m2')?.clientUrls, [`http://${cluster.members[1]!.endpoint}`]);
+    // Free disk space is measured on each member's data dir and gossiped with its metadata.
+    for (const name of names) assert.ok((view.get(name)?.freeDiskBytes ?? 0) > 0, name);
     const cli = await runMembersCli(peerAddressOf(cluster.members[0]!));
     assert.equal(cli.code, 0);
     for (const name of names)

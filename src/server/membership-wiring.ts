@@ -9,6 +9,7 @@
  * role, for `shoal members`. The role is refreshed every META_REFRESH_MS (a learner promoted, a
  * member removed).
  */
+import fs from 'node:fs';
 import type { Logger } from 'pino';
 import {
   decodeMemberMeta,
@@ -37,6 +38,8 @@ export interface MembershipEntry {
   role: string;
   clientUrls: string[];
   peerUrls: string[];
+  /** Free space on the member's data dir as it last gossiped it (re-announced on a 10% change). */
+  freeDiskBytes: number;
 }
 
 export const membersService = defineService({
@@ -69,6 +72,8 @@ export class MembershipWiring {
   private metaTimer: NodeJS.Timeout | null = null;
   private role: string;
   private wasMember: boolean;
+  /** The free space last put into the gossiped metadata. */
+  private freeBytesGossiped: number;
   private stopped = false;
 
   private constructor(
@@ -77,6 +82,7 @@ export class MembershipWiring {
   ) {
     this.role = registryRole(options.core, false);
     this.wasMember = this.role !== 'none';
+    this.freeBytesGossiped = freeDiskBytes(options.core.config.dataDir);
   }
 
   /** Registers the `shoal.members` service; call before the peer server listens. */
@@ -98,7 +104,7 @@ export class MembershipWiring {
         role: registryRole(core, false),
         clientUrls: options.clientUrls,
         peerUrls: options.peerUrls,
-        freeDiskBytes: 0,
+        freeDiskBytes: freeDiskBytes(core.config.dataDir),
       }),
       logger: log.child({ component: 'swim' }),
       rpc: core.transport.rpc,
@@ -123,6 +129,7 @@ export class MembershipWiring {
         role: meta?.role ?? 'unknown',
         clientUrls: [...(meta?.clientUrls ?? [])],
         peerUrls: [...(meta?.peerUrls ?? [])],
+        freeDiskBytes: meta?.freeDiskBytes ?? 0,
       };
     });
   }
@@ -130,14 +137,19 @@ export class MembershipWiring {
   private refreshMeta(): void {
     const role = registryRole(this.options.core, this.wasMember);
     if (role === 'voter' || role === 'learner') this.wasMember = true;
-    if (role === this.role || this.stopped) return;
+    const free = freeDiskBytes(this.options.core.config.dataDir);
+    // Every metadata change is gossiped to all members, so free space is re-announced only when
+    // it moved by a tenth since the last announcement, not on every byte written.
+    const freeMoved = Math.abs(free - this.freeBytesGossiped) > this.freeBytesGossiped / 10;
+    if ((role === this.role && !freeMoved) || this.stopped) return;
     this.role = role;
+    this.freeBytesGossiped = free;
     this.memberlist.updateMeta(
       encodeMemberMeta({
         role,
         clientUrls: this.options.clientUrls,
         peerUrls: this.options.peerUrls,
-        freeDiskBytes: 0,
+        freeDiskBytes: free,
       }),
     );
   }
@@ -184,4 +196,14 @@ function seedAddresses(core: MemberCore, peerPort: number): string[] {
   }
   seeds.delete(self);
   return [...seeds];
+}
+
+/** Bytes an unprivileged writer can still use on the data dir's file system (0 if unknown). */
+export function freeDiskBytes(dataDir: string): number {
+  try {
+    const stats = fs.statfsSync(dataDir);
+    return Math.min(Number.MAX_SAFE_INTEGER, stats.bavail * stats.bsize);
+  } catch {
+    return 0;
+  }
 }
