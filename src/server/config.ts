@@ -139,9 +139,10 @@ export function clusterIdFor(memberIds: readonly number[]): number {
 }
 
 function idFromDigest(digest: Buffer): number {
-  // 52 bits keep the id an exact JavaScript number; 0 means "none" in raft, so never return it.
-  const id = digest.readUIntBE(0, 6) % 2 ** 52;
-  return id === 0 ? 1 : id;
+  // Ids lie in [2^51, 2^52): exact JavaScript numbers, never 0 ("none" in raft), and always 13
+  // hex digits wide, so they print alike in etcdctl's tables whatever the hash (51 hash bits:
+  // 48 from the first six bytes, 3 from the seventh).
+  return 2 ** 51 + digest.readUIntBE(0, 6) * 8 + (digest[6]! & 7);
 }
 
 export function parseInitialCluster(value: string, token: string): InitialMember[] {
