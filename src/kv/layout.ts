@@ -48,7 +48,7 @@ export type SnapshotDatabaseName = (typeof SNAPSHOT_DATABASES)[number];
 
 export interface OpenLayoutOptions {
   path: string;
-  /** Skip fsync at commit: faster, but a machine crash may lose the latest applied batches. */
+  /** Skip fsync at commit; only behind the crash guard (crash-guard.ts), which handles machine crashes. */
   noSync?: boolean;
 }
 

@@ -29,6 +29,8 @@ export class MemberProcess {
   child: ChildProcess | null = null;
   output = '';
   logLevel = process.env.SHOAL_TEST_LOG_LEVEL ?? 'warn';
+  /** Extra environment for the next start (e.g. SHOAL_TEST_BOOT_ID to simulate a machine restart). */
+  env: Record<string, string> = {};
 
   constructor(readonly spec: MemberSpec) {}
 
@@ -65,7 +67,7 @@ export class MemberProcess {
     ];
     const child = spawn(process.execPath, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, SHOAL_LOG_LEVEL: this.logLevel },
+      env: { ...process.env, SHOAL_LOG_LEVEL: this.logLevel, ...this.env },
     });
     this.child = child;
     this.output = '';
