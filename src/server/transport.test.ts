@@ -13,6 +13,7 @@ import { crc32c } from '@node-rs/crc32';
 import { pino } from 'pino';
 import { EMPTY_CONF_STATE, type Message, MessageType } from '../raft/index.js';
 import { message } from '../raft/raft.js';
+import { clientStream, defineService, RpcServer } from '../rpc/index.js';
 import { partialFileName, SnapshotInbox } from './snapshot-inbox.js';
 import { PeerTransport, SNAPSHOT_CHUNK_BYTES, type TransportHandlers } from './transport.js';
 
@@ -100,7 +101,6 @@ function handlers(overrides: Partial<TransportHandlers>): TransportHandlers {
  */
 async function transportPair() {
   const dir = fs.mkdtempSync(join(tmpdir(), 'shoal-snapresume-'));
-  const inbox = await SnapshotInbox.open(dir, { installedIndex: 0, logger });
   const reports = new Events<string>();
   const stepped = new Events<Message>();
   const written = new Events<number>();
@@ -109,16 +109,21 @@ async function transportPair() {
     /** Per attempt: the offsets of the chunks the sender handed to the stream. */
     attempts: [] as { offset: number; bytes: number }[][],
   };
-  const receiver = new PeerTransport(
-    RECEIVER_ID,
-    CLUSTER_ID,
-    handlers({ step: (m) => stepped.push(m) }),
-    logger,
-    {
-      snapshotInbox: inbox,
-      observer: { receivedSnapshotChunk: (_from, bytes) => written.push(bytes) },
-    },
-  );
+  /** A receiving member: its inbox opened on `dir` as at start-up. */
+  const startReceiver = async () => {
+    const inbox = await SnapshotInbox.open(dir, { installedIndex: 0, logger });
+    return new PeerTransport(
+      RECEIVER_ID,
+      CLUSTER_ID,
+      handlers({ step: (m) => stepped.push(m) }),
+      logger,
+      {
+        snapshotInbox: inbox,
+        observer: { receivedSnapshotChunk: (_from, bytes) => written.push(bytes) },
+      },
+    );
+  };
+  let receiver = await startReceiver();
   const sender = new PeerTransport(
     SENDER_ID,
     CLUSTER_ID,
@@ -139,8 +144,17 @@ async function transportPair() {
       },
     },
   );
-  const { port } = await receiver.listen('127.0.0.1', 0);
-  sender.setPeers(new Map([[RECEIVER_ID, `127.0.0.1:${port}`]]));
+  const connect = async () => {
+    const { port } = await receiver.listen('127.0.0.1', 0);
+    sender.setPeers(new Map([[RECEIVER_ID, `127.0.0.1:${port}`]]));
+  };
+  await connect();
+  /** Stops the receiving member and starts it again on the same data dir (a new port). */
+  const restartReceiver = async () => {
+    await receiver.close();
+    receiver = await startReceiver();
+    await connect();
+  };
   /** Sends the snapshot once; resolves with raft's report ('finish' or 'failure'). */
   const attempt = (snap: Message, cutAtChunk = -1): Promise<string> => {
     control.cutAtChunk = cutAtChunk;
@@ -156,7 +170,7 @@ async function transportPair() {
     await Promise.all([sender.close(), receiver.close()]);
     fs.rmSync(dir, { recursive: true, force: true });
   };
-  return { dir, attempt, sentBytes, firstOffset, partials, stepped, close };
+  return { dir, attempt, sentBytes, firstOffset, partials, stepped, restartReceiver, close };
 }
 
 describe('resumable snapshot transfer', () => {
@@ -188,6 +202,22 @@ describe('resumable snapshot transfer', () => {
     assert.deepEqual(installed.snapshot?.metadata, snap.snapshot?.metadata);
     assert.ok(Buffer.from(installed.snapshot!.data).equals(Buffer.from(data)));
     assert.deepEqual(pair.partials(), [], 'the partial is deleted once installed');
+  });
+
+  it('resumes after the receiving member restarts, from the partial on its disk', async () => {
+    const pair = await transportPair();
+    cleanup = pair.close;
+    const total = 4 * SNAPSHOT_CHUNK_BYTES + 99;
+    const data = seededBytes(total, 5);
+    const snap = snapMessage(30, 4, data);
+    assert.equal(await pair.attempt(snap, 2), 'failure');
+    await pair.restartReceiver();
+    assert.equal(pair.partials().length, 1, 'start-up keeps a partial of a snapshot not installed');
+    assert.equal(await pair.attempt(snap), 'finish');
+    assert.equal(pair.firstOffset(1), 2 * SNAPSHOT_CHUNK_BYTES);
+    assert.equal(pair.sentBytes(1), total - 2 * SNAPSHOT_CHUNK_BYTES);
+    const installed = await pair.stepped.next('stepped snapshot');
+    assert.ok(Buffer.from(installed.snapshot!.data).equals(Buffer.from(data)));
   });
 
   it('discards a partial that fails the checksum and restarts from byte 0', async () => {
@@ -249,5 +279,47 @@ describe('resumable snapshot transfer', () => {
     const installed = await pair.stepped.next('stepped snapshot');
     assert.ok(Buffer.from(installed.snapshot!.data).equals(Buffer.from(data)));
     assert.deepEqual(pair.partials(), []);
+  });
+
+  it('sends the whole snapshot to a member from before resumable transfers', async () => {
+    // The old peer service: a snapshot stream of a header and chunks, no snapshotOffset.
+    const oldService = defineService({
+      name: 'shoal.raft',
+      methods: {
+        snapshot: clientStream<
+          { header?: { totalBytes: number }; chunk?: Uint8Array },
+          { ok: boolean }
+        >(),
+      },
+    });
+    const received: Uint8Array[] = [];
+    let announcedBytes = -1;
+    const server = new RpcServer({ logger });
+    server.addService(oldService, {
+      async snapshot(parts) {
+        for await (const part of parts) {
+          if (part.header !== undefined) announcedBytes = part.header.totalBytes;
+          if (part.chunk !== undefined) received.push(part.chunk);
+        }
+        return { ok: true };
+      },
+    });
+    const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
+    const reports = new Events<string>();
+    const sender = new PeerTransport(
+      SENDER_ID,
+      CLUSTER_ID,
+      handlers({ reportSnapshot: (_id, status) => reports.push(status) }),
+      logger,
+    );
+    cleanup = async () => {
+      await Promise.all([sender.close(), server.close()]);
+    };
+    sender.setPeers(new Map([[RECEIVER_ID, `127.0.0.1:${port}`]]));
+    const data = seededBytes(2 * SNAPSHOT_CHUNK_BYTES + 3, 11);
+    sender.send([snapMessage(9, 1, data)]);
+    assert.equal(await reports.next('snapshot report'), 'finish');
+    assert.equal(announcedBytes, data.length);
+    assert.ok(Buffer.concat(received).equals(Buffer.from(data)));
   });
 });

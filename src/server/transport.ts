@@ -25,6 +25,9 @@
  *   file and one writing transfer per member (a newer transfer stops an older one), chunks of at
  *   most SNAPSHOT_PARTIAL_CHUNK_BYTES_MAX, SNAPSHOT_SENDS_MAX concurrent sends, and a deadline per
  *   step. The sender keeps using the data raft hands it in memory.
+ *   Compatibility: a sender asking a member from before this protocol gets UNIMPLEMENTED for step
+ *   1 and sends the whole snapshot (the old receiver ignores the header's new fields); a stream
+ *   from such an old sender lacks the checksum and is refused (INVALID_ARGUMENT).
  * - `raft.info` answers a joining member's question "which cluster is this": the cluster id and
  *   member registry (etcd's joining members ask their peers the same).
  */
@@ -35,6 +38,7 @@ import { MessageType } from '../raft/index.js';
 import {
   clientStream,
   defineService,
+  isRpcError,
   oneWay,
   RpcClientPool,
   RpcError,
@@ -457,10 +461,7 @@ export class PeerTransport {
       crc: snapshotChecksum(data),
     };
     const stub = this.pool.stub(address, peerService);
-    const { offset } = await stub.snapshotOffset(
-      { ...id, clusterId: this.clusterId },
-      { timeoutMs: SNAPSHOT_OFFSET_TIMEOUT_MS },
-    );
+    const offset = await this.askSnapshotOffset(stub, id);
     if (!(Number.isSafeInteger(offset) && offset >= 0 && offset <= data.length)) {
       throw new Error(`peer ${to} answered snapshot offset ${offset} of ${data.length}`);
     }
@@ -485,6 +486,26 @@ export class PeerTransport {
       offset > 0 ? 'resuming snapshot send' : 'sending snapshot',
     );
     await stub.snapshot(parts(), { timeoutMs: SNAPSHOT_SEND_TIMEOUT_MS });
+  }
+
+  /**
+   * Step 1: where the peer wants the stream to start. A member from before resumable transfers
+   * answers UNIMPLEMENTED; it takes the whole snapshot (it ignores the header's new fields).
+   */
+  private async askSnapshotOffset(
+    stub: Stub<typeof peerService>,
+    id: SnapshotIdentity,
+  ): Promise<number> {
+    try {
+      const answer = await stub.snapshotOffset(
+        { ...id, clusterId: this.clusterId },
+        { timeoutMs: SNAPSHOT_OFFSET_TIMEOUT_MS },
+      );
+      return answer.offset;
+    } catch (error) {
+      if (isRpcError(error) && error.code === 'UNIMPLEMENTED') return 0;
+      throw error;
+    }
   }
 
   private async snapshotOffset(request: SnapshotOffsetRequest): Promise<{ offset: number }> {
