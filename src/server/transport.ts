@@ -33,7 +33,7 @@
  */
 import { crc32c } from '@node-rs/crc32';
 import { type Logger, pino } from 'pino';
-import type { Message, Snapshot } from '../raft/index.js';
+import type { ConfState, Message, Snapshot } from '../raft/index.js';
 import { MessageType } from '../raft/index.js';
 import {
   clientStream,
@@ -147,12 +147,35 @@ function isSnapshotOffsetRequest(value: unknown): value is SnapshotOffsetRequest
   );
 }
 
+function isIdList(value: unknown): boolean {
+  return Array.isArray(value) && value.length <= CONF_IDS_MAX && value.every(Number.isSafeInteger);
+}
+
+/** A snapshot's membership, from a peer: raft would fail on a malformed one. */
+function isConfState(value: unknown): value is ConfState {
+  const c = value as ConfState;
+  return (
+    typeof c === 'object' &&
+    c !== null &&
+    isIdList(c.voters) &&
+    isIdList(c.learners) &&
+    isIdList(c.votersOutgoing) &&
+    isIdList(c.learnersNext) &&
+    typeof c.autoLeave === 'boolean'
+  );
+}
+
 /** The identity a stream header claims, or null if the header is malformed. */
 function headerIdentity(header: SnapshotHeader | undefined): SnapshotIdentity | null {
   if (typeof header !== 'object' || header === null || !isMessage(header.message)) return null;
   const message = header.message;
   const metadata = message.snapshot?.metadata;
-  if (message.type !== MessageType.Snap || typeof metadata !== 'object' || metadata === null) {
+  if (
+    message.type !== MessageType.Snap ||
+    typeof metadata !== 'object' ||
+    metadata === null ||
+    !isConfState(metadata.confState)
+  ) {
     return null;
   }
   const id = {
@@ -168,6 +191,8 @@ function headerIdentity(header: SnapshotHeader | undefined): SnapshotIdentity | 
 }
 
 const SUPERSEDED = Symbol('superseded');
+/** Member ids in one list of a snapshot's membership; far above any real cluster. */
+const CONF_IDS_MAX = 4096;
 
 export interface ClusterInfo {
   registry: RegistryState;
@@ -524,7 +549,12 @@ export class PeerTransport {
       const first = await iterator.next();
       const header = first.done === true ? undefined : (first.value as SnapshotPart | null)?.header;
       const id = headerIdentity(header);
-      if (header === undefined || id === null || header.clusterId !== this.clusterId) {
+      if (
+        header === undefined ||
+        id === null ||
+        header.clusterId !== this.clusterId ||
+        header.message.to !== this.selfId
+      ) {
         throw new RpcError('INVALID_ARGUMENT', 'snapshot stream must start with a valid header');
       }
       if (this.inbox === null) {
