@@ -1,10 +1,15 @@
 /**
  * A member that was down while many writes were committed catches up when it restarts: from the
  * leader's log when the entries are still there, and from a snapshot (streamed in chunks and
- * installed into its store) when the leader has compacted its log (small --snapshot-count).
+ * installed into its store) when the leader has compacted its log (small --snapshot-count). The
+ * snapshot is assembled in the member's snap-incoming folder, which holds no partial once it is
+ * installed (resuming a cut transfer is covered in src/server/transport.test.ts).
  */
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { SNAPSHOT_INBOX_DIR } from '../src/server/member-core.js';
 import { etcdctl } from './support/etcdctl.js';
 import {
   type MemberProcess,
@@ -87,6 +92,11 @@ describe('a restarted member catches up', { timeout: 120_000 }, () => {
     clusters.push(cluster);
     const member = await missWritesThenRestart(cluster, 'snap/');
     assert.match(member.output, /installed snapshot from the leader/);
+    assert.deepEqual(
+      readdirSync(join(member.spec.dataDir, SNAPSHOT_INBOX_DIR)),
+      [],
+      'the received snapshot was assembled in snap-incoming and its partial file deleted',
+    );
     // The cluster keeps working after the install, through the member that installed it.
     const put = await etcdctl(member.endpoint, ['put', 'after-snapshot', 'ok']);
     assert.equal(put.code, 0, put.stderr);

@@ -33,6 +33,7 @@ import { Proposer, raftRefusal } from './proposer.js';
 import { RaftNode } from './raft-node.js';
 import { ReadQueue } from './read-queue.js';
 import { MemberRegistry } from './registry.js';
+import { SnapshotInbox } from './snapshot-inbox.js';
 import { asAsync, decodeSnapshotData, encodeSnapshotData, StateMachine } from './state-machine.js';
 import { PeerTransport, peerAddress } from './transport.js';
 
@@ -40,6 +41,8 @@ import { PeerTransport, peerAddress } from './transport.js';
 export const ETCD_VERSION = '3.4.0';
 /** Entries kept behind a snapshot so that slightly lagging followers get entries, not a snapshot. */
 export const SNAPSHOT_CATCH_UP_ENTRIES_MAX = 5000;
+/** The data dir's folder for partially received snapshots (snapshot-inbox.ts). */
+export const SNAPSHOT_INBOX_DIR = 'snap-incoming';
 const JOIN_INFO_TIMEOUT_MS = 2000;
 const PUBLISH_INTERVAL_MS = 1000;
 /** A member removed by the log waits at least this long for a re-add before it stops. */
@@ -83,6 +86,7 @@ export class MemberCore {
     readonly log: Logger,
     readonly metrics: MemberMetrics,
     bootstrapVoters: number[] | null,
+    snapshotInbox: SnapshotInbox,
   ) {
     this.id = config.memberId;
     this.requestTimeoutMs = 5000 + 2 * config.electionTimeoutMs;
@@ -103,6 +107,7 @@ export class MemberCore {
             : this.leases.timeToLive(id),
       },
       log.child({ component: 'transport' }),
+      { snapshotInbox },
     );
     this.stateMachine = new StateMachine(
       kv,
@@ -210,7 +215,12 @@ export class MemberCore {
         bootstrap = config.initialCluster.map((m) => m.id);
     }
     await recoverStoreFromSnapshot(storage, kv, registry, log);
-    return new MemberCore(config, storage, kv, registry, log, metrics, bootstrap);
+    // Partially received snapshots (resumable transfers, see transport.ts) live beside the log.
+    const snapshotInbox = await SnapshotInbox.open(join(config.dataDir, SNAPSHOT_INBOX_DIR), {
+      installedIndex: storage.snapshot().metadata.index,
+      logger: log.child({ component: 'snapshot-inbox' }),
+    });
+    return new MemberCore(config, storage, kv, registry, log, metrics, bootstrap, snapshotInbox);
   }
 
   async start(): Promise<{ peerPort: number }> {

@@ -4,20 +4,44 @@
  * - Raft messages go as one-way sends, coalesced: each `send()` (one Ready's messages) becomes one
  *   `raft.messages` batch per peer (split at PEER_BATCH_BYTES_MAX).
  *   Loss is fine (raft retries); a peer in reconnect backoff is reported unreachable to raft.
- * - Snapshots (a `Snap` message carrying the whole state) go as a client stream: a header with the
- *   message's metadata, then SNAPSHOT_CHUNK_BYTES chunks. The receiver reassembles them (bounded by
- *   SNAPSHOT_BYTES_MAX) and steps the complete message; the sender reports finish/failure to raft.
+ * - Snapshots (a `Snap` message carrying the whole state) are sent resumably, in two steps:
+ *   1. `snapshotOffset` (unary) names the snapshot: sender id, index, term, total bytes and the
+ *      CRC32C of the whole data. The receiver answers how many bytes of exactly that snapshot it
+ *      already holds in a partial file on disk (snapshot-inbox.ts), or 0.
+ *   2. `snapshot` (client stream): a header with the message's metadata, the same identity and the
+ *      offset the sender starts from, then SNAPSHOT_CHUNK_BYTES chunks from that offset on. The
+ *      receiver appends them to the partial file (nothing accumulates in memory), and when the last
+ *      byte is in it reads the file back once, checks the whole against the CRC32C, deletes the
+ *      partial and steps the complete message. The sender reports finish/failure to raft.
+ *   If a stream breaks, the receiver keeps the partial; raft marks the send failed and later sends
+ *   the same snapshot again, and step 1 then answers the offset reached, so only the rest travels.
+ *   Why this is safe: a partial is reused only for an identical identity (same sender, index, term,
+ *   size and checksum), any other transfer starting at 0 discards it, and the CRC32C over the whole
+ *   catches torn writes (partials are not fsynced), a stale file or a sender that changed its
+ *   bytes; on a mismatch the partial is deleted and the answer is DATA_LOSS, so the next attempt
+ *   starts from 0. A resume offset that no longer matches the file (another transfer came between
+ *   the two steps) is refused with FAILED_PRECONDITION and simply retried by raft.
+ *   Limits: SNAPSHOT_BYTES_MAX per snapshot (it is read back into memory for raft), one partial
+ *   file and one writing transfer per member (a newer transfer stops an older one), chunks of at
+ *   most SNAPSHOT_PARTIAL_CHUNK_BYTES_MAX, SNAPSHOT_SENDS_MAX concurrent sends, and a deadline per
+ *   step. The sender keeps using the data raft hands it in memory.
+ *   Compatibility: a sender asking a member from before this protocol gets UNIMPLEMENTED for step
+ *   1 and sends the whole snapshot (the old receiver ignores the header's new fields); a stream
+ *   from such an old sender lacks the checksum and is refused (INVALID_ARGUMENT).
  * - `raft.info` answers a joining member's question "which cluster is this": the cluster id and
  *   member registry (etcd's joining members ask their peers the same).
  */
+import { crc32c } from '@node-rs/crc32';
 import { type Logger, pino } from 'pino';
-import type { Message, Snapshot } from '../raft/index.js';
+import type { ConfState, Message, Snapshot } from '../raft/index.js';
 import { MessageType } from '../raft/index.js';
 import {
   clientStream,
   defineService,
+  isRpcError,
   oneWay,
   RpcClientPool,
+  RpcError,
   RpcServer,
   type ServiceDefinition,
   type ServiceImplementation,
@@ -26,6 +50,12 @@ import {
 } from '../rpc/index.js';
 import type { LeaseTimes } from './leases.js';
 import type { RegistryState } from './registry.js';
+import {
+  type PartialWriter,
+  SNAPSHOT_PARTIAL_CHUNK_BYTES_MAX,
+  type SnapshotIdentity,
+  type SnapshotInbox,
+} from './snapshot-inbox.js';
 
 /** Bytes of raft messages in one one-way frame (well under the RPC frame limit of 16 MiB). */
 export const PEER_BATCH_BYTES_MAX = 4 * 1024 * 1024;
@@ -35,11 +65,13 @@ export const SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
 /** Removed member ids remembered to tell them; past it the set restarts (they are told later). */
 export const REMOVED_IDS_MAX = 1024;
 const REMOVED_NOTICE_INTERVAL_MS = 1000;
-/** Largest snapshot a member accepts (it is reassembled in memory). */
+/** Largest snapshot a member accepts (it is read back into memory for raft once complete). */
 export const SNAPSHOT_BYTES_MAX = 2 * 1024 * 1024 * 1024;
 /** Snapshot transfers a member sends at once (raft sends one per lagging follower). */
 export const SNAPSHOT_SENDS_MAX = 4;
 const SNAPSHOT_SEND_TIMEOUT_MS = 10 * 60 * 1000;
+/** The offset question may wait for the receiver to stop an older transfer's chunk write. */
+const SNAPSHOT_OFFSET_TIMEOUT_MS = 30 * 1000;
 
 interface MessageBatch {
   from: number;
@@ -49,10 +81,118 @@ interface MessageBatch {
   messages: Message[];
 }
 
+interface SnapshotHeader {
+  message: Message;
+  clusterId: number;
+  totalBytes: number;
+  /** CRC32C of the whole snapshot data. */
+  crc: number;
+  /** The byte the stream's chunks start at (the receiver's answer to `snapshotOffset`). */
+  offset: number;
+}
+
 interface SnapshotPart {
-  header?: { message: Message; clusterId: number; totalBytes: number };
+  header?: SnapshotHeader;
   chunk?: Uint8Array;
 }
+
+interface SnapshotOffsetRequest extends SnapshotIdentity {
+  clusterId: number;
+}
+
+/**
+ * Test and metrics hooks on snapshot transfers. `sendingSnapshotChunk` runs before each chunk is
+ * handed to the stream (awaited; throwing cuts the transfer, as a broken connection would);
+ * `receivedSnapshotChunk` runs after each chunk is written to the partial file.
+ */
+export interface SnapshotTransferObserver {
+  sendingSnapshotChunk?(to: number, offset: number, bytes: number): Promise<void> | void;
+  receivedSnapshotChunk?(from: number, receivedBytes: number): void;
+}
+
+export interface PeerTransportOptions {
+  /** Where received snapshots are assembled; without it this member refuses snapshot streams. */
+  snapshotInbox?: SnapshotInbox;
+  observer?: SnapshotTransferObserver;
+}
+
+/** CRC32C of snapshot data raft hands out, so a retried send does not recompute it. */
+const snapshotChecksums = new WeakMap<Uint8Array, number>();
+
+function snapshotChecksum(data: Uint8Array): number {
+  let crc = snapshotChecksums.get(data);
+  if (crc === undefined) {
+    crc = crc32c(Buffer.from(data.buffer, data.byteOffset, data.length)) >>> 0;
+    snapshotChecksums.set(data, crc);
+  }
+  return crc;
+}
+
+function isSnapshotIdentity(value: unknown): value is SnapshotIdentity {
+  const v = value as SnapshotIdentity;
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    [v.from, v.index, v.term, v.totalBytes].every((n) => Number.isSafeInteger(n) && n >= 0) &&
+    v.totalBytes <= SNAPSHOT_BYTES_MAX &&
+    Number.isInteger(v.crc) &&
+    v.crc >= 0 &&
+    v.crc <= 0xffff_ffff
+  );
+}
+
+function isSnapshotOffsetRequest(value: unknown): value is SnapshotOffsetRequest {
+  return (
+    isSnapshotIdentity(value) && typeof (value as SnapshotOffsetRequest).clusterId === 'number'
+  );
+}
+
+function isIdList(value: unknown): boolean {
+  return Array.isArray(value) && value.length <= CONF_IDS_MAX && value.every(Number.isSafeInteger);
+}
+
+/** A snapshot's membership, from a peer: raft would fail on a malformed one. */
+function isConfState(value: unknown): value is ConfState {
+  const c = value as ConfState;
+  return (
+    typeof c === 'object' &&
+    c !== null &&
+    isIdList(c.voters) &&
+    isIdList(c.learners) &&
+    isIdList(c.votersOutgoing) &&
+    isIdList(c.learnersNext) &&
+    typeof c.autoLeave === 'boolean'
+  );
+}
+
+/** The identity a stream header claims, or null if the header is malformed. */
+function headerIdentity(header: SnapshotHeader | undefined): SnapshotIdentity | null {
+  if (typeof header !== 'object' || header === null || !isMessage(header.message)) return null;
+  const message = header.message;
+  const metadata = message.snapshot?.metadata;
+  if (
+    message.type !== MessageType.Snap ||
+    typeof metadata !== 'object' ||
+    metadata === null ||
+    !isConfState(metadata.confState)
+  ) {
+    return null;
+  }
+  const id = {
+    from: message.from,
+    index: metadata.index,
+    term: metadata.term,
+    totalBytes: header.totalBytes,
+    crc: header.crc,
+  };
+  if (!isSnapshotIdentity(id)) return null;
+  if (!(Number.isSafeInteger(header.offset) && header.offset >= 0)) return null;
+  return header.offset <= id.totalBytes ? id : null;
+}
+
+const SUPERSEDED = Symbol('superseded');
+/** Member ids in one list of a snapshot's membership; far above any real cluster. */
+const CONF_IDS_MAX = 4096;
 
 export interface ClusterInfo {
   registry: RegistryState;
@@ -107,6 +247,10 @@ export const peerService = defineService({
     messages: oneWay<MessageBatch>({ validateRequest: isMessageBatch }),
     /** Tells a member that sent raft messages that it was removed from the cluster. */
     removed: oneWay<{ id: number; clusterId: number }>(),
+    /** How many bytes of this snapshot the receiver already holds (step 1 of a transfer). */
+    snapshotOffset: unary<SnapshotOffsetRequest, { offset: number }>({
+      validateRequest: isSnapshotOffsetRequest,
+    }),
     snapshot: clientStream<SnapshotPart, { ok: boolean }>(),
     info: unary<{ clusterId: number }, ClusterInfo>(),
     /** MemberPromote forwarded by a follower to the leader, which alone knows learner progress. */
@@ -153,6 +297,8 @@ export class PeerTransport {
   selfAddress = '';
   private snapshotSends = 0;
   private readonly log: Logger;
+  private readonly inbox: SnapshotInbox | null;
+  private readonly observer: SnapshotTransferObserver;
   clusterId: number;
 
   constructor(
@@ -160,8 +306,11 @@ export class PeerTransport {
     clusterId: number,
     private readonly handlers: TransportHandlers,
     logger?: Logger,
+    options: PeerTransportOptions = {},
   ) {
     this.clusterId = clusterId;
+    this.inbox = options.snapshotInbox ?? null;
+    this.observer = options.observer ?? {};
     this.log = logger ?? pino({ name: 'transport', level: 'warn' });
     const rpcLogger = this.log.child({ component: 'rpc' }, { level: 'error' });
     this.server = new RpcServer({ logger: rpcLogger });
@@ -172,6 +321,7 @@ export class PeerTransport {
     });
     this.server.addService(peerService, {
       messages: (batch) => this.receive(batch),
+      snapshotOffset: (request) => this.snapshotOffset(request),
       snapshot: (parts) => this.receiveSnapshot(parts),
       info: () => this.handlers.info(),
       removed: (notice) => {
@@ -305,28 +455,12 @@ export class PeerTransport {
   private sendSnapshot(message: Message): void {
     const to = message.to;
     const address = this.addresses.get(to);
-    const snapshot = message.snapshot as Snapshot;
     if (address === undefined || this.snapshotSends >= SNAPSHOT_SENDS_MAX) {
       this.handlers.reportSnapshot(to, 'failure');
       return;
     }
     this.snapshotSends++;
-    const data = snapshot.data;
-    const header = {
-      message: { ...message, snapshot: { metadata: snapshot.metadata, data: new Uint8Array(0) } },
-      clusterId: this.clusterId,
-      totalBytes: data.length,
-    };
-    function* parts(): Generator<SnapshotPart> {
-      yield { header };
-      for (let offset = 0; offset < data.length; offset += SNAPSHOT_CHUNK_BYTES) {
-        yield { chunk: data.subarray(offset, offset + SNAPSHOT_CHUNK_BYTES) };
-      }
-    }
-    this.log.info({ to, index: snapshot.metadata.index, bytes: data.length }, 'sending snapshot');
-    this.pool
-      .stub(address, peerService)
-      .snapshot(parts(), { timeoutMs: SNAPSHOT_SEND_TIMEOUT_MS })
+    this.transferSnapshot(address, message)
       .then(
         () => this.handlers.reportSnapshot(to, 'finish'),
         (error: unknown) => {
@@ -339,38 +473,128 @@ export class PeerTransport {
       });
   }
 
-  private async receiveSnapshot(parts: AsyncIterable<SnapshotPart>): Promise<{ ok: boolean }> {
-    let header: SnapshotPart['header'];
-    const chunks: Uint8Array[] = [];
-    let received = 0;
-    for await (const part of parts) {
-      if (header === undefined) {
-        header = part.header;
-        if (
-          header === undefined ||
-          !isMessage(header.message) ||
-          header.clusterId !== this.clusterId
-        ) {
-          throw new Error('snapshot stream must start with a valid header');
-        }
-        if (!(header.totalBytes >= 0 && header.totalBytes <= SNAPSHOT_BYTES_MAX)) {
-          throw new Error(`snapshot of ${header.totalBytes} bytes exceeds ${SNAPSHOT_BYTES_MAX}`);
-        }
-        continue;
+  /** Asks the peer where to resume (step 1), then streams the rest of the snapshot (step 2). */
+  private async transferSnapshot(address: string, message: Message): Promise<void> {
+    const to = message.to;
+    const snapshot = message.snapshot as Snapshot;
+    const data = snapshot.data;
+    const id: SnapshotIdentity = {
+      from: this.selfId,
+      index: snapshot.metadata.index,
+      term: snapshot.metadata.term,
+      totalBytes: data.length,
+      crc: snapshotChecksum(data),
+    };
+    const stub = this.pool.stub(address, peerService);
+    const offset = await this.askSnapshotOffset(stub, id);
+    if (!(Number.isSafeInteger(offset) && offset >= 0 && offset <= data.length)) {
+      throw new Error(`peer ${to} answered snapshot offset ${offset} of ${data.length}`);
+    }
+    const header: SnapshotHeader = {
+      message: { ...message, snapshot: { metadata: snapshot.metadata, data: new Uint8Array(0) } },
+      clusterId: this.clusterId,
+      totalBytes: data.length,
+      crc: id.crc,
+      offset,
+    };
+    const observer = this.observer;
+    async function* parts(): AsyncGenerator<SnapshotPart> {
+      yield { header };
+      for (let position = offset; position < data.length; position += SNAPSHOT_CHUNK_BYTES) {
+        const chunk = data.subarray(position, position + SNAPSHOT_CHUNK_BYTES);
+        await observer.sendingSnapshotChunk?.(to, position, chunk.length);
+        yield { chunk };
       }
-      if (!(part.chunk instanceof Uint8Array)) throw new Error('snapshot part without a chunk');
-      received += part.chunk.length;
-      if (received > header.totalBytes) throw new Error('snapshot longer than announced');
-      chunks.push(part.chunk);
     }
-    if (header === undefined || received !== header.totalBytes) {
-      throw new Error('snapshot stream ended early');
+    this.log.info(
+      { to, index: id.index, bytes: data.length, offset },
+      offset > 0 ? 'resuming snapshot send' : 'sending snapshot',
+    );
+    await stub.snapshot(parts(), { timeoutMs: SNAPSHOT_SEND_TIMEOUT_MS });
+  }
+
+  /**
+   * Step 1: where the peer wants the stream to start. A member from before resumable transfers
+   * answers UNIMPLEMENTED; it takes the whole snapshot (it ignores the header's new fields).
+   */
+  private async askSnapshotOffset(
+    stub: Stub<typeof peerService>,
+    id: SnapshotIdentity,
+  ): Promise<number> {
+    try {
+      const answer = await stub.snapshotOffset(
+        { ...id, clusterId: this.clusterId },
+        { timeoutMs: SNAPSHOT_OFFSET_TIMEOUT_MS },
+      );
+      return answer.offset;
+    } catch (error) {
+      if (isRpcError(error) && error.code === 'UNIMPLEMENTED') return 0;
+      throw error;
     }
-    const metadata = header.message.snapshot?.metadata;
-    if (metadata === undefined) throw new Error('snapshot header without metadata');
-    const data = Buffer.concat(chunks, received);
-    this.handlers.step({ ...header.message, snapshot: { metadata, data } });
-    return { ok: true };
+  }
+
+  private async snapshotOffset(request: SnapshotOffsetRequest): Promise<{ offset: number }> {
+    if (request.clusterId !== this.clusterId || this.inbox === null) return { offset: 0 };
+    const { clusterId: _, ...id } = request;
+    return { offset: await this.inbox.offset(id) };
+  }
+
+  /**
+   * Receives one stream (step 2): writes its chunks to the inbox's partial file, and steps the
+   * snapshot once it is complete and checks. The partial survives a broken stream for a resume.
+   */
+  private async receiveSnapshot(parts: AsyncIterable<SnapshotPart>): Promise<{ ok: boolean }> {
+    const iterator = parts[Symbol.asyncIterator]();
+    try {
+      const first = await iterator.next();
+      const header = first.done === true ? undefined : (first.value as SnapshotPart | null)?.header;
+      const id = headerIdentity(header);
+      if (
+        header === undefined ||
+        id === null ||
+        header.clusterId !== this.clusterId ||
+        header.message.to !== this.selfId
+      ) {
+        throw new RpcError('INVALID_ARGUMENT', 'snapshot stream must start with a valid header');
+      }
+      if (this.inbox === null) {
+        throw new RpcError('FAILED_PRECONDITION', 'this member does not receive snapshots');
+      }
+      const writer = await this.inbox.begin(id, header.offset);
+      try {
+        await this.writeChunks(iterator, writer, id.from);
+        const data = await writer.complete();
+        const metadata = header.message.snapshot!.metadata;
+        this.handlers.step({ ...header.message, snapshot: { metadata, data } });
+      } finally {
+        await writer.release();
+      }
+      return { ok: true };
+    } finally {
+      void Promise.resolve(iterator.return?.()).catch(() => {});
+    }
+  }
+
+  /** Appends the stream's chunks to the partial file until the stream ends or is superseded. */
+  private async writeChunks(
+    iterator: AsyncIterator<SnapshotPart>,
+    writer: PartialWriter,
+    from: number,
+  ): Promise<void> {
+    const superseded = writer.superseded.then((): typeof SUPERSEDED => SUPERSEDED);
+    for (;;) {
+      const next = await Promise.race([iterator.next(), superseded]);
+      if (next === SUPERSEDED) {
+        throw new RpcError('ABORTED', 'snapshot transfer superseded by a newer one');
+      }
+      if (next.done === true) return;
+      const chunk = (next.value as SnapshotPart | null)?.chunk;
+      if (!(chunk instanceof Uint8Array) || chunk.length > SNAPSHOT_PARTIAL_CHUNK_BYTES_MAX) {
+        throw new RpcError('INVALID_ARGUMENT', 'snapshot part without a chunk, or too large');
+      }
+      await writer.write(chunk);
+      this.observer.receivedSnapshotChunk?.(from, writer.receivedBytes);
+    }
   }
 
   /** Asks a peer (by URL) for the cluster id and member registry; used by joining members. */

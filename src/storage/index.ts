@@ -23,6 +23,11 @@
  * 4. Snapshots: `createSnapshot`/`applySnapshot` write an atomically installed, checksummed file;
  *    `snapshotChunks()` streams the current one to a peer in bounded chunks, and the peer feeds the
  *    chunks to `receiveSnapshot()`'s receiver, then calls `applyReceivedSnapshot(metadata)`.
+ *    The member's raft transfers do not use that pair yet: the raft core's `Snapshot` carries its
+ *    data in memory, so src/server/transport.ts sends the data raft hands it, and the receiver
+ *    assembles it in a resumable partial file (src/server/snapshot-inbox.ts, in
+ *    `<dir>/snap-incoming/`, which this layer never reads) and passes the completed data to
+ *    `applySnapshot` through raft.
  * 5. Entries are encoded when their batch is cut, after `save` returns: the caller must not mutate
  *    an entry's `data` once it has passed it to `save` (MemoryStorage keeps the same reference).
  * 6. At most one `DiskStorage` may have a directory open at a time (a `LOCK` file; WalError LOCKED).
