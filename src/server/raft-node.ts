@@ -6,7 +6,8 @@
  *   2. install a received snapshot (WAL first, then the state machine);
  *   3. persist `entries` + `hardState` with one durable `save` (the WAL group-commits concurrent
  *      saves into one fdatasync), applying `committedEntries` meanwhile (they are already durable);
- *      a Ready whose `mustSync` is false (only the commit index changed) is not waited for;
+ *      a Ready whose `mustSync` is false (only the commit index changed) writes nothing: the WAL
+ *      keeps that hard state and writes it with the next save;
  *   4. after the save is durable, send `messagesAfterPersist` (acks and votes);
  *   5. hand `readStates` to the read queue, then `advance()`.
  *
@@ -195,8 +196,13 @@ export class RaftNode {
       await o.stateMachine.install(rd.snapshot);
     }
     const started = performance.now();
+    // A Ready that changes only the commit index needs no fsync (etcd's mustSync): the WAL keeps
+    // its hard state and writes it with the next save. Nothing sent depends on a durable commit
+    // index, and a restarted member learns the commit index again from the leader.
+    const deferOnly = !rd.mustSync && rd.entries.length === 0 && rd.hardState !== null;
+    if (deferOnly) o.storage.deferHardState(rd.hardState!);
     const persist =
-      rd.entries.length > 0 || rd.hardState !== null
+      !deferOnly && (rd.entries.length > 0 || rd.hardState !== null)
         ? Promise.resolve(o.storage.save(rd.hardState, rd.entries))
         : null;
     // Committed entries are already durable locally, so they are applied while the WAL writes.
@@ -206,12 +212,9 @@ export class RaftNode {
       await o.stateMachine.apply(rd.committedEntries);
       applyMs = performance.now() - applyStarted;
     }
-    // A Ready that changes only the commit index needs no fsync (etcd's mustSync): its save is
-    // queued in order behind earlier writes and becomes durable with the next one, and the loop
-    // does not wait for it. Nothing sent depends on a durable commit index.
-    if (persist !== null && rd.mustSync) await persist;
-    else persist?.catch((error: unknown) => o.onFatal(error));
-    const persistMs = persist !== null && rd.mustSync ? performance.now() - started : 0;
+    // Every save left is one raft requires durable before its messagesAfterPersist go out.
+    if (persist !== null) await persist;
+    const persistMs = persist !== null ? performance.now() - started : 0;
     if (this.stopped) return;
     if (rd.messagesAfterPersist.length > 0) o.send(rd.messagesAfterPersist);
     this.node.advance();

@@ -130,6 +130,11 @@ export class DiskStorage implements RaftStorage {
     return this.wal.save(hardState, entries);
   }
 
+  /** A hard state whose commit index alone changed: written with the next save (see Wal). */
+  deferHardState(hardState: HardState): void {
+    this.wal.deferHardState(hardState);
+  }
+
   async applySnapshot(snapshot: Snapshot): Promise<void> {
     const { index, term } = snapshot.metadata;
     this.checkNewer(index);

@@ -158,3 +158,34 @@ test('entries not yet written are served from the cache whatever its size', () =
     assert.ok(wal.cachedBytes() <= 1024);
     assert.deepEqual(comparable(wal.entries(1, 101, Infinity)), comparable(written));
   }));
+
+test('a deferred hard state costs no write and rides along with the next save', () =>
+  withWal({}, async (wal, dir) => {
+    await wal.save({ term: 1, vote: 1, commit: 1 }, [entry(1, 1), entry(2, 1), entry(3, 1)]);
+    const synced = wal.stats().fdatasyncs;
+    wal.deferHardState({ term: 1, vote: 1, commit: 3 });
+    assert.equal(wal.hardState().commit, 3, 'visible at once');
+    assert.equal(wal.stats().fdatasyncs, synced, 'no write of its own');
+    // A crash now (another open, the first never closed) finds the older commit index.
+    const crashed = await Wal.open(dir, { logger });
+    assert.equal(crashed.hardState().commit, 1);
+    await crashed.close();
+    // The next save writes it, even one without a hard state of its own.
+    await wal.save(null, [entry(4, 1)]);
+    const reopened = await Wal.open(dir, { logger });
+    assert.equal(reopened.hardState().commit, 3);
+    assert.equal(reopened.lastIndex(), 4);
+    await reopened.close();
+  }));
+
+test('a deferred hard state is written at close', async () => {
+  const dir = fs.mkdtempSync(join(tmpdir(), 'shoal-wal-'));
+  const wal = await Wal.open(dir, { logger });
+  await wal.save({ term: 2, vote: 1, commit: 0 }, [entry(1, 2), entry(2, 2)]);
+  wal.deferHardState({ term: 2, vote: 1, commit: 2 });
+  await wal.close();
+  const reopened = await Wal.open(dir, { logger });
+  assert.deepEqual(reopened.hardState(), { term: 2, vote: 1, commit: 2 });
+  await reopened.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});

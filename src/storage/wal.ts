@@ -122,6 +122,12 @@ function yieldTurn(): Promise<void> {
 
 export class Wal {
   private hardStateValue: HardState;
+  /**
+   * A hard state whose only change is the commit index, not yet written: raft needs no durable
+   * commit index (a restarted member learns it again from the leader), so it rides along with the
+   * next save instead of costing a data sync of its own (see `deferHardState`).
+   */
+  private deferredHardState: HardState | null = null;
   private readonly queue: Pending[] = [];
   private queuedBytes = 0;
   private flusher: Promise<void> | null = null;
@@ -311,7 +317,9 @@ export class Wal {
   // ---- Writes (durable when the promise resolves) ----
 
   /** Appends entries (replacing a conflicting suffix) and/or a hard state, as one durable step. */
-  save(hardState: HardState | null, entries: readonly Entry[]): Promise<void> {
+  save(hardStateGiven: HardState | null, entries: readonly Entry[]): Promise<void> {
+    // A newer hard state supersedes a deferred one; otherwise the deferred one is written now.
+    const hardState = hardStateGiven ?? this.deferredHardState;
     let bytes = hardState === null ? 0 : recordSizeBytes(HARD_STATE_BODY_BYTES);
     for (const entry of entries) bytes += entryRecordBytes(entry);
     const refusal = this.refusal(bytes) ?? checkHardState(hardState) ?? this.checkEntries(entries);
@@ -322,7 +330,21 @@ export class Wal {
       for (const entry of entries) this.index.append(entry);
     }
     if (hardState !== null) this.hardStateValue = hardState;
+    this.deferredHardState = null;
     return this.enqueue({ kind: 'save', hardState, entries: entries.slice() }, bytes, null);
+  }
+
+  /**
+   * Records a hard state that need not be durable yet: the caller guarantees that only its commit
+   * index changed (raft's `mustSync` is false). It is visible at once through `hardState()` and
+   * written with the next save, reset, or at close; a crash before that leaves an older commit
+   * index on disk, which raft tolerates.
+   */
+  deferHardState(hardState: HardState): void {
+    const refusal = checkHardState(hardState);
+    if (refusal !== null) throw refusal;
+    this.hardStateValue = hardState;
+    this.deferredHardState = hardState;
   }
 
   /**
@@ -350,6 +372,7 @@ export class Wal {
     if (refusal !== null) return Promise.reject(refusal);
     this.index.resetTo(index, term);
     this.hardStateValue = hardState;
+    this.deferredHardState = null;
     this.snapshotValue = { index, term };
     return this.enqueue({ kind: 'reset', index, term, hardState }, bytes, barrier);
   }
@@ -659,6 +682,10 @@ export class Wal {
   /** Waits for queued writes, then closes every file. Later writes fail with CLOSED. */
   async close(): Promise<void> {
     if (this.closed) return;
+    if (this.deferredHardState !== null && this.failure === null) {
+      // Best effort: a deferred commit index is not required to be durable.
+      await this.save(null, []).catch(() => {});
+    }
     this.closed = true;
     while (this.flusher !== null) await this.flusher;
     const prepared = this.preparing === null ? null : await this.preparing;
