@@ -7,7 +7,6 @@
  */
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import * as grpc from '@grpc/grpc-js';
 import { type Logger, pino } from 'pino';
 import type protobuf from 'protobufjs';
 import type { EtcdBackend } from './backend.js';
@@ -38,6 +37,7 @@ import {
   uint64Bigint,
 } from './codec.js';
 import { EtcdError, etcdErrors, GrpcCode, invalidArgument } from './errors.js';
+import { type GrpcCall, GrpcH2Server, type GrpcStatus, type MethodCodec } from './h2-grpc.js';
 import type { MemberListResponse } from './types.js';
 import {
   checkDeleteRangeRequest,
@@ -79,12 +79,10 @@ interface Decoded {
 }
 
 /** What the gateway hands a stream handler in place of a grpc-js call; see `streamMethod`. */
-export type StreamCall = grpc.ServerDuplexStream<Decoded, PbMessage>;
+export type StreamCall = GrpcCall<Decoded, PbMessage>;
 
 type UnaryHandler = (request: Decoded) => Promise<PbMessage>;
-type StreamHandler =
-  | grpc.handleBidiStreamingCall<Decoded, PbMessage>
-  | grpc.handleServerStreamingCall<Decoded, PbMessage>;
+type StreamHandler = (call: StreamCall) => void;
 
 const unimplemented = (what: string): UnaryHandler => {
   return async () => {
@@ -100,7 +98,7 @@ export class EtcdGrpcServer {
   readonly #progressIntervalMs: number;
   readonly #log: Logger;
   readonly #root: protobuf.Root;
-  readonly #server: grpc.Server;
+  readonly #server: GrpcH2Server;
   readonly #onHandled: EtcdServerOptions['onHandled'];
   /** Unary methods by gRPC path, so the JSON gateway can run them without a gRPC call. */
   readonly #unary = new Map<
@@ -123,21 +121,17 @@ export class EtcdGrpcServer {
     this.#log = options.logger ?? pino({ name: 'etcd-api' });
     this.#root = loadEtcdRoot();
     this.#onHandled = options.onHandled;
-    this.#server = new grpc.Server({
-      'grpc.max_receive_message_length': this.#maxRequestBytes + grpcOverheadBytes,
+    this.#server = new GrpcH2Server({
+      receiveMessageBytesMax: this.#maxRequestBytes + grpcOverheadBytes,
+      onInternalError: (error, path) =>
+        this.#log.error({ err: error, method: path }, 'etcd API request failed'),
     });
     this.#addServices();
   }
 
   /** Listens on host:port (port 0 picks a free one) and resolves with the bound port. */
   listen(host = '127.0.0.1', port = 0): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.#server.bindAsync(
-        `${host}:${port}`,
-        grpc.ServerCredentials.createInsecure(),
-        (error, bound) => (error ? reject(error) : resolve(bound)),
-      );
-    });
+    return this.#server.listen(host, port);
   }
 
   /**
@@ -190,18 +184,12 @@ export class EtcdGrpcServer {
 
   /** Hands connections accepted elsewhere (the shared client port) to the gRPC server. */
   connectionInjector(): { injectConnection(connection: import('node:stream').Duplex): void } {
-    return this.#server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+    return { injectConnection: (connection) => this.#server.injectConnection(connection) };
   }
 
   /** Stops accepting calls, lets running calls finish for up to `graceMs`, then cuts them. */
   close(graceMs = 2000): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => this.#server.forceShutdown(), graceMs);
-      this.#server.tryShutdown(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    return this.#server.close(graceMs);
   }
 
   /** KV, Watch and Lease: the data services. */
@@ -223,7 +211,7 @@ export class EtcdGrpcServer {
       'Watch',
       {},
       {
-        Watch: (call: grpc.ServerDuplexStream<Decoded, PbMessage>) =>
+        Watch: (call: StreamCall) =>
           void new WatchStream(call, b, this.#log, this.#progressIntervalMs, this.#maxRequestBytes),
       },
     );
@@ -244,8 +232,7 @@ export class EtcdGrpcServer {
         LeaseLeases: async () => encodeLeaseLeasesResponse(await b.leaseLeases()),
       },
       {
-        LeaseKeepAlive: (call: grpc.ServerDuplexStream<Decoded, PbMessage>) =>
-          this.#leaseKeepAlive(call),
+        LeaseKeepAlive: (call: StreamCall) => this.#leaseKeepAlive(call),
       },
     );
     this.#addAdminServices();
@@ -308,7 +295,7 @@ export class EtcdGrpcServer {
             })
           : unimplemented('MoveLeader'),
       },
-      { Snapshot: (call: grpc.ServerWritableStream<Decoded, PbMessage>) => this.#snapshot(call) },
+      { Snapshot: (call: StreamCall) => this.#snapshot(call) },
     );
   }
 
@@ -319,78 +306,54 @@ export class EtcdGrpcServer {
     streamHandlers: Record<string, StreamHandler> = {},
   ): void {
     const service = this.#root.lookupService(`etcdserverpb.${name}`);
-    const definition: Record<string, grpc.MethodDefinition<Decoded, PbMessage>> = {};
-    const implementation: grpc.UntypedServiceImplementation = {};
     for (const method of service.methodsArray) {
       method.resolve();
       const streaming = Boolean(method.requestStream || method.responseStream);
-      const duplex = streamHandlers[method.name];
-      // Streaming methods without a handler are left out: grpc-js answers UNIMPLEMENTED for them.
-      if (streaming && !duplex) continue;
+      const stream = streamHandlers[method.name];
+      // Streaming methods without a handler are left out: the server answers UNIMPLEMENTED.
+      if (streaming && !stream) continue;
       const requestType = method.resolvedRequestType!;
       const responseType = method.resolvedResponseType!;
-      definition[method.name] = {
-        path: `/etcdserverpb.${name}/${method.name}`,
-        requestStream: Boolean(method.requestStream),
-        responseStream: Boolean(method.responseStream),
-        requestDeserialize: (buffer: Buffer): Decoded => ({
+      const path = `/etcdserverpb.${name}/${method.name}`;
+      const codec: MethodCodec<Decoded, PbMessage> = {
+        decode: (buffer) => ({
           message: requestType.decode(buffer) as unknown as PbMessage,
           wireBytes: buffer.length,
         }),
-        requestSerialize: (value: Decoded) =>
-          Buffer.from(requestType.encode(value.message).finish()),
-        responseSerialize: (value: PbMessage) => Buffer.from(responseType.encode(value).finish()),
-        responseDeserialize: (buffer: Buffer) =>
-          responseType.decode(buffer) as unknown as PbMessage,
+        encode: (value) => responseType.encode(value).finish(),
       };
-      if (duplex) {
-        implementation[method.name] = duplex;
-        this.#streams.set(`/etcdserverpb.${name}/${method.name}`, {
-          handler: duplex,
-          requestType,
-          responseType,
-        });
+      if (stream) {
+        const serverStreaming = !method.requestStream;
+        this.#server.addStream(path, codec, stream, serverStreaming);
+        this.#streams.set(path, { handler: stream, requestType, responseType });
         continue;
       }
       const handler = handlers[method.name] ?? unimplemented(`${name}.${method.name}`);
-      implementation[method.name] = this.#wrap(`${name}.${method.name}`, handler);
-      this.#unary.set(`/etcdserverpb.${name}/${method.name}`, {
-        handler,
-        requestType,
-        responseType,
-      });
+      this.#server.addUnary(path, codec, this.#wrap(`${name}.${method.name}`, handler));
+      this.#unary.set(path, { handler, requestType, responseType });
     }
-    this.#server.addService(definition, implementation);
   }
 
   /** Runs a handler with the in-flight limit and turns every failure into a gRPC status. */
-  #wrap(methodName: string, handler: UnaryHandler): grpc.handleUnaryCall<Decoded, PbMessage> {
-    return (call, callback) => {
-      if (this.#inflight >= this.#inflightMax) {
-        callback(toServiceError(etcdErrors.tooManyRequests()));
-        return;
-      }
+  #wrap(methodName: string, handler: UnaryHandler): (request: Decoded) => Promise<PbMessage> {
+    return async (request) => {
+      if (this.#inflight >= this.#inflightMax) throw toServiceError(etcdErrors.tooManyRequests());
       this.#inflight++;
       const started = performance.now();
-      handler(call.request)
-        .then(
-          (response) => {
-            this.#onHandled?.(methodName, GrpcCode.ok, (performance.now() - started) / 1000);
-            callback(null, response);
-          },
-          (error: unknown) => {
-            if (!(error instanceof EtcdError)) {
-              this.#log.error({ err: error, method: methodName }, 'etcd API request failed');
-            }
-            const status = toServiceError(error);
-            const seconds = (performance.now() - started) / 1000;
-            this.#onHandled?.(methodName, status.code ?? GrpcCode.unknown, seconds);
-            callback(status);
-          },
-        )
-        .finally(() => {
-          this.#inflight--;
-        });
+      try {
+        const response = await handler(request);
+        this.#onHandled?.(methodName, GrpcCode.ok, (performance.now() - started) / 1000);
+        return response;
+      } catch (error) {
+        if (!(error instanceof EtcdError)) {
+          this.#log.error({ err: error, method: methodName }, 'etcd API request failed');
+        }
+        const status = toServiceError(error);
+        this.#onHandled?.(methodName, status.code, (performance.now() - started) / 1000);
+        throw status;
+      } finally {
+        this.#inflight--;
+      }
     };
   }
 
@@ -398,7 +361,7 @@ export class EtcdGrpcServer {
    * Serves a keep-alive stream: each request renews one lease and gets one answer, in order.
    * Requests are handled one at a time per stream, with a bounded queue behind them.
    */
-  #leaseKeepAlive(call: grpc.ServerDuplexStream<Decoded, PbMessage>): void {
+  #leaseKeepAlive(call: StreamCall): void {
     const queue: bigint[] = [];
     let busy = false;
     let ended = false;
@@ -456,7 +419,7 @@ export class EtcdGrpcServer {
    * the stream ends with a trailer: zero padding, the body's real length as a big-endian u64
    * ending on a 512-byte boundary, then the SHA-256 of all preceding bytes.
    */
-  #snapshot(call: grpc.ServerWritableStream<Decoded, PbMessage>): void {
+  #snapshot(call: StreamCall): void {
     const snapshot = this.#backend.snapshot();
     let cancelled = false;
     call.on('cancelled', () => {
@@ -564,7 +527,7 @@ function hasWrites(txn: ReturnType<typeof decodeTxnRequest>): boolean {
   );
 }
 
-function toServiceError(error: unknown): Partial<grpc.StatusObject> & Error {
+function toServiceError(error: unknown): GrpcStatus & Error {
   if (error instanceof EtcdError) {
     return Object.assign(new Error(error.message), { code: error.code, details: error.message });
   }

@@ -7,7 +7,6 @@
  * stream drops to catching up and resumes from its next revision once the stream drains, so memory
  * stays bounded and no event is lost or repeated.
  */
-import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { EtcdBackend } from './backend.js';
 import {
@@ -20,6 +19,7 @@ import {
   type PbMessage,
 } from './codec.js';
 import { EtcdError } from './errors.js';
+import type { GrpcCall } from './h2-grpc.js';
 import type { RevisionEvents, WatchEvent } from './types.js';
 import { compareBytes } from './validate.js';
 
@@ -51,7 +51,7 @@ interface Watcher {
   sentSinceProgress: boolean;
 }
 
-type Call = grpc.ServerDuplexStream<{ message: PbMessage; wireBytes: number }, PbMessage>;
+type Call = GrpcCall<{ message: PbMessage; wireBytes: number }, PbMessage>;
 
 export class WatchStream {
   readonly #call: Call;
