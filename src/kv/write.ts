@@ -16,7 +16,9 @@ const EMPTY = new Uint8Array(0);
 export class WriteRequest {
   readonly events: Event[] = [];
   /** Keys this request has written (latin1), to find etcd's prevKv for a second write. */
-  private readonly touchedKeys = new Set<string>();
+  /** The first key this request wrote, and (from the second event on) every key it wrote. */
+  private firstKey: Buffer | undefined;
+  private touchedKeys: Set<string> | undefined;
 
   constructor(
     private readonly dbs: KvDatabases,
@@ -104,11 +106,27 @@ export class WriteRequest {
    * which etcd's duplicate-key check allows around a DeleteRange ending in "\\0".
    */
   private pushEvent(event: Event, key: Buffer, previous: KeyValue | undefined): void {
-    const id = key.toString('latin1');
     let prevKv = previous;
-    if (this.touchedKeys.has(id)) prevKv = getAt(this.readContext(), key, this.beginRevision);
-    this.touchedKeys.add(id);
+    if (this.touchedBefore(key)) prevKv = getAt(this.readContext(), key, this.beginRevision);
     if (prevKv !== undefined) event.prevKv = prevKv;
     this.events.push(event);
+  }
+
+  /**
+   * Whether this request already wrote `key`, and records that it has now. Most requests write
+   * one key, so the set of written keys is only built at the second event.
+   */
+  private touchedBefore(key: Buffer): boolean {
+    if (this.events.length === 0) {
+      this.firstKey = key;
+      return false;
+    }
+    if (this.touchedKeys === undefined) {
+      this.touchedKeys = new Set([this.firstKey!.toString('latin1')]);
+    }
+    const id = key.toString('latin1');
+    const seen = this.touchedKeys.has(id);
+    this.touchedKeys.add(id);
+    return seen;
   }
 }
