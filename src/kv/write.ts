@@ -15,7 +15,6 @@ const EMPTY = new Uint8Array(0);
 
 export class WriteRequest {
   readonly events: Event[] = [];
-  /** Keys this request has written (latin1), to find etcd's prevKv for a second write. */
   /** The first key this request wrote, and (from the second event on) every key it wrote. */
   private firstKey: Buffer | undefined;
   private touchedKeys: Set<string> | undefined;
