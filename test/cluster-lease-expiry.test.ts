@@ -23,7 +23,7 @@ const ttlMs = ttlSeconds * 1000;
 /** The margin the requirement allows on either side of the TTL. */
 const marginMs = 1000;
 /** The leader is killed this long after the last keep-alive response ("shortly after"). */
-const killAfterMs = 300;
+const killAfterMs = 100;
 /** How often the keep-alive loop of the no-mass-expiry test renews every lease (under TTL/3). */
 const keepAlivePeriodMs = 1000;
 

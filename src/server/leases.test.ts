@@ -132,6 +132,20 @@ describe('LeaseKeeper', () => {
     assert.equal(h.keeper.deadlineMs(3n), undefined);
   });
 
+  it('counts from when the entry reached the log, not from its apply', () => {
+    const h = harness([[3n, 5]]);
+    h.clock.nowMs = 12_000;
+    // Appended at 10,300, applied only now (its commit was learned after an election).
+    h.keeper.applied(
+      { leaseCheckpoint: { checkpoints: [{ ID: 3n, remainingTtl: 5 }] } },
+      1,
+      10_300,
+    );
+    assert.equal(h.keeper.deadlineMs(3n), 15_300);
+    h.keeper.applied({ leaseGrant: { ID: 3n, TTL: 5 } }, 1, 11_000);
+    assert.equal(h.keeper.deadlineMs(3n), 16_000);
+  });
+
   it('a follower never expires anything', () => {
     const h = harness([[3n, 1]]);
     h.clock.nowMs += 60_000;

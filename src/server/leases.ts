@@ -11,11 +11,15 @@
  *   is answered only once that proposal is applied, so an acknowledged renewal is on a majority
  *   and survives the leader's death. When it is applied the leader restarts the lease's clock
  *   once more, so the TTL counts from (just before) the answer the client sees.
- * - Every member records a local deadline when it applies an entry: a grant starts the clock at
- *   apply time, a checkpoint sets it to apply time + remainingTtl. Apply happens after the commit
- *   of the renewal, so every member's deadline is at least commit + TTL ("not before" holds on
- *   whichever member leads next), and lags the keep-alive by at most one flush period plus the
- *   commit latency. The leader ignores checkpoints of its own term: its in-memory deadlines are
+ * - Every member records a local deadline when it applies an entry, counted from the moment the
+ *   entry reached its log (append-times.ts; apply time when that is no longer known): a grant
+ *   starts the clock then, a checkpoint sets it to then + remainingTtl. An entry reaches a log
+ *   after the leader proposed it, which is after the keep-alive arrived, and remainingTtl is
+ *   rounded up, so every member's deadline is at least keep-alive + TTL ("not before" holds on
+ *   whichever member leads next); it lags by at most one flush period plus one network hop.
+ *   Counting from apply instead would let a renewal that a follower learns is committed only
+ *   after the next election (the leader died right after answering) last the election's length
+ *   beyond its TTL. The leader ignores checkpoints of its own term: its in-memory deadlines are
  *   already set as above.
  * - A new leader sets each lease's deadline to max(its recorded deadline, promotion time + one
  *   election timeout): clients get time to find it, and a leader change never expires everything
@@ -69,6 +73,8 @@ export interface LeaseKeeperOptions {
   checkpoint: (checkpoints: { ID: bigint; remainingTtl: number }[]) => Promise<unknown>;
   /** Proposes a lease revoke. */
   revoke: (id: bigint) => Promise<unknown>;
+  /** Called for every renewal proposal (a metric: the cost of replicated renewals). */
+  onRenewalProposal?: () => void;
   /** Monotonic milliseconds (performance.now by default; tests inject a fake clock). */
   nowMs?: () => number;
 }
@@ -190,11 +196,12 @@ export class LeaseKeeper {
   }
 
   /**
-   * A lease command was applied on this member (from the raft entry of `term`): grants start the
-   * clock, revokes stop it, checkpoints set it to now + remaining TTL.
+   * A lease command was applied on this member from a raft entry of `term` that reached its log
+   * at `sinceMs` (its apply time when unknown): grants start the clock, revokes stop it,
+   * checkpoints set it to sinceMs + remaining TTL.
    */
-  applied(request: KvRequest, term: number): void {
-    const now = this.nowMs();
+  applied(request: KvRequest, term: number, sinceMs: number = this.nowMs()): void {
+    const now = Math.min(sinceMs, this.nowMs());
     if ('leaseGrant' in request) {
       const lease = this.store.lease(request.leaseGrant.ID);
       if (lease !== undefined) this.deadlinesMs.set(lease.id, now + lease.ttlSeconds * 1000);
@@ -265,6 +272,7 @@ export class LeaseKeeper {
       }
       this.inflightBatches++;
       this.renewalProposals++;
+      this.options.onRenewalProposal?.();
       this.options
         .checkpoint(checkpoints)
         .then(

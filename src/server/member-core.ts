@@ -111,7 +111,12 @@ export class MemberCore {
         onRegistryChanged: () => this.updatePeers(),
         onSelfRemoved: () => this.selfRemovedByLog(),
         onRemoved: (id) => this.transport.markRemoved(id),
-        onLeaseApplied: (request, term) => this.leases.applied(request, term),
+        onLeaseApplied: (request, entry) =>
+          this.leases.applied(
+            request,
+            entry.term,
+            this.raft.appendTimes.appendedAtMs(entry.index) ?? performance.now(),
+          ),
         onStoreRestored: () => this.leases.reload(),
       },
       log,
@@ -154,6 +159,7 @@ export class MemberCore {
       checkpoint: (checkpoints) =>
         this.proposer.propose({ kv: { leaseCheckpoint: { checkpoints } } }),
       revoke: (id) => this.proposer.propose({ kv: { leaseRevoke: { ID: id } } }),
+      onRenewalProposal: () => metrics.leaseRenewalProposals.inc(),
     });
     this.updatePeers();
   }

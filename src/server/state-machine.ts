@@ -43,8 +43,8 @@ export interface StateMachineHooks {
   onSelfRemoved(): void;
   /** A member was removed from the cluster (any member, this one included). */
   onRemoved(id: number): void;
-  /** A lease grant, revoke or checkpoint from a raft entry of `term` was applied successfully. */
-  onLeaseApplied?(request: KvRequest, term: number): void;
+  /** A lease grant, revoke or checkpoint from this raft entry was applied successfully. */
+  onLeaseApplied?(request: KvRequest, entry: { index: number; term: number }): void;
   /** A snapshot replaced the store's whole state. */
   onStoreRestored?(): void;
 }
@@ -126,7 +126,7 @@ export class StateMachine {
         const result = results[i]!;
         const request = slice[i]!.request;
         if (result.status === 'ok' && request !== undefined && isLeaseRequest(request)) {
-          this.hooks.onLeaseApplied?.(request, entries[start + i]!.term);
+          this.hooks.onLeaseApplied?.(request, entries[start + i]!);
         }
         const owner = owners[start + i];
         if (owner === undefined || owner.member !== this.selfId) continue;
