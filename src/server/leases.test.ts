@@ -212,6 +212,13 @@ describe('LeaseKeeper', () => {
     h.store.leases.delete(2n);
     h.keeper.reload();
     assert.equal(h.keeper.deadlineMs(2n), undefined, 'a lease gone from a restored store');
+    // A snapshot carried a later renewal: a reset takes every deadline from the store again.
+    h.clock.nowMs = 20_000;
+    h.store.leases.set(1n, { ttlSeconds: 3600, remainingTtlSeconds: 3600 });
+    h.keeper.reload();
+    assert.equal(h.keeper.deadlineMs(1n), 10_000 + 600_000, 'kept without a reset');
+    h.keeper.reload(true);
+    assert.equal(h.keeper.deadlineMs(1n), 20_000 + 3_600_000);
   });
 
   it('checkpoints only leases longer than the checkpoint interval', () => {

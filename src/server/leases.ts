@@ -158,11 +158,13 @@ export class LeaseKeeper {
   }
 
   /**
-   * Takes deadlines from the store for leases this member does not track (start time plus the
+   * Takes deadlines from the store for leases this member does not track (now plus the
    * checkpointed remaining TTL, or the full TTL) and forgets leases the store no longer has.
-   * Runs at start and after a snapshot replaced the store.
+   * Runs at start, at promotion, and (with `reset`, for every lease) after a snapshot replaced
+   * the store: deadlines recorded before it may predate renewals the snapshot holds.
    */
-  reload(): void {
+  reload(reset = false): void {
+    if (reset) this.deadlinesMs.clear();
     const now = this.nowMs();
     const ids = new Set(this.store.leaseIds());
     for (const id of this.deadlinesMs.keys()) if (!ids.has(id)) this.deadlinesMs.delete(id);

@@ -117,7 +117,7 @@ export class MemberCore {
             entry.term,
             this.raft.appendTimes.appendedAtMs(entry.index) ?? performance.now(),
           ),
-        onStoreRestored: () => this.leases.reload(),
+        onStoreRestored: () => this.leases.reload(true),
       },
       log,
       this.lastSnapshotIndex,
