@@ -189,7 +189,9 @@ export class EtcdGateway {
       error instanceof EtcdError
         ? error
         : error instanceof JsonStreamError
-          ? new EtcdError(GrpcCode.unknown, `invalid JSON: ${error.message}`)
+          ? error.tooLarge
+            ? etcdTooLarge()
+            : new EtcdError(GrpcCode.unknown, `invalid JSON: ${error.message}`)
           : undefined;
     if (!etcd) this.#log.error({ err: error, route }, 'gateway stream failed');
     const code = etcd?.code ?? GrpcCode.unknown;

@@ -8,7 +8,15 @@
  * value that does not start with `{` or `[`, is an error.
  */
 
-export class JsonStreamError extends Error {}
+export class JsonStreamError extends Error {
+  constructor(
+    message: string,
+    /** True when a value went over the byte limit (the rest is malformed JSON). */
+    readonly tooLarge = false,
+  ) {
+    super(message);
+  }
+}
 
 const OPEN_BRACE = 0x7b;
 const CLOSE_BRACE = 0x7d;
@@ -71,7 +79,7 @@ export class JsonValueSplitter {
       this.#parts.push(Buffer.from(rest));
     }
     if (this.#partBytes > this.valueBytesMax) {
-      throw new JsonStreamError(`a request is over ${this.valueBytesMax} bytes`);
+      throw new JsonStreamError(`a request is over ${this.valueBytesMax} bytes`, true);
     }
     return values;
   }
@@ -84,7 +92,7 @@ export class JsonValueSplitter {
   #take(last: Buffer): Buffer {
     const length = this.#partBytes + last.length;
     if (length > this.valueBytesMax) {
-      throw new JsonStreamError(`a request is over ${this.valueBytesMax} bytes`);
+      throw new JsonStreamError(`a request is over ${this.valueBytesMax} bytes`, true);
     }
     const value =
       this.#parts.length === 0 ? Buffer.from(last) : Buffer.concat([...this.#parts, last]);
