@@ -2,7 +2,9 @@
  * etcd's JSON gateway streams (`/v3/watch`, `/v3/lease/keepalive`) against real etcd: the same
  * requests give the same newline-delimited `{"result": ...}` lines (once per-server identity is
  * masked), the same live and historical events, and the stream stays open after the request body
- * ends, until the client goes away.
+ * ends, until the client goes away. One chunked body may carry several requests (creates, a
+ * cancel, a progress request; a malformed one stops the reading of requests only). On shoal alone:
+ * each request is answered while the body is still open.
  */
 import assert from 'node:assert/strict';
 import { type ClientRequest, request } from 'node:http';
@@ -31,10 +33,21 @@ interface Stream {
   status: number;
   contentType: string;
   next(): Promise<unknown>;
+  /** Sends more of the request body (only for a stream opened with a body left open). */
+  send(chunk: string): void;
   close(): void;
 }
 
-function openStream(base: string, path: string, body: string): Promise<Stream> {
+/**
+ * Opens a stream; a body given as a list goes out as that many HTTP chunks, then ends; `open`
+ * sends the chunks and leaves the body open for `send`.
+ */
+function openStream(
+  base: string,
+  path: string,
+  body: string | string[],
+  open = false,
+): Promise<Stream> {
   return new Promise((resolve, reject) => {
     const lines: string[] = [];
     const waiters: ((line: string) => void)[] = [];
@@ -70,13 +83,19 @@ function openStream(base: string, path: string, body: string): Promise<Stream> {
             if (ready !== undefined) take(ready);
             else waiters.push(take);
           }),
+        send: (chunk) => req.write(chunk),
         close: () => req.destroy(),
       });
     });
     req.on('error', (error) => {
       if (!req.destroyed) reject(error);
     });
-    req.end(body);
+    if (typeof body === 'string') req.end(body);
+    else {
+      for (const chunk of body) req.write(chunk);
+      if (open) req.flushHeaders();
+      else req.end();
+    }
   });
 }
 
@@ -125,6 +144,43 @@ async function scenario(base: string): Promise<unknown[]> {
   const bad = await openStream(base, '/v3/watch', '{"create_request":');
   seen.push(bad.status);
   bad.close();
+
+  seen.push(...(await manyRequests(base)), ...(await malformedLater(base)));
+  return seen;
+}
+
+/**
+ * Several requests in one chunked body, one of them split across chunks: two watches created,
+ * the first canceled, a progress request; then only the second watch sees writes.
+ */
+async function manyRequests(base: string): Promise<unknown[]> {
+  const stream = await openStream(base, '/v3/watch', [
+    `{"create_request":{"key":"${b64('gwm/a')}"`,
+    `}}\n{"create_request":{"key":"${b64('gwm/b')}"}}`,
+    '{"cancel_request":{"watch_id":"0"}}\n{"progress_request":{}}\n',
+  ]);
+  const seen = [await stream.next(), await stream.next(), await stream.next(), await stream.next()];
+  await post(base, '/v3/kv/put', { key: b64('gwm/a'), value: b64('canceled') });
+  await post(base, '/v3/kv/put', { key: b64('gwm/b'), value: b64('live') });
+  seen.push(await stream.next());
+  stream.close();
+  return seen;
+}
+
+/**
+ * A malformed request after a good one: reading stops there (the cancel after it is never
+ * seen), the watch already created keeps streaming, and the server keeps serving.
+ */
+async function malformedLater(base: string): Promise<unknown[]> {
+  const stream = await openStream(base, '/v3/watch', [
+    `{"create_request":{"key":"${b64('gwx')}"}}\n`,
+    '{"cancel_request": nope}\n{"cancel_request":{"watch_id":"0"}}\n',
+  ]);
+  const seen = [await stream.next()];
+  await post(base, '/v3/kv/put', { key: b64('gwx'), value: b64('still watched') });
+  seen.push(await stream.next());
+  stream.close();
+  seen.push(mask(await post(base, '/v3/kv/range', { key: b64('gwx') })));
   return seen;
 }
 
@@ -145,7 +201,51 @@ describe('the JSON gateway streams against etcd and shoal', {
     const actual = await scenario(shoal.endpoint);
     assert.deepEqual(actual, reference);
     // Sanity: the reference really streamed events (the comparison is not of two empty lists).
-    assert.equal(reference.length, 13);
+    assert.equal(reference.length, 21);
     assert.ok(JSON.stringify(reference).includes(b64('gws/a')));
+  });
+});
+
+describe('the JSON gateway stream on shoal', () => {
+  let shoal: RunningShoal;
+  before(async () => {
+    shoal = await startShoal();
+  });
+  after(async () => {
+    await shoal?.close();
+  });
+
+  // etcd's gateway (Go's HTTP/1 server) holds its answers until the request body ends; shoal
+  // answers each request as it arrives, so one open connection can be driven interactively.
+  test('answers each request while the body is still open', async () => {
+    const stream = await openStream(
+      shoal.endpoint,
+      '/v3/watch',
+      [`{"create_request":{"key":"${b64('live/a')}"}}`],
+      true,
+    );
+    try {
+      assert.deepEqual(await stream.next(), {
+        result: {
+          header: { cluster_id: '<id>', member_id: '<id>', revision: '1', raft_term: '<id>' },
+          created: true,
+        },
+      });
+      stream.send(`{"create_request":{"key":"${b64('live/b')}"}}{"cancel_request":`);
+      const created = (await stream.next()) as { result: { watch_id: string; created: boolean } };
+      assert.deepEqual([created.result.watch_id, created.result.created], ['1', true]);
+      stream.send('{"watch_id":"0"}}\n');
+      const canceled = (await stream.next()) as {
+        result: { watch_id?: string; canceled: boolean };
+      };
+      assert.deepEqual([canceled.result.watch_id, canceled.result.canceled], [undefined, true]);
+      await post(shoal.endpoint, '/v3/kv/put', { key: b64('live/a'), value: b64('x') });
+      await post(shoal.endpoint, '/v3/kv/put', { key: b64('live/b'), value: b64('y') });
+      const event = (await stream.next()) as { result: { watch_id: string; events: unknown[] } };
+      assert.equal(event.result.watch_id, '1');
+      assert.equal(event.result.events.length, 1);
+    } finally {
+      stream.close();
+    }
   });
 });

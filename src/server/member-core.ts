@@ -101,9 +101,9 @@ export class MemberCore {
         info: () => ({ registry: this.registry.state() }),
         promote: (id) => this.cluster.promoteOnLeader(id),
         removed: () => this.selfRemoved(),
-        lease: (op, id) =>
+        lease: async (op, id) =>
           op === 'keepAlive'
-            ? { ttlSeconds: this.leases.keepAlive(id), grantedTtlSeconds: 0 }
+            ? { ttlSeconds: await this.leases.keepAlive(id), grantedTtlSeconds: 0 }
             : this.leases.timeToLive(id),
       },
       log.child({ component: 'transport' }),
@@ -119,6 +119,13 @@ export class MemberCore {
         onRegistryChanged: () => this.updatePeers(),
         onSelfRemoved: () => this.selfRemovedByLog(),
         onRemoved: (id) => this.transport.markRemoved(id),
+        onLeaseApplied: (request, entry) =>
+          this.leases.applied(
+            request,
+            entry.term,
+            this.raft.appendTimes.appendedAtMs(entry.index) ?? performance.now(),
+          ),
+        onStoreRestored: () => this.leases.reload(true),
       },
       log,
       this.lastSnapshotIndex,
@@ -154,16 +161,14 @@ export class MemberCore {
       mapError: raftRefusal,
     });
     this.cluster = new ClusterOps(this);
-    this.leases = new LeaseKeeper(
-      kv,
-      (id) => this.proposer.propose({ kv: { leaseRevoke: { ID: id } } }),
-      {
-        promotionGraceMs: config.electionTimeoutMs,
-        checkpointIntervalMs: config.leaseCheckpointIntervalMs,
-        checkpoint: (checkpoints) =>
-          this.proposer.propose({ kv: { leaseCheckpoint: { checkpoints } } }),
-      },
-    );
+    this.leases = new LeaseKeeper(kv, {
+      promotionGraceMs: config.electionTimeoutMs,
+      checkpointIntervalMs: config.leaseCheckpointIntervalMs,
+      checkpoint: (checkpoints) =>
+        this.proposer.propose({ kv: { leaseCheckpoint: { checkpoints } } }),
+      revoke: (id) => this.proposer.propose({ kv: { leaseRevoke: { ID: id } } }),
+      onRenewalProposal: () => metrics.leaseRenewalProposals.inc(),
+    });
     this.updatePeers();
   }
 
@@ -325,7 +330,7 @@ export class MemberCore {
 
   private softStateChanged(lead: number, role: Role, term: number): void {
     this.metrics.leaderChanged(lead, role === Role.Leader, term);
-    this.leases.setLeading(role === Role.Leader);
+    this.leases.setLeading(role === Role.Leader, term);
     this.proposer.leaderChanged(lead);
     if (lead !== 0) this.publish();
   }

@@ -13,6 +13,8 @@ export class MemberMetrics {
   readonly registry = new Registry();
   private readonly proposalsCommitted: Counter;
   readonly proposalsFailed: Counter;
+  /** Raft proposals that replicate lease renewals (leases.ts), counted on the leader. */
+  readonly leaseRenewalProposals: Counter;
   private readonly applyLatency: Histogram;
   private readonly walFsyncLatency: Histogram;
   private readonly term: Gauge;
@@ -36,6 +38,11 @@ export class MemberMetrics {
     this.proposalsFailed = new Counter({
       name: 'etcd_server_proposals_failed_total',
       help: 'Proposals that failed (refused or timed out).',
+      registers,
+    });
+    this.leaseRenewalProposals = new Counter({
+      name: 'shoal_lease_renewal_proposals_total',
+      help: 'Raft proposals the leader made to replicate batched lease renewals.',
       registers,
     });
     this.applyLatency = new Histogram({

@@ -168,7 +168,7 @@ export class RaftBackend implements EtcdBackend {
     return { header: this.currentHeader(), alarms: this.core.alarms() };
   }
 
-  // ---- Leases: grants and revokes go through raft; time is kept by the leader (leases.ts).
+  // ---- Leases: grants and revokes go through raft; expiry is decided by the leader (leases.ts).
 
   async leaseGrant(ttlSeconds: number, id: bigint): Promise<api.LeaseGrantResponse> {
     const response = await this.write({
@@ -176,7 +176,6 @@ export class RaftBackend implements EtcdBackend {
     });
     if (!('leaseGrant' in response)) throw new Error('grant answered with another response');
     const granted = response.leaseGrant;
-    this.core.leases.granted(granted.ID, granted.TTL);
     return {
       header: fromKvHeader(granted.header, this.identity()),
       id: granted.ID,
@@ -197,7 +196,7 @@ export class RaftBackend implements EtcdBackend {
     await core.proposer.waitForLeader();
     if (core.isLeader) {
       return op === 'keepAlive'
-        ? { ttlSeconds: core.leases.keepAlive(id), grantedTtlSeconds: 0 }
+        ? { ttlSeconds: await core.leases.keepAlive(id), grantedTtlSeconds: 0 }
         : core.leases.timeToLive(id);
     }
     try {

@@ -30,6 +30,7 @@ import {
   type SoftState,
 } from '../raft/index.js';
 import type { DiskStorage } from '../storage/index.js';
+import { AppendTimes } from './append-times.js';
 import type { StateMachine } from './state-machine.js';
 
 /** Ticks of silence (in heartbeats) a leader's heartbeat covers; etcd uses 1. */
@@ -68,6 +69,8 @@ export interface ReadyInfo {
 
 export class RaftNode {
   readonly node: RawNode;
+  /** When recent entries reached this member's log (lease deadlines count from it). */
+  readonly appendTimes = new AppendTimes();
   private ticker: NodeJS.Timeout | null = null;
   private wakeScheduled = false;
   private waiting: (() => void) | null = null;
@@ -201,6 +204,11 @@ export class RaftNode {
     // index, and a restarted member learns the commit index again from the leader.
     const deferOnly = !rd.mustSync && rd.entries.length === 0 && rd.hardState !== null;
     if (deferOnly) o.storage.deferHardState(rd.hardState!);
+    const first = rd.entries[0];
+    const last = rd.entries[rd.entries.length - 1];
+    if (first !== undefined && last !== undefined) {
+      this.appendTimes.record(first.index, last.index, started);
+    }
     const persist =
       !deferOnly && (rd.entries.length > 0 || rd.hardState !== null)
         ? Promise.resolve(o.storage.save(rd.hardState, rd.entries))

@@ -10,6 +10,7 @@
 import type { Logger } from 'pino';
 import type { ApplyEntry, ApplyResult, MvccStore } from '../kv/mvcc.js';
 import { APPLY_BATCH_ENTRIES_MAX } from '../kv/mvcc.js';
+import type { KvRequest } from '../kv/types.js';
 import {
   type ConfChange,
   ConfChangeType,
@@ -42,6 +43,10 @@ export interface StateMachineHooks {
   onSelfRemoved(): void;
   /** A member was removed from the cluster (any member, this one included). */
   onRemoved(id: number): void;
+  /** A lease grant, revoke or checkpoint from this raft entry was applied successfully. */
+  onLeaseApplied?(request: KvRequest, entry: { index: number; term: number }): void;
+  /** A snapshot replaced the store's whole state. */
+  onStoreRestored?(): void;
 }
 
 export class StateMachine {
@@ -118,9 +123,13 @@ export class StateMachine {
       const slice = batch.slice(start, start + APPLY_BATCH_ENTRIES_MAX);
       const results = this.kv.applyBatch(slice);
       for (let i = 0; i < results.length; i++) {
+        const result = results[i]!;
+        const request = slice[i]!.request;
+        if (result.status === 'ok' && request !== undefined && isLeaseRequest(request)) {
+          this.hooks.onLeaseApplied?.(request, entries[start + i]!);
+        }
         const owner = owners[start + i];
         if (owner === undefined || owner.member !== this.selfId) continue;
-        const result = results[i]!;
         const entry = entries[start + i]!;
         const isMember =
           entry.type === EntryType.ConfChange ||
@@ -170,8 +179,13 @@ export class StateMachine {
     this.confState = snapshot.metadata.confState;
     this.appliedIndex = snapshot.metadata.index;
     this.log.info({ index: snapshot.metadata.index }, 'installed snapshot from the leader');
+    this.hooks.onStoreRestored?.();
     this.hooks.onRegistryChanged();
   }
+}
+
+function isLeaseRequest(request: KvRequest): boolean {
+  return 'leaseGrant' in request || 'leaseRevoke' in request || 'leaseCheckpoint' in request;
 }
 
 export function encodeSnapshotData(registry: RegistryState, chunks: readonly Uint8Array[]): Buffer {

@@ -274,7 +274,7 @@ export interface TransportHandlers {
   reportSnapshot(id: number, status: 'finish' | 'failure'): void;
   info(): ClusterInfo;
   promote(id: number): Promise<ForwardResult>;
-  lease(op: 'keepAlive' | 'timeToLive', id: bigint): LeaseTimes;
+  lease(op: 'keepAlive' | 'timeToLive', id: bigint): LeaseTimes | Promise<LeaseTimes>;
   /** A peer says this member was removed from the cluster. */
   removed(): void;
 }

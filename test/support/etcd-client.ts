@@ -50,6 +50,7 @@ export class EtcdTestClient {
   readonly #kv: ServiceClient;
   readonly #maintenance: ServiceClient;
   readonly #watch: ServiceClient;
+  readonly #lease: ServiceClient;
 
   readonly #deadlineMs: number;
 
@@ -61,6 +62,7 @@ export class EtcdTestClient {
     this.#kv = new s.KV!(address, credentials);
     this.#maintenance = new s.Maintenance!(address, credentials);
     this.#watch = new s.Watch!(address, credentials);
+    this.#lease = new s.Lease!(address, credentials);
   }
 
   /** Downloads a Maintenance snapshot and returns the concatenated blobs. */
@@ -107,6 +109,27 @@ export class EtcdTestClient {
   compact(request: Message): Promise<Message> {
     return this.#call(this.#kv, 'Compact', request);
   }
+  leaseGrant(request: Message): Promise<Message> {
+    return this.#call(this.#lease, 'LeaseGrant', request);
+  }
+
+  /** One keep-alive on its own stream: resolves with the first response (bounded by the deadline). */
+  leaseKeepAliveOnce(id: string): Promise<Message> {
+    const open = this.#lease.LeaseKeepAlive as unknown as (
+      options: grpc.CallOptions,
+    ) => grpc.ClientDuplexStream<Message, Message>;
+    const stream = open.call(this.#lease, { deadline: new Date(Date.now() + this.#deadlineMs) });
+    return new Promise((resolve, reject) => {
+      stream.once('data', (response: Message) => {
+        resolve(response);
+        stream.end();
+        stream.cancel();
+      });
+      stream.on('error', reject);
+      stream.write({ ID: id });
+    });
+  }
+
   status(): Promise<Message> {
     return this.#call(this.#maintenance, 'Status', {});
   }
@@ -115,5 +138,6 @@ export class EtcdTestClient {
     this.#kv.close();
     this.#maintenance.close();
     this.#watch.close();
+    this.#lease.close();
   }
 }

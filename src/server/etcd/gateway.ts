@@ -19,6 +19,7 @@ import protobuf from 'protobufjs';
 import type { PbMessage } from './codec.js';
 import { loadEtcdRoot } from './codec.js';
 import { EtcdError, GrpcCode, type GrpcCodeNumber } from './errors.js';
+import { JsonStreamError, JsonValueSplitter } from './json-stream.js';
 import type { EtcdGrpcServer, StreamCall } from './server.js';
 
 /** Largest JSON body accepted; base64 and JSON overhead on top of the request size limit. */
@@ -47,7 +48,7 @@ const routes: Record<string, string> = {
   '/v3/maintenance/defragment': 'Maintenance/Defragment',
 };
 
-/** Streaming gateway paths: one JSON request in, newline-delimited `{"result": ...}` out. */
+/** Streaming gateway paths: JSON requests in, newline-delimited `{"result": ...}` out. */
 const streamRoutes: Record<string, string> = {
   '/v3/watch': 'Watch/Watch',
   '/v3/lease/keepalive': 'Lease/LeaseKeepAlive',
@@ -116,6 +117,15 @@ export class EtcdGateway {
       );
   }
 
+  /**
+   * A streaming route reads its body as a stream of JSON requests (concatenated or one per line)
+   * and hands each to the stream as soon as it is complete, as etcd's grpc-gateway does: one
+   * connection can create several watches, cancel them, ask for progress, or renew leases. The
+   * first request decides the HTTP answer: when it is malformed the answer is an error status, as
+   * before. A malformed or oversized request later in the body stops the reading of requests and
+   * nothing more (etcd's gateway does the same: no error line, and the watches already created
+   * keep streaming until the client goes away).
+   */
   #stream(route: string, request: IncomingMessage, response: ServerResponse): void {
     const [service, method] = route.split('/') as [string, string];
     const stream = this.#grpc.streamMethod(`/etcdserverpb.${service}/${method}`);
@@ -123,21 +133,70 @@ export class EtcdGateway {
       send(response, 501, { error: 'Not Implemented', code: 12, message: 'Not Implemented' });
       return;
     }
-    readBody(request)
-      .then((body) => {
-        const message = this.#decode(body, stream.requestType, GrpcCode.unknown);
-        const gateway = new GatewayStream(this.#log, response, stream.responseType);
+    const splitter = new JsonValueSplitter(gatewayBodyBytesMax);
+    let gateway: GatewayStream | undefined;
+    let reading = true;
+    const stop = (error: unknown) => {
+      reading = false;
+      if (gateway === undefined) {
+        this.#answerError(response, route, error);
+        return;
+      }
+      this.#log.debug({ err: error, route }, 'gateway stream stopped reading requests');
+    };
+    const deliver = (body: Buffer) => {
+      const message = this.#decode(body, stream.requestType, GrpcCode.unknown);
+      if (gateway === undefined) {
+        gateway = new GatewayStream(this.#log, response, stream.responseType);
         stream.start(gateway.call);
-        const wireBytes = stream.requestType.encode(message).finish().length;
-        gateway.call.emit('data', { message, wireBytes });
-      })
-      .catch((error: unknown) => {
-        const etcd = error instanceof EtcdError ? error : undefined;
-        if (!etcd) this.#log.error({ err: error, route }, 'gateway stream failed');
-        const code = etcd?.code ?? GrpcCode.unknown;
-        const message = error instanceof Error ? error.message : String(error);
-        send(response, httpStatusOf[code] ?? 500, { error: message, code, message });
-      });
+      }
+      const wireBytes = stream.requestType.encode(message).finish().length;
+      gateway.call.emit('data', { message, wireBytes });
+    };
+    request.on('data', (chunk: Buffer) => {
+      if (!reading || response.destroyed) return;
+      try {
+        for (const value of splitter.push(chunk)) {
+          deliver(value);
+          if (response.destroyed) return;
+        }
+        // Backpressure: no more requests are read while the client is not reading the answers.
+        if (response.writableNeedDrain) {
+          request.pause();
+          response.once('drain', () => request.resume());
+        }
+      } catch (error) {
+        stop(error);
+      }
+    });
+    request.on('end', () => {
+      if (!reading) return;
+      try {
+        splitter.end();
+        // An empty body is one empty request, as it always was.
+        if (gateway === undefined) deliver(Buffer.alloc(0));
+      } catch (error) {
+        stop(error);
+      }
+    });
+    request.on('error', () => {
+      reading = false;
+    });
+  }
+
+  #answerError(response: ServerResponse, route: string, error: unknown): void {
+    const etcd =
+      error instanceof EtcdError
+        ? error
+        : error instanceof JsonStreamError
+          ? error.tooLarge
+            ? etcdTooLarge()
+            : new EtcdError(GrpcCode.unknown, `invalid JSON: ${error.message}`)
+          : undefined;
+    if (!etcd) this.#log.error({ err: error, route }, 'gateway stream failed');
+    const code = etcd?.code ?? GrpcCode.unknown;
+    const message = etcd?.message ?? (error instanceof Error ? error.message : String(error));
+    send(response, httpStatusOf[code] ?? 500, { error: message, code, message });
   }
 
   /**
@@ -203,8 +262,8 @@ export class EtcdGateway {
 }
 
 /**
- * Runs a streaming method for one HTTP request, as grpc-gateway does: the body is the one request
- * message; each response goes out at once as a line `{"result": ...}`; the stream ends when the
+ * Runs a streaming method for one HTTP request, as grpc-gateway does: the body is a stream of
+ * request messages; each response goes out at once as a line `{"result": ...}`; the stream ends when the
  * client disconnects (the request body ending is not a half-close that ends a watch, just as on
  * etcd, whose watch stays open after the gateway closes its sending side).
  */

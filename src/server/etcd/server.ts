@@ -359,10 +359,12 @@ export class EtcdGrpcServer {
 
   /**
    * Serves a keep-alive stream: each request renews one lease and gets one answer, in order.
-   * Requests are handled one at a time per stream, with a bounded queue behind them.
+   * Renewals run concurrently (a cluster answers one only once it is replicated, which takes up
+   * to a renewal flush period), and their answers are written in request order; at most
+   * keepAliveQueueMax are outstanding per stream.
    */
   #leaseKeepAlive(call: StreamCall): void {
-    const queue: bigint[] = [];
+    const queue: Promise<PbMessage>[] = [];
     let busy = false;
     let ended = false;
     let failed = false;
@@ -375,10 +377,12 @@ export class EtcdGrpcServer {
     const pump = async () => {
       if (busy) return;
       busy = true;
-      while (queue.length > 0 && !ended) {
-        const id = queue.shift()!;
+      while (queue.length > 0 && !failed) {
         try {
-          call.write(encodeLeaseKeepAliveResponse(await this.#backend.leaseKeepAlive(id)));
+          const response = await queue[0]!;
+          if (failed) break;
+          queue.shift();
+          call.write(response);
         } catch (error) {
           if (!(error instanceof EtcdError)) {
             this.#log.error({ err: error }, 'lease keep-alive failed');
@@ -389,18 +393,25 @@ export class EtcdGrpcServer {
       busy = false;
       if (ended && !failed) call.end();
     };
+    const renew = async (id: bigint) =>
+      encodeLeaseKeepAliveResponse(await this.#backend.leaseKeepAlive(id));
     call.on('data', (request: Decoded) => {
       if (ended) return;
       if (queue.length >= keepAliveQueueMax) {
         fail(etcdErrors.tooManyRequests());
         return;
       }
+      let id: bigint;
       try {
-        queue.push(int64Bigint(request.message, 'ID'));
+        id = int64Bigint(request.message, 'ID');
       } catch (error) {
         fail(error);
         return;
       }
+      const response = renew(id);
+      // Failures are handled in order by the pump; this only keeps them from being unhandled.
+      response.catch(() => {});
+      queue.push(response);
       void pump();
     });
     call.on('end', () => {
