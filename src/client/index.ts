@@ -68,7 +68,11 @@ export {
   type ShoalClientOptions,
   type WatchOptions,
 } from './client.js';
+export type { WaitOptions } from './concurrency.js';
+export { Election, NOT_LEADER_MESSAGE } from './election.js';
 export { ShoalError, type ShoalErrorReason } from './errors.js';
+export { KEEP_ALIVE_DIVISOR, type Lease, type LeaseEvents, type LeaseState } from './lease.js';
+export { Mutex } from './mutex.js';
 export type {
   CompactResponse,
   Compare,
