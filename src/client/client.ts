@@ -195,8 +195,10 @@ export class ShoalClient {
    * Renews a lease once (call it about every ttl/3 seconds); ttlSeconds 0 in the answer means the
    * lease is gone. Renewing is idempotent, so it is retried like a read.
    */
-  leaseKeepAlive(id: bigint): Promise<LeaseKeepAliveResponse> {
-    return this.call('read', (stub) => stub.leaseKeepAlive({ id }, this.callOptions));
+  leaseKeepAlive(id: bigint, options?: { timeoutMs?: number }): Promise<LeaseKeepAliveResponse> {
+    const callOptions =
+      options?.timeoutMs === undefined ? this.callOptions : { timeoutMs: options.timeoutMs };
+    return this.call('read', (stub) => stub.leaseKeepAlive({ id }, callOptions));
   }
 
   leaseTimeToLive(id: bigint, options?: { keys?: boolean }): Promise<LeaseTimeToLiveResponse> {

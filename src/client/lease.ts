@@ -21,7 +21,7 @@ import type {
 
 /** The calls a Lease makes; ShoalClient provides them. */
 export interface LeaseCalls {
-  leaseKeepAlive(id: bigint): Promise<LeaseKeepAliveResponse>;
+  leaseKeepAlive(id: bigint, options?: { timeoutMs?: number }): Promise<LeaseKeepAliveResponse>;
   leaseRevoke(id: bigint): Promise<LeaseRevokeResponse>;
   leaseTimeToLive(id: bigint, options?: { keys?: boolean }): Promise<LeaseTimeToLiveResponse>;
 }
@@ -32,6 +32,12 @@ export const KEEP_ALIVE_DIVISOR = 3;
 export const KEEP_ALIVE_INTERVAL_MS_MIN = 100;
 /** Pause before renewing again after a failed keep-alive (the call itself already retried). */
 export const KEEP_ALIVE_RETRY_MS = 200;
+/**
+ * Bounds on the time one keep-alive attempt may take: a third of the TTL, so that an attempt stuck
+ * on a hung member leaves time to retry on another one before the lease runs out.
+ */
+export const KEEP_ALIVE_ATTEMPT_MS_MIN = 200;
+export const KEEP_ALIVE_ATTEMPT_MS_MAX = 5_000;
 
 export type LeaseState = 'alive' | 'lost' | 'revoked' | 'closed';
 
@@ -125,7 +131,12 @@ export class Lease extends EventEmitter<LeaseEvents> {
     });
     let outcome: LeaseKeepAliveResponse | 'expired' | 'failed';
     try {
-      outcome = await Promise.race([this.calls.leaseKeepAlive(this.id), deadline]);
+      const attemptMs = Math.min(
+        KEEP_ALIVE_ATTEMPT_MS_MAX,
+        Math.max(KEEP_ALIVE_ATTEMPT_MS_MIN, (this.ttlSeconds * 1000) / KEEP_ALIVE_DIVISOR),
+      );
+      const renewal = this.calls.leaseKeepAlive(this.id, { timeoutMs: attemptMs });
+      outcome = await Promise.race([renewal, deadline]);
     } catch {
       outcome = 'failed';
     } finally {
