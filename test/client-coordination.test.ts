@@ -2,10 +2,10 @@
  * Leases with automatic keep-alive, Mutex and Election (src/client) against a real 3-member shoal
  * cluster: a counter incremented by read/modify/write from several clients under the lock ends
  * exact (a control run without the lock loses updates); a holder whose lease is revoked or runs
- * out hands the lock to the next waiter; `etcdctl lock` queues behind our mutex on the same name
- * (the key layout is etcd's); a second campaigner leads only after the first resigns or its lease
- * dies, and an observer sees the sequence of leaders; a short lease outlives its TTL many times,
- * also across the SIGKILL of the member its keep-alives go to.
+ * out hands the lock to the next waiter; `etcdctl lock` queues behind our mutex and `etcdctl
+ * elect` behind our leader on the same name (the key layout is etcd's); a second campaigner leads
+ * only after the first resigns or its lease dies, and an observer sees the sequence of leaders; a
+ * short lease outlives its TTL many times, also across the SIGKILL of the member it renews through.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -195,6 +195,37 @@ describe('leases, mutex and election on a 3-member cluster', { timeout: 150_000 
     await mutex.lock({ timeoutMs: 30_000 });
     await mutex.unlock();
     await mutex.lease.revoke();
+  });
+
+  it('queues etcdctl elect behind our leader on the same name', {
+    skip: etcdInstalled() ? false : 'etcdctl is not installed',
+  }, async () => {
+    const client = newClient(0);
+    const election = new Election(client, await client.grant(10), 'elections/interop');
+    await election.campaign('ours');
+    const etcdctl = spawn(
+      'etcdctl',
+      [`--endpoints=${cluster.members[2]!.endpoint}`, 'elect', 'elections/interop', 'theirs'],
+      { env: { ...process.env, ETCDCTL_API: '3' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let output = '';
+    etcdctl.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    try {
+      await waitFor('etcdctl to campaign', async () => {
+        return (await contenders('elections/interop')).length === 2;
+      });
+      assert.equal(output, '', 'etcdctl led while we did');
+      await election.resign();
+      await waitFor('etcdctl to lead', () => output.includes('theirs') || undefined);
+      const leader = await election.leader();
+      assert.equal(text(leader?.value), 'theirs');
+      assert.match(text(leader?.key), /^elections\/interop\/[0-9a-f]+$/);
+    } finally {
+      etcdctl.kill('SIGINT');
+    }
+    await election.lease.revoke();
   });
 
   it('elects campaigners in turn; observe sees each leader', async () => {
