@@ -1,15 +1,18 @@
 /**
  * `shoal bench` end to end against a real single-member etcd: put writes exactly the keys it
- * reports, range reads them, the JSON output's counts add up, and `--protocol native` says clearly
- * that it does not exist yet. Skipped (with a message) only when etcd is not installed.
+ * reports, range reads them, the JSON output's counts add up (skipped, with a message, only when
+ * etcd is not installed). With `--protocol native`, every subcommand runs against a real shoal
+ * member through its peer port, and the keys it wrote are read back through ShoalClient.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { dirname, join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, before, describe, it, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { ShoalClient } from '../src/client/index.js';
 import { etcdInstalled, type RunningEtcd, startEtcd } from './support/etcd-process.js';
 import { etcdctl } from './support/etcdctl.js';
+import { ProcessCluster } from './support/member-process.js';
 
 const shoalBin = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'shoal.mjs');
 const benchTimeoutMs = 60_000;
@@ -160,8 +163,113 @@ test('bench txn and watch-latency report their counts', { skip }, async () => {
   assert.equal(watchResult.latency.count, 30, '6 watchers each timed 5 events');
 });
 
-test('--protocol native is refused with a clear error', async () => {
-  const run = await shoal(['bench', 'put', '--protocol', 'native', '--total', '1']);
-  assert.equal(run.code, 2);
-  assert.match(run.stderr, /native is not implemented yet/);
+describe('bench --protocol native against a shoal member', { timeout: 120_000 }, () => {
+  let cluster: ProcessCluster;
+  let endpoint: string;
+  before(async () => {
+    cluster = await ProcessCluster.plan(1);
+    await cluster.startAll();
+    endpoint = `127.0.0.1:${cluster.members[0]!.spec.peerPort}`;
+  });
+  after(async () => {
+    await cluster?.stopAll();
+  });
+
+  const native = async (args: string[]) => {
+    const run = await shoal([
+      ...args,
+      '--protocol',
+      'native',
+      '--endpoints',
+      endpoint,
+      '--json',
+      '--quiet',
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    const result = JSON.parse(run.stdout);
+    assert.equal(result.failed, 0, JSON.stringify(result.errors));
+    assert.deepEqual(result.errors, {});
+    assert.ok(result.latency.p50Ms > 0 && result.latency.p99Ms >= result.latency.p50Ms);
+    assert.ok(result.throughputPerSec > 0);
+    return result;
+  };
+
+  it('put writes the keys it reports; range, txn and watch-latency count theirs', async () => {
+    const put = await native([
+      'bench',
+      'put',
+      '--conns',
+      '2',
+      '--clients',
+      '4',
+      '--total',
+      '30',
+      '--key-size',
+      '6',
+      '--val-size',
+      '16',
+      '--key-space-size',
+      '30',
+      '--sequential-keys',
+    ]);
+    assert.equal(put.command, 'put');
+    assert.equal(put.succeeded, 30);
+    assert.equal(put.latency.count, 30);
+    const client = new ShoalClient({ endpoints: [endpoint] });
+    try {
+      const written = await client.range('000000', { rangeEnd: '000030' });
+      assert.equal(written.kvs.length, 30);
+      assert.ok(written.kvs.every((kv) => kv.version === 1 && kv.value.length === 16));
+
+      for (const consistency of ['l', 's']) {
+        const range = await native([
+          'bench',
+          'range',
+          '000003',
+          '--clients',
+          '3',
+          '--total',
+          '12',
+          '--consistency',
+          consistency,
+        ]);
+        assert.equal(range.succeeded, 12);
+        assert.equal(range.latency.count, 12);
+        assert.match(range.command, consistency === 'l' ? /linearizable/ : /serializable/);
+      }
+
+      const txn = await native([
+        'bench',
+        'txn',
+        '--total',
+        '8',
+        '--key-size',
+        '4',
+        '--key-space-size',
+        '1',
+      ]);
+      assert.equal(txn.succeeded, 8);
+      assert.equal((await client.get('0000'))?.version, 8, 'eight txn puts to the one key');
+
+      const watch = await native([
+        'bench',
+        'watch-latency',
+        '--streams',
+        '2',
+        '--watchers-per-stream',
+        '3',
+        '--total',
+        '5',
+        '--rate',
+        '200',
+        '--key-size',
+        '5',
+      ]);
+      assert.equal(watch.succeeded, 5);
+      assert.equal(watch.latency.count, 30, '6 watchers each timed 5 events');
+      assert.equal((await client.get('00000'))?.version, 5);
+    } finally {
+      await client.close();
+    }
+  });
 });

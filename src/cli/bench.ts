@@ -1,16 +1,18 @@
 /**
  * `shoal bench put|range|txn|watch-latency`: a load generator for the etcd v3 gRPC API (so it
- * measures shoal and etcd alike), modelled on etcd's own benchmark tool. It prints throughput, a
+ * measures shoal and etcd alike), modelled on etcd's own benchmark tool, or with `--protocol
+ * native` for shoal's native protocol through ShoalClient (bench/native.ts). It prints throughput, a
  * latency histogram and percentiles, or one JSON object with `--json`; long runs report progress on
  * stderr. The generator lives in src/cli/bench/.
  */
 import { type Command, Option } from 'commander';
+import { runNativeBench, runNativeWatchLatency } from './bench/native.js';
 import { formatResult } from './bench/report.js';
 import { type BenchCommand, type BenchResult, runBench } from './bench/runner.js';
 import { runWatchLatency } from './bench/watch-latency.js';
 
 interface CommonFlags {
-  endpoints: string;
+  endpoints?: string;
   protocol: 'grpc' | 'native';
   conns: string;
   clients: string;
@@ -34,22 +36,29 @@ interface WatchFlags extends CommonFlags {
   watchersPerStream: string;
 }
 
-/** Exit status for a usage error (bad flag value, unsupported protocol). */
+/** Exit status for a usage error (bad flag value). */
 const exitUsage = 2;
 
 function addCommonOptions(command: Command, defaults: { total: string; rate: string }): Command {
   return command
     .option(
       '--endpoints <list>',
-      'comma-separated gRPC endpoints (host:port or http://host:port)',
-      '127.0.0.1:2379',
+      'comma-separated endpoints (host:port or http://host:port): client URLs for grpc ' +
+        '(default 127.0.0.1:2379), peer URLs for native (default 127.0.0.1:2380)',
     )
     .addOption(
-      new Option('--protocol <protocol>', 'client protocol')
+      new Option(
+        '--protocol <protocol>',
+        "client protocol: etcd's gRPC API, or shoal's native protocol (ShoalClient)",
+      )
         .choices(['grpc', 'native'])
         .default('grpc'),
     )
-    .option('--conns <n>', 'number of gRPC connections', '1')
+    .option(
+      '--conns <n>',
+      'number of connections (native: clients, one connection per member)',
+      '1',
+    )
     .option('--clients <n>', 'number of concurrent clients (each keeps one request in flight)', '1')
     .option('--total <n>', 'total number of requests', defaults.total)
     .option('--key-size <bytes>', 'key size in bytes (keys are zero-padded decimal numbers)', '8')
@@ -75,13 +84,14 @@ function progressReporter(quiet: boolean | undefined) {
   };
 }
 
+/** The endpoints to use: the flag's, or the local default of the protocol. */
+function endpointsOf(flags: CommonFlags): string[] {
+  const list =
+    flags.endpoints ?? (flags.protocol === 'native' ? '127.0.0.1:2380' : '127.0.0.1:2379');
+  return list.split(',');
+}
+
 async function execute(flags: CommonFlags, run: () => Promise<BenchResult>): Promise<void> {
-  if (flags.protocol === 'native') {
-    process.stderr.write(
-      'shoal bench: --protocol native is not implemented yet (the native shoal-RPC client protocol does not exist yet); use --protocol grpc\n',
-    );
-    process.exit(exitUsage);
-  }
   let result: BenchResult;
   try {
     result = await run();
@@ -110,10 +120,11 @@ function registerKvCommand(bench: Command, name: BenchCommand, description: stri
     .action(async (...args: unknown[]) => {
       const key = name === 'range' ? (args[0] as string | undefined) : undefined;
       const flags = (name === 'range' ? args[1] : args[0]) as KvFlags;
+      const generator = flags.protocol === 'native' ? runNativeBench : runBench;
       await execute(flags, () =>
-        runBench({
+        generator({
           command: name,
-          endpoints: flags.endpoints.split(','),
+          endpoints: endpointsOf(flags),
           conns: integer('--conns', flags.conns),
           clients: integer('--clients', flags.clients),
           total: integer('--total', flags.total),
@@ -134,7 +145,9 @@ function registerKvCommand(bench: Command, name: BenchCommand, description: stri
 export function registerBench(program: Command): void {
   const bench = program
     .command('bench')
-    .description('load generator for the etcd v3 gRPC API (shoal or etcd)');
+    .description(
+      "load generator for the etcd v3 gRPC API (shoal or etcd) or shoal's native protocol",
+    );
   registerKvCommand(bench, 'put', 'put keys (random in --key-space-size, or --sequential-keys)');
   registerKvCommand(
     bench,
@@ -147,9 +160,10 @@ export function registerBench(program: Command): void {
     .option('--streams <n>', 'number of watch streams', '10')
     .option('--watchers-per-stream <n>', 'watchers on each stream', '10')
     .action(async (flags: WatchFlags) => {
+      const generator = flags.protocol === 'native' ? runNativeWatchLatency : runWatchLatency;
       await execute(flags, () =>
-        runWatchLatency({
-          endpoints: flags.endpoints.split(','),
+        generator({
+          endpoints: endpointsOf(flags),
           conns: integer('--conns', flags.conns),
           streams: integer('--streams', flags.streams),
           watchersPerStream: integer('--watchers-per-stream', flags.watchersPerStream),

@@ -15,6 +15,7 @@ import {
   leaderHintOf,
   ShoalError,
 } from './errors.js';
+import { Lease } from './lease.js';
 import {
   type CompactResponse,
   type DeleteRangeRequest,
@@ -81,6 +82,8 @@ export class ShoalClient {
   private readonly router: Router;
   private readonly callOptions: CallOptions;
   private closed = false;
+  /** Leases whose keep-alive loop runs; close() stops them. */
+  private readonly leases = new Set<Lease>();
 
   constructor(options: ShoalClientOptions) {
     this.router = new Router(options.endpoints, options.logger);
@@ -167,6 +170,22 @@ export class ShoalClient {
     return this.call('write', (stub) => stub.leaseGrant(request, this.callOptions));
   }
 
+  /**
+   * Grants a lease and keeps it alive until it is revoked, lost or the client closes (usage in
+   * lease.ts). `id` 0n (the default) lets the cluster pick one.
+   */
+  async grant(ttlSeconds: number, options?: { id?: bigint }): Promise<Lease> {
+    const sentMs = performance.now();
+    const granted = await this.leaseGrant(ttlSeconds, options?.id ?? 0n);
+    if (granted.error !== '') throw new ShoalError('FAILED_PRECONDITION', granted.error);
+    const lease = new Lease(this, granted.id, granted.ttlSeconds, sentMs, (stopped) =>
+      this.leases.delete(stopped),
+    );
+    if (this.closed) lease.close();
+    else this.leases.add(lease);
+    return lease;
+  }
+
   /** Revokes a lease and deletes its keys. */
   leaseRevoke(id: bigint): Promise<LeaseRevokeResponse> {
     return this.call('write', (stub) => stub.leaseRevoke({ id }, this.callOptions));
@@ -176,8 +195,10 @@ export class ShoalClient {
    * Renews a lease once (call it about every ttl/3 seconds); ttlSeconds 0 in the answer means the
    * lease is gone. Renewing is idempotent, so it is retried like a read.
    */
-  leaseKeepAlive(id: bigint): Promise<LeaseKeepAliveResponse> {
-    return this.call('read', (stub) => stub.leaseKeepAlive({ id }, this.callOptions));
+  leaseKeepAlive(id: bigint, options?: { timeoutMs?: number }): Promise<LeaseKeepAliveResponse> {
+    const callOptions =
+      options?.timeoutMs === undefined ? this.callOptions : { timeoutMs: options.timeoutMs };
+    return this.call('read', (stub) => stub.leaseKeepAlive({ id }, callOptions));
   }
 
   leaseTimeToLive(id: bigint, options?: { keys?: boolean }): Promise<LeaseTimeToLiveResponse> {
@@ -223,8 +244,10 @@ export class ShoalClient {
     return this.router.endpoints.map((e) => e.address);
   }
 
+  /** Stops every keep-alive loop (revoking nothing) and closes the connections. */
   async close(): Promise<void> {
     this.closed = true;
+    for (const lease of [...this.leases]) lease.close();
     await this.router.close();
   }
 

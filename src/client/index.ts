@@ -52,14 +52,24 @@
  *     for (const event of events) console.log(event.type, Buffer.from(event.kv.key).toString());
  *   }                                                             // `break` or watch.cancel() ends it
  *
- * Leases (renewal is the caller's loop for now):
+ * Leases keep themselves alive (lease.ts); Mutex and Election follow etcd's concurrency package,
+ * keys included (`<name>/<lease id in hex>`), so etcdctl lock/elect interoperate:
  *
- *   const { id } = await client.leaseGrant(10);
- *   await client.put('service/a', 'up', { lease: id });
- *   await client.leaseKeepAlive(id);                              // about every ttl/3 seconds
- *   await client.leaseRevoke(id);                                 // deletes service/a
+ *   const lease = await client.grant(10);                        // renewed every ~ttl/3 seconds
+ *   lease.on('lost', (error) => ...);                            // expired or not renewed in time
+ *   await client.put('service/a', 'up', { lease: lease.id });
  *
- * Not here yet: an automatic keep-alive loop, locks and elections.
+ *   const mutex = new Mutex(client, lease, 'locks/job');
+ *   await mutex.lock({ timeoutMs: 30_000 });
+ *   try { ... } finally { await mutex.unlock(); }
+ *
+ *   const election = new Election(client, lease, 'elections/scheduler');
+ *   await election.campaign('node-a');                           // resolves once we lead
+ *   for await (const leader of election.observe()) { ... }       // every leader, in order
+ *
+ *   await lease.revoke();                                        // deletes service/a
+ *
+ * Full guide: docs/client.md.
  */
 export {
   CALL_ATTEMPTS_MAX,
@@ -68,7 +78,11 @@ export {
   type ShoalClientOptions,
   type WatchOptions,
 } from './client.js';
+export type { WaitOptions } from './concurrency.js';
+export { Election, NOT_LEADER_MESSAGE } from './election.js';
 export { ShoalError, type ShoalErrorReason } from './errors.js';
+export { KEEP_ALIVE_DIVISOR, type Lease, type LeaseEvents, type LeaseState } from './lease.js';
+export { Mutex } from './mutex.js';
 export type {
   CompactResponse,
   Compare,

@@ -6,7 +6,6 @@
  * has been fully sent by the time its response arrives), so the hot path allocates almost nothing.
  * An optional `rate` paces the whole run to that many requests per second.
  */
-import type * as grpc from '@grpc/grpc-js';
 import {
   closeConnections,
   methodPaths,
@@ -136,17 +135,50 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   validateOptions(options);
   const connections = await openConnections(options.endpoints, options.conns);
   try {
-    const cpuBefore = process.cpuUsage();
-    const result = await drive(options, connections);
-    const cpu = process.cpuUsage(cpuBefore);
-    result.generatorCpuSec = (cpu.user + cpu.system) / 1e6;
-    return result;
+    const path = methodPaths[options.command];
+    return await measureRun(options, (w) => {
+      const template = makeTemplate(options);
+      const connection = connections[w % connections.length]!;
+      return {
+        setKey: (index) =>
+          writeDecimalKey(template.buffer, template.keyOffset, template.keyLength, index),
+        send: (done) =>
+          unaryCall(connection, path, template.buffer, (error) =>
+            done(error ? statusName(error) : undefined),
+          ),
+      };
+    });
   } finally {
     closeConnections(connections);
   }
 }
 
-function drive(options: BenchOptions, connections: grpc.Client[]): Promise<BenchResult> {
+/**
+ * One closed-loop worker of a run, whatever the protocol: `setKey` rewrites the key of its one
+ * prepared request in place (safe: the previous request was sent before its answer came back),
+ * `send` issues that request and reports the failure's status name, or undefined on success.
+ */
+export interface BenchWorker {
+  setKey(index: number): void;
+  send(done: (errorCode: string | undefined) => void): void;
+}
+
+/** Drives the workers `makeWorker` builds and adds the generator's own CPU time to the result. */
+export async function measureRun(
+  options: BenchOptions,
+  makeWorker: (workerIndex: number) => BenchWorker,
+): Promise<BenchResult> {
+  const cpuBefore = process.cpuUsage();
+  const result = await drive(options, makeWorker);
+  const cpu = process.cpuUsage(cpuBefore);
+  result.generatorCpuSec = (cpu.user + cpu.system) / 1e6;
+  return result;
+}
+
+function drive(
+  options: BenchOptions,
+  makeWorker: (workerIndex: number) => BenchWorker,
+): Promise<BenchResult> {
   const histogram = new LatencyHistogram();
   const state: RunState = {
     issued: 0,
@@ -155,7 +187,6 @@ function drive(options: BenchOptions, connections: grpc.Client[]): Promise<Bench
     errors: {},
     startMs: performance.now(),
   };
-  const path = methodPaths[options.command];
   const random = xorshift32(options.seed);
   const rewritesKey = options.command !== 'range';
   const workerCount = Math.min(options.clients, options.total);
@@ -176,8 +207,7 @@ function drive(options: BenchOptions, connections: grpc.Client[]): Promise<Bench
       resolve(buildResult(options, state, histogram));
     };
     for (let w = 0; w < workerCount; w++) {
-      const template = makeTemplate(options);
-      const connection = connections[w % connections.length]!;
+      const worker = makeWorker(w);
       const next = (): void => {
         if (state.issued >= options.total) {
           finishWorker();
@@ -185,25 +215,26 @@ function drive(options: BenchOptions, connections: grpc.Client[]): Promise<Bench
         }
         const sequence = state.issued++;
         if (rewritesKey) {
-          const keyIndex = options.sequentialKeys
-            ? sequence % options.keySpaceSize
-            : Math.floor(random() * options.keySpaceSize);
-          writeDecimalKey(template.buffer, template.keyOffset, template.keyLength, keyIndex);
+          worker.setKey(
+            options.sequentialKeys
+              ? sequence % options.keySpaceSize
+              : Math.floor(random() * options.keySpaceSize),
+          );
         }
         const delayMs =
           options.rate > 0
             ? state.startMs + (sequence * 1000) / options.rate - performance.now()
             : 0;
-        if (delayMs > 1) setTimeout(() => send(template.buffer), delayMs);
-        else send(template.buffer);
+        if (delayMs > 1) setTimeout(send, delayMs);
+        else send();
       };
-      const send = (request: Buffer): void => {
+      const send = (): void => {
         const sentMs = performance.now();
-        unaryCall(connection, path, request, (error) => {
+        worker.send((errorCode) => {
           state.finished++;
           // Failed requests are counted by status but kept out of the latency figures, where a
           // fast rejection would look like a fast answer.
-          if (error) state.errors[statusName(error)] = (state.errors[statusName(error)] ?? 0) + 1;
+          if (errorCode !== undefined) state.errors[errorCode] = (state.errors[errorCode] ?? 0) + 1;
           else {
             histogram.recordMs(performance.now() - sentMs);
             state.succeeded++;

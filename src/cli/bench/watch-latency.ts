@@ -48,13 +48,18 @@ interface Watcher {
   eventsSeen: number;
 }
 
-export async function runWatchLatency(options: WatchLatencyOptions): Promise<BenchResult> {
+/** Checks the watch-specific knobs (shared with the native generator). */
+export function validateWatchOptions(options: WatchLatencyOptions): void {
   if (options.streams < 1 || options.streams > watchStreamsMax)
     throw new RangeError(`--streams must be in [1, ${watchStreamsMax}]`);
   if (options.watchersPerStream < 1 || options.watchersPerStream > watchersPerStreamMax) {
     throw new RangeError(`--watchers-per-stream must be in [1, ${watchersPerStreamMax}]`);
   }
   if (!(options.rate > 0)) throw new RangeError('watch-latency needs --rate > 0 (puts per second)');
+}
+
+export async function runWatchLatency(options: WatchLatencyOptions): Promise<BenchResult> {
+  validateWatchOptions(options);
   const connections = await openConnections(options.endpoints, options.conns);
   const cpuBefore = process.cpuUsage();
   const streams: grpc.ClientDuplexStream<Buffer, Buffer>[] = [];
@@ -179,7 +184,11 @@ function openWatchers(
   });
 }
 
-function withTimeout<T>(promise: Promise<T>, timeoutMs: number, message: string): Promise<T> {
+export function withTimeout<T>(
+  promise: Promise<T>,
+  timeoutMs: number,
+  message: string,
+): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`${message} within ${timeoutMs} ms`)), timeoutMs);
