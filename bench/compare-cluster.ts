@@ -31,6 +31,8 @@ export interface Cluster {
   kind: SystemKind;
   dir: string;
   endpoints: string[];
+  /** Peer URLs as host:port (shoal's native protocol is served there). */
+  peerEndpoints: string[];
   children: ChildProcess[];
 }
 
@@ -47,7 +49,7 @@ export async function startCluster(kind: SystemKind, options: StartOptions = {})
   if (shuttingDown) throw new Error('shutting down: not starting another cluster');
   const dir = fs.mkdtempSync(join(os.tmpdir(), `shoal-compare-${kind}-`));
   // Registered before the first await, so cleanup finds the directory whatever happens next.
-  const cluster: Cluster = { kind, dir, endpoints: [], children: [] };
+  const cluster: Cluster = { kind, dir, endpoints: [], peerEndpoints: [], children: [] };
   liveClusters.add(cluster);
   const ports = await freePorts(2 * memberCount);
   if (shuttingDown) {
@@ -85,6 +87,7 @@ export async function startCluster(kind: SystemKind, options: StartOptions = {})
     fs.closeSync(log);
     cluster.children.push(child);
     cluster.endpoints.push(`127.0.0.1:${ports[2 * i]}`);
+    cluster.peerEndpoints.push(`127.0.0.1:${ports[2 * i + 1]}`);
   });
   try {
     await waitUntilWritable(cluster);

@@ -18,6 +18,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runNativeBench } from '../src/cli/bench/native.js';
 import { type BenchOptions, type BenchResult, runBench } from '../src/cli/bench/runner.js';
 import { type ChartCell, renderChart } from './compare-chart.js';
 import {
@@ -45,6 +46,8 @@ const cellTotalMax = 2_000_000;
 
 interface CellSpec {
   label: string;
+  /** The etcd gRPC API (both systems) or shoal's native protocol (shoal only). */
+  protocol?: 'grpc' | 'native';
   command: 'put' | 'range';
   consistency: 'l' | 's';
   clients: number;
@@ -63,6 +66,8 @@ interface SystemRun {
   /** CPU the idle cluster uses (all members summed), in percent of one core. */
   idleCpuPercent: number;
   results: CellResult[];
+  /** shoal only: the put cells again over the native protocol (nativeMatrix order). */
+  nativeResults?: CellResult[];
 }
 
 function matrix(): CellSpec[] {
@@ -76,6 +81,17 @@ function matrix(): CellSpec[] {
       cells.push({ label: `${label} ×${clients}`, command, consistency, clients });
   }
   return cells;
+}
+
+/** The put cells over shoal's native protocol (ShoalClient), compared with etcd's gRPC puts. */
+function nativeMatrix(): CellSpec[] {
+  return clientCounts.map((clients) => ({
+    label: `put ×${clients}`,
+    protocol: 'native' as const,
+    command: 'put' as const,
+    consistency: 'l' as const,
+    clients,
+  }));
 }
 
 /** One connection per client up to one per member, then more connections for 256 clients. */
@@ -106,9 +122,8 @@ async function runCell(
   endpoints: string[],
   seconds: number,
 ): Promise<CellResult> {
-  const pilot = await runBench(
-    cellOptions(spec, endpoints, Math.max(cellTotalMin, spec.clients * 4)),
-  );
+  const run = spec.protocol === 'native' ? runNativeBench : runBench;
+  const pilot = await run(cellOptions(spec, endpoints, Math.max(cellTotalMin, spec.clients * 4)));
   const total = Math.round(
     Math.min(
       cellTotalMax,
@@ -116,14 +131,14 @@ async function runCell(
     ),
   );
   const cpuBefore = memberCpuSec(cluster);
-  const bench = await runBench(cellOptions(spec, endpoints, total));
+  const bench = await run(cellOptions(spec, endpoints, total));
   const cpuAfter = memberCpuSec(cluster);
   const result: CellResult = {
     ...bench,
     memberCpuSec: cpuAfter.map((after, i) => after - cpuBefore[i]!),
   };
   process.stderr.write(
-    `  ${spec.label.padEnd(14)} ${result.throughputPerSec.toFixed(0).padStart(7)} req/s  p50 ${result.latency.p50Ms.toFixed(2)} ms  p99 ${result.latency.p99Ms.toFixed(2)} ms  (${result.succeeded}/${total} ok in ${result.durationSec.toFixed(1)} s, generator ${cpuPerRequestUs(result)} µs CPU/req, members ${clusterCpuPerRequestUs(result)} µs CPU/req)\n`,
+    `  ${`${spec.label}${spec.protocol === 'native' ? ' native' : ''}`.padEnd(20)} ${result.throughputPerSec.toFixed(0).padStart(7)} req/s  p50 ${result.latency.p50Ms.toFixed(2)} ms  p99 ${result.latency.p99Ms.toFixed(2)} ms  (${result.succeeded}/${total} ok in ${result.durationSec.toFixed(1)} s, generator ${cpuPerRequestUs(result)} µs CPU/req, members ${clusterCpuPerRequestUs(result)} µs CPU/req)\n`,
   );
   return result;
 }
@@ -140,7 +155,13 @@ async function runSystem(name: string, kind: SystemKind, seconds: number): Promi
     );
     const results: CellResult[] = [];
     for (const spec of matrix()) results.push(await runCell(spec, cluster, endpoints, seconds));
-    return { name, kind, leaderIndex, idleCpuPercent, results };
+    if (kind !== 'shoal') return { name, kind, leaderIndex, idleCpuPercent, results };
+    // The native client finds the leader itself; its endpoints are the members' peer URLs.
+    const nativeResults: CellResult[] = [];
+    for (const spec of nativeMatrix()) {
+      nativeResults.push(await runCell(spec, cluster, cluster.peerEndpoints, seconds));
+    }
+    return { name, kind, leaderIndex, idleCpuPercent, results, nativeResults };
   } finally {
     await stopCluster(cluster);
   }
@@ -192,6 +213,27 @@ function markdownTable(baseline: SystemRun, candidate: SystemRun): string {
   return rows.join('\n');
 }
 
+/** shoal's native-protocol puts against the baseline's gRPC puts (same cells, same generator loop). */
+function nativeTable(baseline: SystemRun, candidate: SystemRun): string {
+  const native = candidate.nativeResults;
+  if (native === undefined) return '';
+  const b = baseline.name;
+  const rows = [
+    `### ${candidate.name} over its native protocol (shoal/client) vs ${b} over gRPC`,
+    '',
+    `| cell | ${b} gRPC req/s | ${candidate.name} native req/s | ratio | ${b} p99 ms | native p99 ms | errors | generator CPU µs/req ${b}/native |`,
+    '|---|---:|---:|---:|---:|---:|---|---|',
+  ];
+  nativeMatrix().forEach((spec, i) => {
+    const x = baseline.results[matrix().findIndex((m) => m.label === spec.label)]!;
+    const y = native[i]!;
+    rows.push(
+      `| ${spec.label} | ${x.throughputPerSec.toFixed(0)} | ${y.throughputPerSec.toFixed(0)} | ${ratio(y.throughputPerSec, x.throughputPerSec)} | ${x.latency.p99Ms.toFixed(2)} | ${y.latency.p99Ms.toFixed(2)} | ${y.failed} | ${cpuPerRequestUs(x)}/${cpuPerRequestUs(y)} |`,
+    );
+  });
+  return `${rows.join('\n')}\n`;
+}
+
 function writeResults(
   baseline: SystemRun,
   candidate: SystemRun,
@@ -215,6 +257,7 @@ function writeResults(
     '',
     markdownTable(baseline, candidate),
     '',
+    nativeTable(baseline, candidate),
     `Idle cluster CPU (all three members, before the matrix): ${baseline.name} ${baseline.idleCpuPercent.toFixed(1)} % of a core, ${candidate.name} ${candidate.idleCpuPercent.toFixed(1)} %. "members CPU µs/req" is the CPU all members used during the cell divided by its requests (from /proc); "generator CPU" is the load generator's own.`,
     '',
   ].join('\n');
