@@ -16,7 +16,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { errNoSpace, type KvError } from '../kv/errors.js';
-import { MvccStore } from '../kv/mvcc.js';
+import { MvccStore, requestCost } from '../kv/mvcc.js';
 import type { KvRequest } from '../kv/types.js';
 import { type ConfState, RaftError, type ReadState, Role, type Snapshot } from '../raft/index.js';
 import { DiskStorage } from '../storage/index.js';
@@ -249,7 +249,9 @@ export class MemberCore {
       this.dbSizeBytes = this.kv.status().dbSizeBytes;
       this.dbSizeCheckedAtMs = now;
     }
-    const grows = 'put' in request || 'txn' in request || 'leaseGrant' in request;
+    // Puts, txns with a put in either branch and lease grants; etcd's capped applier refuses
+    // the same requests.
+    const grows = requestCost(request) > 0;
     // Like etcd, a raised NOSPACE alarm (replicated: raised by any member) refuses every write
     // that could grow the store until an operator disarms it, after compacting.
     if (grows && this.registry.alarms(ALARM_NOSPACE).length > 0) return errNoSpace();
