@@ -2,9 +2,9 @@
  * etcdctl against a 3-member etcd cluster and a 3-member shoal cluster (real processes on both
  * sides): the same command sequence as etcd-compat.test.ts (KV, txn, compaction errors, size
  * limits, member list, endpoint status/health/hashkv, lock, snapshot, leases) alternates between
- * the leader and a follower, the same role on both sides, and every step must give the same
- * normalized output; then the watch scenario runs with watchers on a follower and writes on the
- * leader. Only what legitimately differs is masked (ids, terms, raft indexes, versions, sizes,
+ * the leader (host:port) and a follower (as an http:// URL), the same role on both sides, and
+ * every step must give the same normalized output; then the watch scenario runs with watchers on
+ * a follower and writes on the leader. Only what legitimately differs is masked (ids, terms, raft indexes, versions, sizes,
  * endpoints). Both clusters start once, in parallel, for all cases.
  */
 import assert from 'node:assert/strict';
@@ -115,10 +115,13 @@ describe('etcdctl against 3-member etcd and shoal clusters', {
     assert.equal((JSON.parse(members.stdout) as { members: unknown[] }).members.length, 3);
   });
 
-  test('every step gives the same result, alternating leader and follower', async () => {
+  test('every step gives the same result, alternating leader and follower (as a URL)', async () => {
     await compareSteps((step, index) => {
-      const role = step.leaderOnly || index % 2 === 0 ? 'leader' : 'follower';
-      return { etcd: etcdRoles[role], shoal: shoalRoles[role] };
+      if (step.leaderOnly || index % 2 === 0) {
+        return { etcd: etcdRoles.leader, shoal: shoalRoles.leader };
+      }
+      // Follower steps give the endpoint as an http:// URL, the form etcd's docs use.
+      return { etcd: `http://${etcdRoles.follower}`, shoal: `http://${shoalRoles.follower}` };
     });
   });
 

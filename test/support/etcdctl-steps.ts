@@ -147,7 +147,10 @@ export const steps: Step[] = [
   { args: ['put', 'x', 'y', '--lease=1234'], expectError: 'etcdserver: requested lease not found' },
 ];
 
-/** Where each step goes: host:port of the etcd and the shoal member for that step. */
+const asUrl = (endpoint: string) =>
+  endpoint.startsWith('http://') ? endpoint : `http://${endpoint}`;
+
+/** Where each step goes: the etcd and the shoal endpoint (host:port or http:// URL) for a step. */
 export type StepTarget = (step: Step, index: number) => { etcd: string; shoal: string };
 
 /**
@@ -160,8 +163,8 @@ export async function compareSteps(target: StepTarget): Promise<void> {
   for (const [index, step] of steps.entries()) {
     const label = `step ${index}: etcdctl ${step.args.join(' ')}`;
     const hosts = target(step, index);
-    const etcdEndpoint = step.url ? `http://${hosts.etcd}` : hosts.etcd;
-    const endpoint = step.url ? `http://${hosts.shoal}` : hosts.shoal;
+    const etcdEndpoint = step.url ? asUrl(hosts.etcd) : hosts.etcd;
+    const endpoint = step.url ? asUrl(hosts.shoal) : hosts.shoal;
     const reference = await etcdctl(etcdEndpoint, withLease(step.args, leases.etcd), step.stdin);
     const actual = await etcdctl(endpoint, withLease(step.args, leases.shoal), step.stdin);
     if (step.saveLease) {
