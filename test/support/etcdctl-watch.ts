@@ -113,6 +113,21 @@ const writes: { args: string[]; stdin?: string }[] = [
 const prefixEvents = 9;
 /** Events in [w/b, w/d): put w/b, put w/c, delete w/b, delete w/c. */
 const rangeEvents = 4;
+/**
+ * Lines the plain watchers print for those events. An event is printed as several lines (type,
+ * [prev key, prev value,] key, value), which may arrive in separate reads, so waiting for the
+ * event count alone could stop a watcher in the middle of its last event. Prefix watcher with
+ * --prev-kv: 3 + 3 + 5 (w/a again) + 3 + 3 (txn) + 5 (del w/a) + 3 * 5 (del w/ --prefix) = 37;
+ * range watcher, no prev-kv: 4 events of 3 lines = 12.
+ */
+const prefixLines = 37;
+const rangeLines = 12;
+
+/** Lines completed so far (ending in a newline). */
+const completeLines = (text: string) => text.split('\n').length - 1;
+
+/** The text up to its last newline: whole lines only, no JSON line cut in the middle. */
+const whole = (text: string) => text.slice(0, text.lastIndexOf('\n') + 1);
 
 export interface WatchOutputs {
   plain: string;
@@ -136,9 +151,9 @@ export async function runWatchScenario(
     const result = await etcdctl(writeEndpoint, write.args, write.stdin);
     assert.equal(result.code, 0, `${write.args.join(' ')}: ${result.stderr}`);
   }
-  const plainOut = await plain.until((text) => eventCount(text) >= prefixEvents);
-  const jsonOut = await json.until((text) => jsonEvents(text).length >= prefixEvents);
-  const rangeOut = await range.until((text) => eventCount(text) >= rangeEvents);
+  const plainOut = await plain.until((text) => completeLines(text) >= prefixLines);
+  const jsonOut = whole(await json.until((text) => jsonEvents(whole(text)).length >= prefixEvents));
+  const rangeOut = await range.until((text) => completeLines(text) >= rangeLines);
   await Promise.all([plain.stop(), json.stop(), range.stop()]);
   const head = await currentRevision(writeEndpoint);
   assert.equal((await etcdctl(writeEndpoint, ['compact', String(head)])).code, 0);
@@ -156,6 +171,7 @@ export async function runWatchScenario(
 /** The comparison: etcd's outputs are checked for sanity, then shoal's must equal them. */
 export function assertSameWatchOutputs(actual: WatchOutputs, reference: WatchOutputs): void {
   assert.equal(eventCount(reference.plain), prefixEvents, reference.plain);
+  assert.equal(eventCount(reference.range), rangeEvents, reference.range);
   assert.match(reference.compacted, /required revision has been compacted/);
   assert.equal(actual.plain, reference.plain);
   assert.deepEqual(actual.json, reference.json);
