@@ -115,19 +115,31 @@ describe('etcdctl against 3-member etcd and shoal clusters', {
     assert.equal((JSON.parse(members.stdout) as { members: unknown[] }).members.length, 3);
   });
 
-  test('every step gives the same result, alternating leader and follower (as a URL)', async () => {
-    await compareSteps((step, index) => {
-      if (step.leaderOnly || index % 2 === 0) {
-        return { etcd: etcdRoles.leader, shoal: shoalRoles.leader };
-      }
-      // Follower steps give the endpoint as an http:// URL, the form etcd's docs use.
-      return { etcd: `http://${etcdRoles.follower}`, shoal: `http://${shoalRoles.follower}` };
-    });
-  });
+  /** Runs a case; a failure carries the end of each shoal member's log (warnings and errors). */
+  const withLogs = async (run: () => Promise<void>) => {
+    try {
+      await run();
+    } catch (error) {
+      const logs = shoal.members.map((m) => `--- ${m.spec.name}:\n${m.output.slice(-4000)}`);
+      throw new Error(`${(error as Error).message}\n${logs.join('\n')}`, { cause: error });
+    }
+  };
 
-  test('a follower watches what the leader writes', async () => {
-    const reference = await runWatchScenario(etcdRoles.follower, etcdRoles.leader, watches);
-    const actual = await runWatchScenario(shoalRoles.follower, shoalRoles.leader, watches);
-    assertSameWatchOutputs(actual, reference);
-  });
+  test('every step gives the same result, alternating leader and follower (as a URL)', () =>
+    withLogs(() =>
+      compareSteps((step, index) => {
+        if (step.leaderOnly || index % 2 === 0) {
+          return { etcd: etcdRoles.leader, shoal: shoalRoles.leader };
+        }
+        // Follower steps give the endpoint as an http:// URL, the form etcd's docs use.
+        return { etcd: `http://${etcdRoles.follower}`, shoal: `http://${shoalRoles.follower}` };
+      }),
+    ));
+
+  test('a follower watches what the leader writes', () =>
+    withLogs(async () => {
+      const reference = await runWatchScenario(etcdRoles.follower, etcdRoles.leader, watches);
+      const actual = await runWatchScenario(shoalRoles.follower, shoalRoles.leader, watches);
+      assertSameWatchOutputs(actual, reference);
+    }));
 });
