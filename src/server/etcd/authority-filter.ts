@@ -83,7 +83,7 @@ export class AuthorityFilterStream extends Duplex {
   readonly #decoder = new HpackDecoder();
   /** Decided by the first header block: whether this connection's header blocks are repaired. */
   #repairing: boolean | undefined;
-  /** Connections whose authority needed repair; for tests and metrics. */
+  /** Header blocks rewritten on this connection; for tests. */
   rewrittenBlocks = 0;
 
   /** True until the client's ACK of the sniffer's early SETTINGS has been dropped. */
@@ -101,7 +101,11 @@ export class AuthorityFilterStream extends Duplex {
     if (initial.length > 0) this.#onData(initial);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('end', () => this.push(null));
-    socket.on('error', (error) => this.destroy(error));
+    // This stream never emits 'error'. Node's HTTP/2 session wraps it in a JSStreamSocket, which
+    // turns an 'error' into a session destroy that writes while a write may still be pending,
+    // and that fails an internal assertion and kills the process (Node 20). Closing without an
+    // error takes JSStreamSocket's close path, which cancels pending writes properly.
+    socket.on('error', () => this.destroy());
     socket.on('close', () => this.destroy());
   }
 
@@ -137,17 +141,29 @@ export class AuthorityFilterStream extends Duplex {
 
   // Server output is not touched: it goes to the socket, with the socket's own backpressure.
   override _write(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error) => void): void {
-    if (this.#socket.write(chunk)) done();
-    else this.#socket.once('drain', () => done());
+    const socket = this.#socket;
+    if (socket.write(chunk)) {
+      done();
+      return;
+    }
+    // Wait for the socket to drain, or to close: a write left pending forever would block the
+    // session's shutdown. No error is passed on (see the constructor).
+    const finish = () => {
+      socket.off('drain', finish);
+      socket.off('close', finish);
+      done();
+    };
+    socket.on('drain', finish);
+    socket.on('close', finish);
   }
 
   override _final(done: (error?: Error) => void): void {
     this.#socket.end(done);
   }
 
-  override _destroy(error: Error | null, done: (error: Error | null) => void): void {
-    this.#socket.destroy(error ?? undefined);
-    done(error);
+  override _destroy(_error: Error | null, done: (error: Error | null) => void): void {
+    this.#socket.destroy();
+    done(null);
   }
 
   #onData(chunk: Buffer): void {
@@ -158,8 +174,9 @@ export class AuthorityFilterStream extends Duplex {
     this.#buffer = this.#buffer.length === 0 ? chunk : Buffer.concat([this.#buffer, chunk]);
     try {
       this.#drain();
-    } catch (error) {
-      this.destroy(error instanceof Error ? error : new Error(String(error)));
+    } catch {
+      // A client that breaks HTTP/2 framing or HPACK is cut off, as nghttp2 would do.
+      this.destroy();
     }
   }
 
