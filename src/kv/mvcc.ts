@@ -587,7 +587,7 @@ function pagesOf(stats: unknown): number {
 }
 
 /** etcd's quota cost: a write costs its key and value plus a fixed overhead; reads cost nothing. */
-function requestCost(request: KvRequest): number {
+export function requestCost(request: KvRequest): number {
   if ('put' in request) {
     return KV_OVERHEAD_BYTES + request.put.key.length + (request.put.value?.length ?? 0);
   }

@@ -31,7 +31,16 @@ export interface UpdatePeerUrlsCommand {
   updatePeerUrls: { id: number; peerUrls: string[] };
 }
 
-export type RegistryCommand = PublishCommand | UpdatePeerUrlsCommand;
+/**
+ * etcd's AlarmRequest ACTIVATE / DEACTIVATE: raises or clears an alarm (1 = NOSPACE) held for a
+ * member. Alarms are replicated state, so every member refuses the same writes and lists the same
+ * alarms.
+ */
+export interface AlarmCommand {
+  alarm: { action: 'activate' | 'deactivate'; memberId: number; alarm: number };
+}
+
+export type RegistryCommand = PublishCommand | UpdatePeerUrlsCommand | AlarmCommand;
 
 export interface Command {
   id: RequestId;

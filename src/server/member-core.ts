@@ -19,7 +19,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { errNoSpace, type KvError } from '../kv/errors.js';
-import { MvccStore } from '../kv/mvcc.js';
+import { MvccStore, requestCost } from '../kv/mvcc.js';
 import type { KvRequest } from '../kv/types.js';
 import { type ConfState, RaftError, type ReadState, Role, type Snapshot } from '../raft/index.js';
 import { DiskStorage } from '../storage/index.js';
@@ -32,7 +32,7 @@ import type { MemberMetrics } from './metrics.js';
 import { Proposer, raftRefusal } from './proposer.js';
 import { RaftNode } from './raft-node.js';
 import { ReadQueue } from './read-queue.js';
-import { MemberRegistry } from './registry.js';
+import { ALARM_NOSPACE, MemberRegistry } from './registry.js';
 import { SnapshotInbox } from './snapshot-inbox.js';
 import { asAsync, decodeSnapshotData, encodeSnapshotData, StateMachine } from './state-machine.js';
 import { PeerTransport, peerAddress } from './transport.js';
@@ -69,7 +69,8 @@ export class MemberCore {
   private compactionScheduled = false;
   private compactionWaiters: (() => void)[] = [];
   private dbSizeBytes = 0;
-  private noSpaceAlarm = false;
+  /** True while this member's proposal raising NOSPACE is in flight (one at a time). */
+  private raisingNoSpace = false;
   private dbSizeCheckedAtMs = Number.NEGATIVE_INFINITY;
   private lastSnapshotIndex: number;
   private publishTimer: NodeJS.Timeout | null = null;
@@ -271,24 +272,55 @@ export class MemberCore {
       this.dbSizeBytes = this.kv.status().dbSizeBytes;
       this.dbSizeCheckedAtMs = now;
     }
-    const grows = 'put' in request || 'txn' in request || 'leaseGrant' in request;
-    if (this.noSpaceAlarm && grows) return errNoSpace();
+    // Puts, txns with a put in either branch and lease grants; etcd's capped applier refuses
+    // the same requests.
+    const grows = requestCost(request) > 0;
+    // Like etcd, a raised NOSPACE alarm (replicated: raised by any member) refuses every write
+    // that could grow the store until an operator disarms it, after compacting.
+    if (grows && this.registry.alarms(ALARM_NOSPACE).length > 0) return errNoSpace();
     if (this.dbSizeBytes + QUOTA_MARGIN_BYTES < this.config.quotaBackendBytes) return undefined;
     const refused = this.kv.quotaCheck(request);
-    // Like etcd, a write refused by the quota raises the NOSPACE alarm, which then refuses every
-    // write that could grow the store until an operator disarms it (after compacting). shoal keeps
-    // the alarm in this member's memory only; etcd replicates it through raft.
-    if (refused !== undefined) this.noSpaceAlarm = true;
+    if (refused !== undefined) this.raiseNoSpace();
     return refused;
   }
 
-  alarms(): { memberId: bigint; alarm: number }[] {
-    return this.noSpaceAlarm ? [{ memberId: BigInt(this.id), alarm: 1 }] : [];
+  /**
+   * A write refused by the quota raises NOSPACE for this member through raft, as etcd's API layer
+   * does, so that every member refuses growing writes and lists the same alarm. The proposal runs
+   * in the background; the refused request has its answer already.
+   */
+  private raiseNoSpace(): void {
+    if (this.raisingNoSpace || this.registry.alarms(ALARM_NOSPACE).length > 0) return;
+    this.raisingNoSpace = true;
+    this.changeAlarm('activate', this.id, ALARM_NOSPACE)
+      .catch((error: unknown) => this.log.warn({ err: error }, 'could not raise NOSPACE'))
+      .finally(() => {
+        this.raisingNoSpace = false;
+      });
   }
 
-  /** Alarm DEACTIVATE (etcdctl alarm disarm). */
-  disarm(): void {
-    this.noSpaceAlarm = false;
+  /** Raised alarms, replicated: the same list on every member. */
+  alarms(type = 0): { memberId: bigint; alarm: number }[] {
+    return this.registry
+      .alarms(type)
+      .map((alarm) => ({ memberId: BigInt(alarm.memberId), alarm: alarm.alarm }));
+  }
+
+  /**
+   * Alarm ACTIVATE or DEACTIVATE through raft (etcdctl alarm disarm sends DEACTIVATE for each
+   * listed alarm). Resolves once applied here with what etcd answers: the alarm raised, or the
+   * alarm cleared if it was raised.
+   */
+  async changeAlarm(
+    action: 'activate' | 'deactivate',
+    memberId: number,
+    alarm: number,
+  ): Promise<{ memberId: bigint; alarm: number }[]> {
+    const held = () => this.registry.alarms(alarm).some((a) => a.memberId === memberId);
+    const wasHeld = held();
+    await this.proposer.propose({ registry: { alarm: { action, memberId, alarm } } });
+    const changed = action === 'activate' ? held() : wasHeld;
+    return changed ? [{ memberId: BigInt(memberId), alarm }] : [];
   }
 
   /** This member was removed from the cluster (applied, or told by a peer): it must stop. */

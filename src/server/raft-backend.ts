@@ -24,7 +24,13 @@ import {
   toKvTxn,
 } from './convert.js';
 import type { EtcdBackend } from './etcd/backend.js';
-import { EtcdError, etcdErrors, GrpcCode, type GrpcCodeNumber } from './etcd/errors.js';
+import {
+  EtcdError,
+  etcdErrors,
+  GrpcCode,
+  type GrpcCodeNumber,
+  invalidArgument,
+} from './etcd/errors.js';
 import type * as api from './etcd/types.js';
 import { randomLeaseId } from './leases.js';
 import type { MemberCore } from './member-core.js';
@@ -120,7 +126,8 @@ export class RaftBackend implements EtcdBackend {
       raftIndex: BigInt(status.commit),
       raftTerm: BigInt(status.term),
       raftAppliedIndex: BigInt(this.core.stateMachine.appliedIndex),
-      errors: this.core.alarms().length > 0 ? [`memberID:${this.core.id} alarm:NOSPACE`] : [],
+      // etcd reports each raised alarm as the AlarmMember's text form.
+      errors: this.core.alarms().map((a) => `memberID:${a.memberId} alarm:${alarmName(a.alarm)} `),
       dbSizeInUse: store.dbSizeInUseBytes,
       isLearner: status.config.learners.includes(this.core.id),
     };
@@ -159,13 +166,22 @@ export class RaftBackend implements EtcdBackend {
     return this.core.cluster.moveLeader(targetId);
   }
 
-  async alarm(action: number, _memberId: bigint, _alarm: number) {
-    if (action === 1) {
-      throw new EtcdError(GrpcCode.unimplemented, 'shoal: alarms are raised by the quota only');
+  /**
+   * Maintenance.Alarm as etcd: GET lists raised alarms (of one type, or all for NONE); ACTIVATE and
+   * DEACTIVATE go through raft and answer the alarm changed.
+   */
+  async alarm(action: number, memberId: bigint, alarm: number) {
+    if (action === 0) return { header: this.currentHeader(), alarms: this.core.alarms(alarm) };
+    if (action !== 1 && action !== 2) throw invalidArgument(`unknown alarm action ${action}`);
+    if (memberId > BigInt(Number.MAX_SAFE_INTEGER)) {
+      throw invalidArgument('alarm memberID is not a member id');
     }
-    // DEACTIVATE disarms NOSPACE (the next refused write raises it again); GET lists alarms.
-    if (action === 2) this.core.disarm();
-    return { header: this.currentHeader(), alarms: this.core.alarms() };
+    const alarms = await this.core.changeAlarm(
+      action === 1 ? 'activate' : 'deactivate',
+      Number(memberId),
+      alarm,
+    );
+    return { header: this.currentHeader(), alarms };
   }
 
   // ---- Leases: grants and revokes go through raft; expiry is decided by the leader (leases.ts).
@@ -262,4 +278,9 @@ export class RaftBackend implements EtcdBackend {
     const stream = this.core.kv.snapshot();
     return { revision: stream.revision, chunks: stream.chunks, release: () => stream.release() };
   }
+}
+
+/** etcd's AlarmType names. */
+function alarmName(alarm: number): string {
+  return ['NONE', 'NOSPACE', 'CORRUPT'][alarm] ?? String(alarm);
 }

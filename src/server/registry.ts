@@ -8,6 +8,10 @@
  * (temporary file, fsync, rename) BEFORE the key-value batch of the same entries is committed. After
  * a crash, entries above the store's applied index are replayed and change the registry again;
  * every change is idempotent (set or delete by id), and `index` lets replays below it be skipped.
+ *
+ * The registry also holds the raised alarms (etcd's alarm store: NOSPACE with the id of the member
+ * that raised it), changed by alarm commands through raft, so they are the same on every member,
+ * survive restarts and travel in snapshots with the rest of the registry.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { open, rename } from 'node:fs/promises';
@@ -21,18 +25,37 @@ export interface MemberRecord {
   isLearner: boolean;
 }
 
+/** A raised alarm: which member raised it and what it is (etcd's AlarmType: 1 = NOSPACE). */
+export interface AlarmRecord {
+  memberId: number;
+  alarm: number;
+}
+
 export interface RegistryState {
   /** The raft index of the last entry that changed the registry. */
   index: number;
   clusterId: number;
   members: MemberRecord[];
+  /** Raised alarms (absent in registries written before alarms were replicated). */
+  alarms?: AlarmRecord[];
 }
+
+/** etcd's AlarmType.NOSPACE. */
+export const ALARM_NOSPACE = 1;
 
 /** Members a registry may hold; a cluster this large is far beyond raft's practical voter count. */
 export const REGISTRY_MEMBERS_MAX = 1024;
+/**
+ * Alarms held at once. An alarm is keyed by member id and type, and etcd has two types that a
+ * member raises (NOSPACE, CORRUPT), so this is never reached by members; an ACTIVATE beyond it
+ * (ids of members that do not exist) is ignored.
+ */
+export const ALARMS_MAX = 2 * REGISTRY_MEMBERS_MAX;
 
 export class MemberRegistry {
   private members = new Map<number, MemberRecord>();
+  /** Raised alarms keyed by `${memberId}:${alarm}`, kept in the order they were raised. */
+  private raised = new Map<string, AlarmRecord>();
   index = 0;
   clusterId: number;
 
@@ -67,6 +90,7 @@ export class MemberRegistry {
 
   replace(state: RegistryState): void {
     this.members = new Map(state.members.map((m) => [m.id, { ...m }]));
+    this.raised = new Map((state.alarms ?? []).map((a) => [alarmKey(a), { ...a }]));
     this.index = state.index;
     this.clusterId = state.clusterId;
   }
@@ -98,8 +122,36 @@ export class MemberRegistry {
     this.members.delete(id);
   }
 
+  /** Raises an alarm (idempotent); returns the alarm as held, or undefined when full. */
+  activateAlarm(alarm: AlarmRecord): AlarmRecord | undefined {
+    const key = alarmKey(alarm);
+    const held = this.raised.get(key);
+    if (held !== undefined) return held;
+    if (this.raised.size >= ALARMS_MAX) return undefined;
+    this.raised.set(key, { memberId: alarm.memberId, alarm: alarm.alarm });
+    return alarm;
+  }
+
+  /** Clears an alarm; returns it if it was raised. */
+  deactivateAlarm(alarm: AlarmRecord): AlarmRecord | undefined {
+    const key = alarmKey(alarm);
+    const held = this.raised.get(key);
+    this.raised.delete(key);
+    return held;
+  }
+
+  /** Raised alarms of one type, or all of them for type 0 (etcd's NONE), as etcd lists them. */
+  alarms(type = 0): AlarmRecord[] {
+    return [...this.raised.values()].filter((a) => type === 0 || a.alarm === type);
+  }
+
   state(): RegistryState {
-    return { index: this.index, clusterId: this.clusterId, members: this.list() };
+    return {
+      index: this.index,
+      clusterId: this.clusterId,
+      members: this.list(),
+      alarms: [...this.raised.values()],
+    };
   }
 
   /** Writes the registry durably (temporary file, fsync, rename). */
@@ -114,4 +166,8 @@ export class MemberRegistry {
     }
     await rename(temporary, this.path);
   }
+}
+
+function alarmKey(alarm: AlarmRecord): string {
+  return `${alarm.memberId}:${alarm.alarm}`;
 }

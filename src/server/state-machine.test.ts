@@ -140,4 +140,41 @@ describe('StateMachine', () => {
     assert.equal(b.kv.range({ key: Buffer.from('y') }).kvs.length, 1);
     assert.equal(b.registry.clusterId, 99);
   });
+
+  it('applies alarm commands into the registry, saves them, and carries them in snapshots', async () => {
+    const a = open(1);
+    const alarm = (index: number, action: 'activate' | 'deactivate', memberId: number): Entry => ({
+      term: 1,
+      index,
+      type: EntryType.Normal,
+      data: encodeCommand({
+        id: id(1, index),
+        registry: { alarm: { action, memberId, alarm: 1 } },
+      }),
+    });
+    await a.sm.apply([alarm(1, 'activate', 7), alarm(2, 'activate', 7), alarm(3, 'activate', 8)]);
+    assert.deepEqual(a.registry.alarms(), [
+      { memberId: 7, alarm: 1 },
+      { memberId: 8, alarm: 1 },
+    ]);
+    await a.sm.apply([alarm(4, 'deactivate', 8)]);
+    const saved = MemberRegistry.load(join(a.dir, 'member', 'registry.json'))!;
+    assert.deepEqual(saved.alarms(), [{ memberId: 7, alarm: 1 }], 'saved with the registry');
+    const stream = a.kv.snapshot();
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of stream.chunks) chunks.push(chunk);
+    const b = open(2);
+    await b.sm.install({
+      metadata: { index: 4, term: 1, confState: { ...EMPTY_CONF_STATE, voters: [1, 2] } },
+      data: encodeSnapshotData(a.registry.state(), chunks),
+    });
+    assert.deepEqual(
+      b.registry.alarms(1),
+      [{ memberId: 7, alarm: 1 }],
+      'installed from a snapshot',
+    );
+    // A replayed entry at or below the registry's index changes nothing.
+    await a.sm.apply([alarm(3, 'activate', 8)]);
+    assert.equal(a.registry.alarms().length, 1);
+  });
 });

@@ -166,6 +166,12 @@ export class StateMachine {
       if (this.registry.get(id) !== undefined) this.registry.upsert(id, { name, clientUrls });
       return;
     }
+    if ('alarm' in command) {
+      const { action, memberId, alarm } = command.alarm;
+      if (action === 'activate') this.registry.activateAlarm({ memberId, alarm });
+      else this.registry.deactivateAlarm({ memberId, alarm });
+      return;
+    }
     const { id, peerUrls } = command.updatePeerUrls;
     if (this.registry.get(id) !== undefined) this.registry.upsert(id, { peerUrls });
   }

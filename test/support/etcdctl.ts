@@ -128,6 +128,8 @@ function normalizeLine(line: string, endpoint: string): unknown {
       .join('<endpoint>')
       .replace(/took = [0-9.]+[µnm]?s/g, 'took = <t>')
       .replace(/"(ClusterID|MemberID|RaftTerm)" : \d+/g, '"$1" : <id>')
+      // alarm list / disarm print the member id in decimal.
+      .replace(/\bmemberID:\d+/g, 'memberID:<id>')
       .replace(/\b[0-9a-f]{12,16}\b/g, '<hexid>')
       // endpoint status table: is-leader, is-learner, then raft term, raft index, applied index.
       .replace(/(true|false), (true|false), \d+, \d+, \d+,/, '$1, $2, <term>, <index>, <index>,')

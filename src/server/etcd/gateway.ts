@@ -16,6 +16,7 @@ import {
 import { createServer as createNetServer, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import protobuf from 'protobufjs';
+import { routeHttp2Connection } from './authority-filter.js';
 import type { PbMessage } from './codec.js';
 import { loadEtcdRoot } from './codec.js';
 import { EtcdError, GrpcCode, type GrpcCodeNumber } from './errors.js';
@@ -444,8 +445,11 @@ export function listenClientPort(
     socket.once('close', () => sockets.delete(socket));
     socket.once('error', () => socket.destroy());
     sniff(socket, (isHttp2) => {
-      if (isHttp2) injector.injectConnection(socket);
-      else http.emit('connection', socket);
+      // HTTP/2 is sniffed for etcdctl's URL-shaped :authority, which nghttp2 would refuse;
+      // such connections go through the filter (authority-filter.ts), others get the raw socket.
+      if (isHttp2) {
+        routeHttp2Connection(socket, (connection) => injector.injectConnection(connection));
+      } else http.emit('connection', socket);
     });
   });
   return new Promise((resolve, reject) => {
