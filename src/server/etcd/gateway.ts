@@ -1,6 +1,6 @@
 /**
  * etcd's JSON gateway (`POST /v3/kv/put` and friends) and the single client port that serves it
- * next to gRPC, as etcd does: each new connection is sniffed, HTTP/2 (gRPC) goes to grpc-js and
+ * next to gRPC, as etcd does: each new connection is sniffed, HTTP/2 (gRPC) goes to the gRPC server (h2-grpc.ts) and
  * HTTP/1.1 goes to the gateway. The gateway runs the very same unary handlers as gRPC (validation,
  * size limit, backend), converting JSON in etcd's gateway conventions: original proto field names,
  * 64-bit integers as strings, bytes as base64, default values left out, errors as
@@ -426,7 +426,7 @@ function send(response: ServerResponse, status: number, body: unknown): void {
 }
 
 /**
- * Listens on one port for both gRPC (HTTP/2, handed to grpc-js) and the JSON gateway (HTTP/1.1).
+ * Listens on one port for both gRPC (HTTP/2, handed to h2-grpc.ts) and the JSON gateway (HTTP/1.1).
  * Resolves with the bound port and a close function.
  */
 export function listenClientPort(

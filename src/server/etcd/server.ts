@@ -1,6 +1,7 @@
 /**
- * The etcd v3 gRPC front end: serves etcd's KV, Cluster and Maintenance services over HTTP/2 with
- * @grpc/grpc-js, using protobufjs codecs built from shoal's own .proto files. It decodes and
+ * The etcd v3 gRPC front end: serves etcd's KV, Watch, Lease, Cluster and Maintenance services over
+ * HTTP/2 with shoal's own gRPC server (h2-grpc.ts), using protobufjs codecs built from shoal's own
+ * .proto files. It decodes and
  * validates each request, enforces the request size limit, calls the `EtcdBackend`, and encodes the
  * answer; failures become gRPC statuses with etcd's exact codes and messages. Services and methods
  * that are not built yet answer UNIMPLEMENTED rather than pretending.
@@ -78,7 +79,7 @@ interface Decoded {
   wireBytes: number;
 }
 
-/** What the gateway hands a stream handler in place of a grpc-js call; see `streamMethod`. */
+/** A streaming call as its handler sees it (from h2-grpc.ts, or imitated by the gateway). */
 export type StreamCall = GrpcCall<Decoded, PbMessage>;
 
 type UnaryHandler = (request: Decoded) => Promise<PbMessage>;
@@ -163,7 +164,7 @@ export class EtcdGrpcServer {
 
   /**
    * A streaming method (Watch, LeaseKeepAlive) for the JSON gateway: `start` runs the handler on
-   * a call object that behaves like a grpc-js duplex call (write, end, data/drain/cancelled).
+   * a call object that behaves like an h2-grpc.ts call (write, end, data/drain/cancelled).
    */
   streamMethod(path: string):
     | {
