@@ -13,13 +13,12 @@ import {
   type BenchOptions,
   type BenchResult,
   type BenchWorker,
-  histogramBinCount,
   measureRun,
   validateOptions,
 } from './runner.js';
 import type { WatchLatencyOptions } from './watch-latency.js';
 import {
-  eventDrainTimeoutMs,
+  timedPuts,
   validateWatchOptions,
   watchCreateTimeoutMs,
   withTimeout,
@@ -169,45 +168,24 @@ async function measureWatch(
     onAllEvents = resolve;
     if (eventsSeen >= expectedEvents) resolve();
   });
-  const startMs = performance.now();
-  const errors: Record<string, number> = {};
-  let succeeded = 0;
   const put: PutRequest = { key, value: Buffer.alloc(options.valSize, 0x61) };
-  for (let i = 0; i < options.total; i++) {
-    const waitMs = startMs + (i * 1000) / options.rate - performance.now();
-    if (waitMs > 1) await new Promise((resolve) => setTimeout(resolve, waitMs));
-    putSentMs.push(performance.now());
-    try {
-      await clients[i % clients.length]!.putRequest(put);
-    } catch (error) {
-      errors[codeOf(error)] = (errors[codeOf(error)] ?? 0) + 1;
-      break; // A lost put would shift the event-to-put matching; stop instead of mis-timing.
-    }
-    succeeded++;
-    if (i % Math.max(1, Math.round(options.rate)) === 0)
-      options.onProgress?.(i, options.total, (performance.now() - startMs) / 1000);
-  }
-  if (succeeded === options.total) {
-    await withTimeout(
-      Promise.race([allEvents, watchFailed]),
-      eventDrainTimeoutMs,
-      `only ${eventsSeen} of ${expectedEvents} events arrived`,
-    );
-  }
-  const durationSec = (performance.now() - startMs) / 1000;
-  return {
-    command: 'watch-latency',
-    endpoints: options.endpoints,
-    conns: options.conns,
-    clients: watcherCount,
-    total: options.total,
-    succeeded,
-    failed: options.total - succeeded,
-    errors,
-    durationSec,
-    throughputPerSec: durationSec > 0 ? eventsSeen / durationSec : 0,
-    generatorCpuSec: 0,
-    latency: histogram.summaryMs(),
-    histogram: histogram.displayBins(histogramBinCount),
-  };
+  return timedPuts(
+    options,
+    {
+      putSentMs,
+      histogram,
+      watcherCount,
+      expectedEvents,
+      eventsSeen: () => eventsSeen,
+      allEvents: Promise.race([allEvents, watchFailed]),
+    },
+    async (i) => {
+      try {
+        await clients[i % clients.length]!.putRequest(put);
+        return null;
+      } catch (error) {
+        return codeOf(error);
+      }
+    },
+  );
 }

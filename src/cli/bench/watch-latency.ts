@@ -98,20 +98,51 @@ async function measure(
     onAllEvents = resolve;
     if (eventsSeen >= expectedEvents) resolve();
   });
+  const put = encodePutRequest(key, Buffer.alloc(options.valSize, 0x61));
+  return timedPuts(
+    options,
+    { putSentMs, histogram, watcherCount, expectedEvents, eventsSeen: () => eventsSeen, allEvents },
+    (i) =>
+      new Promise<string | null>((resolve) =>
+        unaryCall(connections[i % connections.length]!, methodPaths.put, put.buffer, (error) =>
+          resolve(error ? statusName(error) : null),
+        ),
+      ),
+  );
+}
+
+/** What the watchers of a watch-latency run have seen, shared with the put loop. */
+export interface WatchProgress {
+  /** When each put was sent, by put number (a watcher's n-th event belongs to the n-th put). */
+  putSentMs: number[];
+  histogram: LatencyHistogram;
+  watcherCount: number;
+  expectedEvents: number;
+  eventsSeen(): number;
+  /** Resolves when every watcher has seen every put (or rejects when a watch failed). */
+  allEvents: Promise<void>;
+}
+
+/**
+ * The measured part of watch-latency, whatever the protocol: `total` serial puts at `rate` (each
+ * put's send time recorded for the watchers), then a bounded wait for every event. `put` returns
+ * an error name, or null when the put succeeded.
+ */
+export async function timedPuts(
+  options: WatchLatencyOptions,
+  progress: WatchProgress,
+  put: (i: number) => Promise<string | null>,
+): Promise<BenchResult> {
   const startMs = performance.now();
   const errors: Record<string, number> = {};
   let succeeded = 0;
-  const put = encodePutRequest(key, Buffer.alloc(options.valSize, 0x61));
   for (let i = 0; i < options.total; i++) {
-    const dueMs = startMs + (i * 1000) / options.rate;
-    const waitMs = dueMs - performance.now();
+    const waitMs = startMs + (i * 1000) / options.rate - performance.now();
     if (waitMs > 1) await new Promise((resolve) => setTimeout(resolve, waitMs));
-    putSentMs.push(performance.now());
-    const error = await new Promise<grpc.ServiceError | null>((resolve) =>
-      unaryCall(connections[i % connections.length]!, methodPaths.put, put.buffer, resolve),
-    );
-    if (error) {
-      errors[statusName(error)] = (errors[statusName(error)] ?? 0) + 1;
+    progress.putSentMs.push(performance.now());
+    const error = await put(i);
+    if (error !== null) {
+      errors[error] = (errors[error] ?? 0) + 1;
       break; // A lost put would shift the event-to-put matching; stop instead of mis-timing.
     }
     succeeded++;
@@ -121,9 +152,9 @@ async function measure(
   }
   if (succeeded === options.total) {
     await withTimeout(
-      allEvents,
+      progress.allEvents,
       eventDrainTimeoutMs,
-      `only ${eventsSeen} of ${expectedEvents} events arrived`,
+      `only ${progress.eventsSeen()} of ${progress.expectedEvents} events arrived`,
     );
   }
   const durationSec = (performance.now() - startMs) / 1000;
@@ -131,16 +162,16 @@ async function measure(
     command: 'watch-latency',
     endpoints: options.endpoints,
     conns: options.conns,
-    clients: watcherCount,
+    clients: progress.watcherCount,
     total: options.total,
     succeeded,
     failed: options.total - succeeded,
     errors,
     durationSec,
-    throughputPerSec: durationSec > 0 ? eventsSeen / durationSec : 0,
+    throughputPerSec: durationSec > 0 ? progress.eventsSeen() / durationSec : 0,
     generatorCpuSec: 0,
-    latency: histogram.summaryMs(),
-    histogram: histogram.displayBins(histogramBinCount),
+    latency: progress.histogram.summaryMs(),
+    histogram: progress.histogram.displayBins(histogramBinCount),
   };
 }
 
