@@ -73,6 +73,21 @@ export class Stop {
     if (this.stopped) throw this.controller.signal.reason as ShoalError;
   }
 
+  /**
+   * Ties a watch to this stop: the watch is cancelled when the stop fires (or at once if it already
+   * has). Call the returned function when done with the watch: it detaches and cancels it.
+   */
+  cancels(watch: { cancel(): void }): () => void {
+    const cancel = () => watch.cancel();
+    this.signal.addEventListener('abort', cancel, { once: true });
+    // The stop may have fired before the listener was added (during the caller's last await).
+    if (this.stopped) watch.cancel();
+    return () => {
+      this.signal.removeEventListener('abort', cancel);
+      watch.cancel();
+    };
+  }
+
   dispose(): void {
     for (const cleanup of this.cleanups) cleanup();
     this.cleanups.length = 0;
@@ -140,10 +155,7 @@ async function waitDelete(
   stop: Stop,
 ): Promise<void> {
   const watch = client.watch(key, { startRevision });
-  const cancel = () => watch.cancel();
-  stop.signal.addEventListener('abort', cancel, { once: true });
-  // The stop may have fired before the listener was added (during the caller's last await).
-  if (stop.stopped) watch.cancel();
+  const release = stop.cancels(watch);
   try {
     for await (const batch of watch) {
       if (batch.events.some((event) => event.type === 'delete')) return;
@@ -154,8 +166,7 @@ async function waitDelete(
     if (error instanceof ShoalError && error.reason === 'compacted') return;
     throw error;
   } finally {
-    stop.signal.removeEventListener('abort', cancel);
-    watch.cancel();
+    release();
   }
 }
 
@@ -167,10 +178,7 @@ export async function waitFirstPut(
   stop: Stop,
 ): Promise<KeyValue | undefined> {
   const watch = client.watch(prefix, { prefix: true, startRevision });
-  const cancel = () => watch.cancel();
-  stop.signal.addEventListener('abort', cancel, { once: true });
-  // The stop may have fired before the listener was added (during the caller's last await).
-  if (stop.stopped) watch.cancel();
+  const release = stop.cancels(watch);
   try {
     for await (const batch of watch) {
       const put = batch.events.find((event) => event.type === 'put');
@@ -182,7 +190,6 @@ export async function waitFirstPut(
     if (error instanceof ShoalError && error.reason === 'compacted') return undefined;
     throw error;
   } finally {
-    stop.signal.removeEventListener('abort', cancel);
-    watch.cancel();
+    release();
   }
 }

@@ -143,10 +143,7 @@ export class Election {
   /** Yields the leader's new values until its key is deleted (or the observer stops). */
   private async *followLeader(leader: KeyValue, stop: Stop): AsyncGenerator<KeyValue> {
     const watch = this.client.watch(leader.key, { startRevision: leader.modRevision + 1 });
-    const cancel = () => watch.cancel();
-    stop.signal.addEventListener('abort', cancel, { once: true });
-    // The stop may have fired before the listener was added (during the caller's last await).
-    if (stop.stopped) watch.cancel();
+    const release = stop.cancels(watch);
     try {
       for await (const batch of watch) {
         for (const event of batch.events) {
@@ -159,8 +156,7 @@ export class Election {
       if (error instanceof ShoalError && error.reason === 'compacted') return;
       throw error;
     } finally {
-      stop.signal.removeEventListener('abort', cancel);
-      watch.cancel();
+      release();
     }
   }
 

@@ -8,7 +8,6 @@
  */
 import { ShoalClient, ShoalError } from '../../client/index.js';
 import type { PutRequest, RangeRequest, TxnRequest } from '../../client/protocol.js';
-import { LatencyHistogram } from './histogram.js';
 import {
   type BenchOptions,
   type BenchResult,
@@ -20,6 +19,7 @@ import type { WatchLatencyOptions } from './watch-latency.js';
 import {
   timedPuts,
   validateWatchOptions,
+  WatchTally,
   watchCreateTimeoutMs,
   withTimeout,
 } from './watch-latency.js';
@@ -131,19 +131,14 @@ async function measureWatch(
   watches: Array<{ cancel(): void }>,
 ): Promise<BenchResult> {
   const key = decimalKey(options.keySize, 0);
-  const histogram = new LatencyHistogram();
-  const putSentMs: number[] = [];
-  const watcherCount = options.streams * options.watchersPerStream;
-  const expectedEvents = watcherCount * options.total;
-  let eventsSeen = 0;
-  let onAllEvents = () => {};
+  const tally = new WatchTally(options);
   let onWatchFailure: (error: unknown) => void = () => {};
   const watchFailed = new Promise<never>((_, reject) => {
     onWatchFailure = reject;
   });
   watchFailed.catch(() => {});
   const started: Promise<number>[] = [];
-  for (let w = 0; w < watcherCount; w++) {
+  for (let w = 0; w < tally.watcherCount; w++) {
     const watch = clients[w % clients.length]!.watch(key);
     watches.push(watch);
     started.push(watch.started);
@@ -151,11 +146,7 @@ async function measureWatch(
     void (async () => {
       let seen = 0;
       for await (const batch of watch) {
-        for (let e = 0; e < batch.events.length; e++) {
-          const sentMs = putSentMs[seen++];
-          if (sentMs !== undefined) histogram.recordMs(performance.now() - sentMs);
-          if (++eventsSeen === expectedEvents) onAllEvents();
-        }
+        for (let e = 0; e < batch.events.length; e++) tally.record(seen++);
       }
     })().catch((error: unknown) => onWatchFailure(error));
   }
@@ -164,28 +155,13 @@ async function measureWatch(
     watchCreateTimeoutMs,
     'watchers were not all created',
   );
-  const allEvents = new Promise<void>((resolve) => {
-    onAllEvents = resolve;
-    if (eventsSeen >= expectedEvents) resolve();
-  });
   const put: PutRequest = { key, value: Buffer.alloc(options.valSize, 0x61) };
-  return timedPuts(
-    options,
-    {
-      putSentMs,
-      histogram,
-      watcherCount,
-      expectedEvents,
-      eventsSeen: () => eventsSeen,
-      allEvents: Promise.race([allEvents, watchFailed]),
-    },
-    async (i) => {
-      try {
-        await clients[i % clients.length]!.putRequest(put);
-        return null;
-      } catch (error) {
-        return codeOf(error);
-      }
-    },
-  );
+  return timedPuts(options, tally, Promise.race([tally.allEvents, watchFailed]), async (i) => {
+    try {
+      await clients[i % clients.length]!.putRequest(put);
+      return null;
+    } catch (error) {
+      return codeOf(error);
+    }
+  });
 }

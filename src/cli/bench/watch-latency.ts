@@ -80,28 +80,16 @@ async function measure(
   streams: grpc.ClientDuplexStream<Buffer, Buffer>[],
 ): Promise<BenchResult> {
   const key = decimalKey(options.keySize, 0);
-  const histogram = new LatencyHistogram();
-  const putSentMs: number[] = [];
-  const watcherCount = options.streams * options.watchersPerStream;
-  const expectedEvents = watcherCount * options.total;
-  let eventsSeen = 0;
-  let onAllEvents = () => {};
-  const created = openWatchers(options, connections, streams, key, (watcher) => {
-    const sentMs = putSentMs[watcher.eventsSeen];
-    watcher.eventsSeen++;
-    if (sentMs !== undefined) histogram.recordMs(performance.now() - sentMs);
-    eventsSeen++;
-    if (eventsSeen === expectedEvents) onAllEvents();
-  });
+  const tally = new WatchTally(options);
+  const created = openWatchers(options, connections, streams, key, (watcher) =>
+    tally.record(watcher.eventsSeen++),
+  );
   await withTimeout(created, watchCreateTimeoutMs, 'watchers were not all created');
-  const allEvents = new Promise<void>((resolve) => {
-    onAllEvents = resolve;
-    if (eventsSeen >= expectedEvents) resolve();
-  });
   const put = encodePutRequest(key, Buffer.alloc(options.valSize, 0x61));
   return timedPuts(
     options,
-    { putSentMs, histogram, watcherCount, expectedEvents, eventsSeen: () => eventsSeen, allEvents },
+    tally,
+    tally.allEvents,
     (i) =>
       new Promise<string | null>((resolve) =>
         unaryCall(connections[i % connections.length]!, methodPaths.put, put.buffer, (error) =>
@@ -111,26 +99,51 @@ async function measure(
   );
 }
 
-/** What the watchers of a watch-latency run have seen, shared with the put loop. */
-export interface WatchProgress {
-  /** When each put was sent, by put number (a watcher's n-th event belongs to the n-th put). */
-  putSentMs: number[];
-  histogram: LatencyHistogram;
-  watcherCount: number;
-  expectedEvents: number;
-  eventsSeen(): number;
-  /** Resolves when every watcher has seen every put (or rejects when a watch failed). */
-  allEvents: Promise<void>;
+/**
+ * What the watchers of a watch-latency run have seen, whatever the protocol. Puts are serial, so a
+ * watcher's n-th event belongs to the n-th put; `putSentMs` holds each put's send time.
+ */
+export class WatchTally {
+  readonly histogram = new LatencyHistogram();
+  readonly putSentMs: number[] = [];
+  readonly watcherCount: number;
+  readonly expectedEvents: number;
+  /** Resolves when every watcher has seen every put. */
+  readonly allEvents: Promise<void>;
+  private seen = 0;
+  private onAllEvents = () => {};
+
+  constructor(options: WatchLatencyOptions) {
+    this.watcherCount = options.streams * options.watchersPerStream;
+    this.expectedEvents = this.watcherCount * options.total;
+    this.allEvents = new Promise<void>((resolve) => {
+      this.onAllEvents = resolve;
+    });
+    if (this.expectedEvents === 0) this.onAllEvents();
+  }
+
+  /** A watcher saw its n-th event (counted from 0). */
+  record(n: number): void {
+    const sentMs = this.putSentMs[n];
+    if (sentMs !== undefined) this.histogram.recordMs(performance.now() - sentMs);
+    if (++this.seen === this.expectedEvents) this.onAllEvents();
+  }
+
+  get eventsSeen(): number {
+    return this.seen;
+  }
 }
 
 /**
  * The measured part of watch-latency, whatever the protocol: `total` serial puts at `rate` (each
  * put's send time recorded for the watchers), then a bounded wait for every event. `put` returns
- * an error name, or null when the put succeeded.
+ * an error name, or null when the put succeeded; `allEvents` is the tally's, or a race of it with
+ * a watch failure.
  */
 export async function timedPuts(
   options: WatchLatencyOptions,
-  progress: WatchProgress,
+  progress: WatchTally,
+  allEvents: Promise<void>,
   put: (i: number) => Promise<string | null>,
 ): Promise<BenchResult> {
   const startMs = performance.now();
@@ -152,9 +165,9 @@ export async function timedPuts(
   }
   if (succeeded === options.total) {
     await withTimeout(
-      progress.allEvents,
+      allEvents,
       eventDrainTimeoutMs,
-      `only ${progress.eventsSeen()} of ${progress.expectedEvents} events arrived`,
+      `only ${progress.eventsSeen} of ${progress.expectedEvents} events arrived`,
     );
   }
   const durationSec = (performance.now() - startMs) / 1000;
@@ -168,7 +181,7 @@ export async function timedPuts(
     failed: options.total - succeeded,
     errors,
     durationSec,
-    throughputPerSec: durationSec > 0 ? progress.eventsSeen() / durationSec : 0,
+    throughputPerSec: durationSec > 0 ? progress.eventsSeen / durationSec : 0,
     generatorCpuSec: 0,
     latency: progress.histogram.summaryMs(),
     histogram: progress.histogram.displayBins(histogramBinCount),
