@@ -109,6 +109,38 @@ export function contenderKey(prefix: Uint8Array, lease: Lease): Uint8Array {
   return Buffer.concat([prefix, Buffer.from(lease.idHex)]);
 }
 
+/**
+ * A session's place in a queue under `<name>/` (what Mutex and Election have in common): its key,
+ * the key's create revision while queued or holding, and withdrawal from the queue.
+ */
+export abstract class Contender {
+  /** `<name>/`, under which every contender's key lives. */
+  readonly prefix: Uint8Array;
+  /** `<name>/<lease hex>`: this session's key. */
+  readonly key: Uint8Array;
+  /** Our key's create revision while we wait, hold or lead; 0 otherwise. */
+  protected revision = 0;
+
+  constructor(
+    protected readonly client: ShoalClient,
+    readonly lease: Lease,
+    name: Bytes,
+  ) {
+    this.prefix = contenderPrefix(name);
+    this.key = contenderKey(this.prefix, lease);
+  }
+
+  /** Deletes our key after a failed or abandoned wait, best effort (the lease reaps it anyway). */
+  protected async withdraw(): Promise<void> {
+    this.revision = 0;
+    try {
+      await this.client.delete(this.key);
+    } catch {
+      // Nothing more to do: the key goes when the session lease ends.
+    }
+  }
+}
+
 /** The range request for the earliest-created key under `prefix` (etcd's WithFirstCreate). */
 export function firstCreated(prefix: Uint8Array): RangeRequest {
   return {

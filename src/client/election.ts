@@ -13,10 +13,8 @@
  *
  *   for await (const leader of election.observe()) console.log(Buffer.from(leader.value).toString());
  */
-import type { ShoalClient } from './client.js';
 import {
-  contenderKey,
-  contenderPrefix,
+  Contender,
   firstCreated,
   Stop,
   type WaitOptions,
@@ -24,30 +22,13 @@ import {
   waitFirstPut,
 } from './concurrency.js';
 import { ShoalError } from './errors.js';
-import type { Lease } from './lease.js';
 import type { KeyValue } from './protocol.js';
 import { type Bytes, compare, op, toBytes } from './txn.js';
 
 /** etcd's ErrElectionNotLeader text. */
 export const NOT_LEADER_MESSAGE = 'election: not leader';
 
-export class Election {
-  /** `<name>/`, under which every campaigner's key lives. */
-  readonly prefix: Uint8Array;
-  /** `<name>/<lease hex>`: this session's campaign key. */
-  readonly key: Uint8Array;
-  /** Our key's create revision while we campaign or lead; 0 otherwise. */
-  private revision = 0;
-
-  constructor(
-    private readonly client: ShoalClient,
-    readonly lease: Lease,
-    name: Bytes,
-  ) {
-    this.prefix = contenderPrefix(name);
-    this.key = contenderKey(this.prefix, lease);
-  }
-
+export class Election extends Contender {
   /** True between a successful campaign and resign (or the loss of the lease). */
   get isLeader(): boolean {
     return this.revision !== 0 && this.lease.state === 'alive';
@@ -157,16 +138,6 @@ export class Election {
       throw error;
     } finally {
       release();
-    }
-  }
-
-  /** Deletes our key after a failed or abandoned campaign, best effort. */
-  private async withdraw(): Promise<void> {
-    this.revision = 0;
-    try {
-      await this.client.delete(this.key);
-    } catch {
-      // The key goes with the session lease anyway.
     }
   }
 }

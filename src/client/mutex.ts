@@ -10,37 +10,12 @@
  *   await mutex.lock({ timeoutMs: 30_000 });       // or { signal }
  *   try { ... } finally { await mutex.unlock(); }
  */
-import type { ShoalClient } from './client.js';
-import {
-  contenderKey,
-  contenderPrefix,
-  firstCreated,
-  Stop,
-  type WaitOptions,
-  waitDeletes,
-} from './concurrency.js';
+import { Contender, firstCreated, Stop, type WaitOptions, waitDeletes } from './concurrency.js';
 import { ShoalError } from './errors.js';
-import type { Lease } from './lease.js';
 import type { RangeResponse } from './protocol.js';
-import { type Bytes, compare, op } from './txn.js';
+import { compare, op } from './txn.js';
 
-export class Mutex {
-  /** `<name>/`, under which every contender's key lives. */
-  readonly prefix: Uint8Array;
-  /** `<name>/<lease hex>`: this session's key. */
-  readonly key: Uint8Array;
-  /** The create revision of our key while we hold or wait for the lock; 0 otherwise. */
-  private revision = 0;
-
-  constructor(
-    private readonly client: ShoalClient,
-    readonly lease: Lease,
-    name: Bytes,
-  ) {
-    this.prefix = contenderPrefix(name);
-    this.key = contenderKey(this.prefix, lease);
-  }
-
+export class Mutex extends Contender {
   /** Resolves with the reason once the session lease, and with it the lock, is lost. */
   get lost(): Promise<ShoalError> {
     return this.lease.lost;
@@ -123,16 +98,6 @@ export class Mutex {
       this.revision = first.response.kvs[0].createRevision;
     else throw new ShoalError('INTERNAL', 'mutex: our key vanished inside the transaction');
     return ownerIs(ownerRange.response, this.revision);
-  }
-
-  /** Deletes our key after a failed or abandoned wait, best effort (the lease reaps it anyway). */
-  private async withdraw(): Promise<void> {
-    this.revision = 0;
-    try {
-      await this.client.delete(this.key);
-    } catch {
-      // Nothing more to do: the key goes when the session lease ends.
-    }
   }
 }
 
