@@ -159,6 +159,19 @@ export class RpcClient {
     return call.promise;
   }
 
+  /** Bytes queued on this client's connection and not yet taken by the kernel. */
+  get bufferedBytes(): number {
+    return this.connection?.bufferedBytes ?? 0;
+  }
+
+  /**
+   * Writes what this client queued on its connection now instead of at the end of the event-loop
+   * turn (for a caller whose messages are already one batch and are on a latency-critical path).
+   */
+  flush(): void {
+    if (this.connection?.usable) this.connection.flush();
+  }
+
   /**
    * Sends a one-way message. Returns once it is queued (it is written with the rest of this
    * event-loop turn's frames). Throws RpcError UNAVAILABLE while the peer is in backoff or the

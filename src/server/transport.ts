@@ -384,8 +384,9 @@ export class PeerTransport {
       if (queue.length >= PEER_QUEUE_MESSAGES_MAX) queue.shift();
       queue.push(message);
     }
-    // One call carries one Ready's messages, so it is already a batch: send it now (the RPC
-    // layer coalesces the socket writes of this event-loop turn) rather than waiting a turn.
+    // One call carries one Ready's messages, so it is already a batch: write it to the socket now.
+    // Waiting for the RPC layer's end-of-turn write would let the leader's own WAL write and the
+    // rest of the turn go first, while the followers' round trip is the longer path to commit.
     if (this.queues.size > 0) this.flush();
   }
 
@@ -393,7 +394,8 @@ export class PeerTransport {
     for (const [to, queue] of this.queues) {
       const address = this.addresses.get(to);
       if (address === undefined) continue;
-      const stub = this.pool.stub(address, peerService);
+      const client = this.pool.get(address);
+      const stub = client.stub(peerService);
       for (const batch of splitBatches(queue)) {
         try {
           stub.messages({
@@ -407,6 +409,7 @@ export class PeerTransport {
           break;
         }
       }
+      client.flush();
     }
     this.queues.clear();
   }

@@ -107,6 +107,27 @@ test('one-way messages arrive in the order they were sent', {
   await close();
 });
 
+test('flush() writes queued one-way messages at once instead of at the end of the turn', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
+  const received: number[] = [];
+  const { client, close } = await startPair(
+    defaultImplementation({ notify: (message) => void received.push(message.seq) }),
+  );
+  const stub = client.stub(testService);
+  await stub.echo({ text: 'connected' });
+  stub.notify({ seq: 1 });
+  // Queued: the connection writes it with the rest of this event-loop turn.
+  assert.ok(client.bufferedBytes > 0);
+  client.flush();
+  // Taken by the kernel already (a small frame on an idle loopback socket).
+  assert.equal(client.bufferedBytes, 0);
+  stub.notify({ seq: 2 });
+  await waitFor(() => received.length === 2, 'both one-way messages');
+  assert.deepEqual(received, [1, 2]);
+  await close();
+});
+
 test('handler errors reach the caller with their code and message', {
   timeout: TEST_TIMEOUT_MS,
 }, async () => {
