@@ -32,6 +32,26 @@ describe('ReadQueue', () => {
     queue.close(etcdErrors.stopped());
   });
 
+  it('starts a round at once when idle and gathers reads for a turn while one is in flight', async () => {
+    const applied = { index: 10 };
+    const { queue, contexts } = makeQueue(applied);
+    const reads = [queue.wait()];
+    await Promise.resolve();
+    // Idle: the round started within the same turn, without waiting for setImmediate.
+    assert.equal(contexts.length, 1);
+    reads.push(queue.wait());
+    await Promise.resolve();
+    reads.push(queue.wait());
+    await Promise.resolve();
+    // A round is in flight: later reads wait for the end of the turn and share the next round.
+    assert.equal(contexts.length, 1);
+    await nextTurn();
+    assert.equal(contexts.length, 2);
+    queue.onReadStates(contexts.map((requestCtx) => ({ index: 9, requestCtx })));
+    await Promise.all(reads);
+    queue.close(etcdErrors.stopped());
+  });
+
   it('holds a confirmed round until the state machine applies its index', async () => {
     const applied = { index: 3 };
     const { queue, contexts } = makeQueue(applied);

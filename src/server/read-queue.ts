@@ -55,11 +55,19 @@ export class ReadQueue {
     });
   }
 
+  /**
+   * With no round in flight the round starts once the current callback's microtasks are done (a
+   * socket read's worth of requests joins it); with rounds in flight reads gather for a whole
+   * event-loop turn, so under load many reads share one heartbeat round.
+   */
   private schedule(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    setImmediate(() => this.flush());
+    if (this.rounds.size === 0) queueMicrotask(this.flushBound);
+    else setImmediate(this.flushBound);
   }
+
+  private readonly flushBound = (): void => this.flush();
 
   private flush(): void {
     this.flushScheduled = false;
