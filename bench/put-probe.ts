@@ -1,0 +1,74 @@
+/**
+ * Quick put probe: a 3-member cluster (shoal or etcd), then put at the given client counts,
+ * printing throughput, latency and CPU µs per request of each member (leader first).
+ *   tsx bench/put-probe.ts [shoal|etcd] [total] [clients...]
+ */
+
+import fs from 'node:fs';
+import { runBench } from '../src/cli/bench/runner.js';
+import {
+  leaderFirst,
+  memberCpuSec,
+  type SystemKind,
+  startCluster,
+  stopCluster,
+} from './compare-cluster.js';
+
+/** [user, system] CPU seconds of each member. */
+function cpuSplit(pids: (number | undefined)[]): [number, number][] {
+  return pids.map((pid) => {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return [Number(f[11]) / 100, Number(f[12]) / 100];
+  });
+}
+
+const kind = (process.argv[2] ?? 'shoal') as SystemKind;
+const total = Number(process.argv[3] ?? 2000);
+const counts = process.argv.slice(4).map(Number);
+const profDir = process.env.PROBE_PROF_DIR;
+const cluster = await startCluster(kind, {
+  nodeFlags: [
+    ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []),
+    ...(process.env.PROBE_NODE_FLAGS ?? '').split(' ').filter(Boolean),
+  ],
+});
+try {
+  const { endpoints, leaderIndex } = await leaderFirst(cluster);
+  for (const clients of counts.length ? counts : [1, 16]) {
+    const conns = clients === 1 ? 1 : 3;
+    const n = clients === 1 ? total : total * 4;
+    const cpuBefore = memberCpuSec(cluster);
+    const splitBefore = cpuSplit(cluster.children.map((c) => c.pid));
+    const r = await runBench({
+      command: (process.env.PROBE_CMD ?? 'put') as 'put' | 'range',
+      endpoints: endpoints.slice(0, conns),
+      conns,
+      clients,
+      total: n,
+      keySize: 8,
+      valSize: 256,
+      keySpaceSize: 100000,
+      sequentialKeys: true,
+      consistency: (process.env.PROBE_CONS ?? 'l') as 'l' | 's',
+      rate: 0,
+      seed: 1,
+    });
+    const cpu = memberCpuSec(cluster).map((c, i) => Math.round(((c - cpuBefore[i]!) * 1e6) / n));
+    const ordered = [cpu[leaderIndex]!, ...cpu.filter((_, i) => i !== leaderIndex)];
+    const split = cpuSplit(cluster.children.map((c) => c.pid)).map(
+      ([u, s], i) =>
+        `${Math.round(((u - splitBefore[i]![0]) * 1e6) / n)}u/${Math.round(((s - splitBefore[i]![1]) * 1e6) / n)}s`,
+    );
+    console.log(`  leader=${leaderIndex} user/sys µs/req per member: ${split.join(' ')}`);
+    console.log(
+      kind,
+      `x${clients}`,
+      `rps=${Math.round(r.throughputPerSec)}`,
+      `p50=${r.latency.p50Ms} p99=${r.latency.p99Ms}`,
+      `cpu µs/req leader,f,f=${ordered.join(',')} gen=${Math.round((r.generatorCpuSec * 1e6) / n)}`,
+    );
+  }
+} finally {
+  await stopCluster(cluster);
+}
