@@ -137,7 +137,7 @@ export class MemberCore {
       stateMachine: this.stateMachine,
       heartbeatIntervalMs: config.heartbeatIntervalMs,
       electionTimeoutMs: config.electionTimeoutMs,
-      send: (messages) => this.transport.send(messages),
+      send: (messages, atEndOfTurn) => this.transport.send(messages, atEndOfTurn),
       logger: log,
       onSoftState: (soft, term) => this.softStateChanged(soft.lead, soft.role, term),
       onReadStates: (states: readonly ReadState[]) => this.reads.onReadStates(states),

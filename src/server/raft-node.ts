@@ -2,7 +2,8 @@
  * The member's raft driver: owns the `RawNode`, ticks it, and handles each `Ready` exactly as the
  * numbered contract in src/raft/index.ts says:
  *
- *   1. send `messages` at once (the leader's appends go out while its own WAL write is in flight);
+ *   1. send `messages` at once (the leader's appends go out while its own WAL write is in flight;
+ *      appends that only carry a new commit index go at the end of the turn, after the replies);
  *   2. install a received snapshot (WAL first, then the state machine);
  *   3. persist `entries` + `hardState` with one durable `save` (the WAL group-commits concurrent
  *      saves into one fdatasync), applying `committedEntries` meanwhile (they are already durable);
@@ -22,6 +23,7 @@ import type { Logger } from 'pino';
 import {
   type ConfChange,
   type Message,
+  MessageType,
   RawNode,
   type ReadState,
   type Ready,
@@ -49,7 +51,11 @@ export interface RaftNodeOptions {
   stateMachine: StateMachine;
   heartbeatIntervalMs: number;
   electionTimeoutMs: number;
-  send(messages: readonly Message[]): void;
+  /**
+   * Sends messages to peers: at once, or (`atEndOfTurn`) with the rest of the event-loop turn's
+   * writes, after the replies to clients that this turn produced.
+   */
+  send(messages: readonly Message[], atEndOfTurn: boolean): void;
   logger: Logger;
   /** Called after every Ready with what it did, for metrics and waiters. */
   onReady?(info: ReadyInfo): void;
@@ -193,7 +199,7 @@ export class RaftNode {
   private async handle(rd: Ready): Promise<void> {
     const o = this.options;
     if (rd.softState !== null) this.changeSoftState(rd.softState);
-    if (rd.messages.length > 0) o.send(rd.messages);
+    if (rd.messages.length > 0) this.sendReadyMessages(rd.messages);
     if (rd.snapshot !== null) {
       await o.storage.applySnapshot(rd.snapshot);
       await o.stateMachine.install(rd.snapshot);
@@ -224,7 +230,7 @@ export class RaftNode {
     if (persist !== null) await persist;
     const persistMs = persist !== null ? performance.now() - started : 0;
     if (this.stopped) return;
-    if (rd.messagesAfterPersist.length > 0) o.send(rd.messagesAfterPersist);
+    if (rd.messagesAfterPersist.length > 0) o.send(rd.messagesAfterPersist, false);
     this.node.advance();
     if (rd.committedEntries.length > 0) o.onApplied?.(o.stateMachine.appliedIndex);
     if (rd.readStates.length > 0) o.onReadStates?.(rd.readStates);
@@ -234,6 +240,23 @@ export class RaftNode {
       persistMs,
       applyMs,
     });
+  }
+
+  /**
+   * Appends with entries, heartbeats and votes go out at once: a follower's round trip is the
+   * longer path to a commit. Appends without entries only tell a follower the new commit index;
+   * they wait for the end of the turn, so the leader first applies the entries that just
+   * committed and answers their clients (measured at one client: the two extra socket writes
+   * before the apply cost about 0.1 ms per put).
+   */
+  private sendReadyMessages(messages: readonly Message[]): void {
+    const now: Message[] = [];
+    const commitOnly: Message[] = [];
+    for (const m of messages) {
+      (m.type === MessageType.App && m.entries.length === 0 ? commitOnly : now).push(m);
+    }
+    if (now.length > 0) this.options.send(now, false);
+    if (commitOnly.length > 0) this.options.send(commitOnly, true);
   }
 
   private changeSoftState(soft: SoftState): void {

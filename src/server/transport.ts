@@ -369,8 +369,11 @@ export class PeerTransport {
     for (const [id, address] of peers) if (id !== this.selfId) this.addresses.set(id, address);
   }
 
-  /** Sends one Ready's messages: snapshots by stream, the rest as one batch per peer. */
-  send(messages: readonly Message[]): void {
+  /**
+   * Sends one Ready's messages: snapshots by stream, the rest as one batch per peer, written to the
+   * sockets at once, or with the rest of this event-loop turn's writes when `atEndOfTurn`.
+   */
+  send(messages: readonly Message[], atEndOfTurn = false): void {
     for (const message of messages) {
       if (message.type === MessageType.Snap && message.snapshot !== null) {
         this.sendSnapshot(message);
@@ -387,10 +390,10 @@ export class PeerTransport {
     // One call carries one Ready's messages, so it is already a batch: write it to the socket now.
     // Waiting for the RPC layer's end-of-turn write would let the leader's own WAL write and the
     // rest of the turn go first, while the followers' round trip is the longer path to commit.
-    if (this.queues.size > 0) this.flush();
+    if (this.queues.size > 0) this.flush(!atEndOfTurn);
   }
 
-  private flush(): void {
+  private flush(now: boolean): void {
     for (const [to, queue] of this.queues) {
       const address = this.addresses.get(to);
       if (address === undefined) continue;
@@ -409,7 +412,7 @@ export class PeerTransport {
           break;
         }
       }
-      client.flush();
+      if (now) client.flush();
     }
     this.queues.clear();
   }
