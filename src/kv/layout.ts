@@ -57,6 +57,12 @@ export function openDatabases(options: OpenLayoutOptions): KvDatabases {
     path: options.path,
     maxDbs: 8,
     noSync: options.noSync ?? false,
+    // With noSync, a commit then writes its pages straight into the shared memory map instead of
+    // one pwrite/writev per dirty page (about ten per put: four tables, each leaf and branch): the
+    // pages are in the page cache either way, so a process crash keeps the last commit, and a
+    // machine crash is the crash guard's case. Measured at one client: the apply on the leader's
+    // path to the reply lost its 8 to 10 write syscalls.
+    useWritemap: options.noSync ?? false,
     // The store only uses synchronous transactions; readers never need to see uncommitted data.
     cache: false,
   });
