@@ -220,7 +220,34 @@ function stopChild(child: ChildProcess): Promise<void> {
   });
 }
 
+/**
+ * Freezes every member (SIGSTOP), so a cluster waiting for its turn uses no CPU at all while the
+ * other one is measured. All members stop and resume together, so none sees the others go silent.
+ */
+export function pauseCluster(cluster: Cluster): void {
+  for (const child of cluster.children) if (child.exitCode === null) child.kill('SIGSTOP');
+}
+
+export function resumeCluster(cluster: Cluster): void {
+  for (const child of cluster.children) if (child.exitCode === null) child.kill('SIGCONT');
+}
+
+/** Waits until some member reports itself leader; endpoints ordered leader first. */
+export async function waitForLeader(
+  cluster: Cluster,
+  timeoutMs = clusterReadyTimeoutMs,
+): Promise<{ endpoints: string[]; leaderIndex: number }> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const found = await leaderFirst(cluster);
+    if (found.leaderIndex >= 0) return found;
+    if (performance.now() > deadline) throw new Error('no leader after resuming the cluster');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 export async function stopCluster(cluster: Cluster, keepDir = false): Promise<void> {
+  resumeCluster(cluster); // a stopped process would not act on SIGTERM
   await Promise.all(cluster.children.map(stopChild));
   if (!keepDir) fs.rmSync(cluster.dir, { recursive: true, force: true });
   liveClusters.delete(cluster);

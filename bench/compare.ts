@@ -1,16 +1,20 @@
 /**
  * `npm run bench:compare`: shoal against etcd 3.4 on the same machine with the same load generator
- * (`shoal bench`, in process). It starts a 3-member etcd cluster, runs the matrix (put, linearizable
- * range, serializable range at 1, 16 and 256 concurrent clients, 256-byte values), stops it, then
- * does the same with a 3-member shoal cluster, and writes bench/results/compare.{md,json,svg} with
- * the shoal/etcd ratio in every cell. Each cell first runs its own load, unmeasured, for about
- * `--warmup-seconds` (5 by default, 1 with --quick) and at least 10000 requests, so both systems are measured in steady state:
- * a member's JavaScript needs several thousand requests before V8 has optimised its hot paths, and
+ * (`shoal bench`, in process). It starts a 3-member etcd cluster and a 3-member shoal cluster and
+ * keeps both, but only one runs at a time: the other is frozen with SIGSTOP (no CPU, no timers)
+ * and resumed for its turn. Every cell of the matrix (put, linearizable range, serializable range
+ * at 1, 16 and 256 concurrent clients, 256-byte values) runs `--rounds` times (2 by default, 1
+ * with --quick), alternating etcd, shoal, etcd, shoal, so both systems meet the same machine within
+ * seconds of each other; the report takes each system's best round per cell (other work on a shared
+ * machine only ever slows a run; single runs of one system differed by up to 40 % within an hour)
+ * and lists every round. Results go to bench/results/compare.{md,json,svg} with the shoal/etcd
+ * ratio in every cell.
+ *
+ * Each cell first runs its own load, unmeasured, for about `--warmup-seconds` (5 by default, 1
+ * with --quick) and at least `--warmup-requests` (10000; 1000 with --quick), so both systems are measured in steady state: a
+ * member's JavaScript needs several thousand requests before V8 has optimised its hot paths, and
  * the load generator (also JavaScript) warms up the same way. The measured run's --total comes from
- * the warm-up's throughput so that the cell lasts about `--seconds` (3 by default, 1 with --quick).
- * The systems alternate for `--rounds` rounds (2 by default, 1 with --quick), each starting its
- * cluster afresh, and every cell reports its best round: on a shared machine, other work only ever
- * slows a run, and single runs of the same system differed by up to 40 % within an hour.
+ * the warm-up's throughput so that it lasts about `--seconds` (3 by default, 1 with --quick).
  *
  *   npm run bench:compare [-- --quick] [-- --systems etcd,etcd] [-- --profile [--profile-clients N]]
  *
@@ -32,11 +36,14 @@ import {
   killAllSync,
   leaderFirst,
   memberCpuSec,
+  pauseCluster,
+  resumeCluster,
   type SystemKind,
   seedRangeKey,
   startCluster,
   stopAll,
   stopCluster,
+  waitForLeader,
 } from './compare-cluster.js';
 import { type SampleWindowUs, summarizeProfile } from './compare-profile.js';
 
@@ -54,12 +61,14 @@ const cellTotalMax = 2_000_000;
  * enough calls, not enough time, and a member at one client needs about 6000 puts to reach its
  * steady rate (measured: 358, 547, 662, 638, 658 req/s in consecutive runs of 3000).
  */
-const warmupRequestsMin = 10_000;
+const WARMUP_REQUESTS_DEFAULT = 10_000;
 
 /** How long each cell warms up (unmeasured) and then runs (measured). */
 interface CellTiming {
   seconds: number;
   warmupSeconds: number;
+  /** Requests each warm-up runs at least (see WARMUP_REQUESTS_DEFAULT). */
+  warmupRequests: number;
 }
 
 interface CellSpec {
@@ -88,35 +97,10 @@ interface SystemRun {
   results: CellResult[];
   /** shoal only: the put cells again over the native protocol (nativeMatrix order). */
   nativeResults?: CellResult[];
-  /** After bestOfRounds: every round's throughput per cell (matrix order, then native order). */
-  roundsPerSec?: number[][];
-}
-
-/**
- * Each cell's best round (highest throughput, with that round's latencies and CPU). Noise from
- * other work on a shared machine only ever slows a run, so the best of alternating rounds is the
- * fairest single figure for both systems; every round's throughput is kept alongside.
- */
-function bestOfRounds(rounds: SystemRun[]): SystemRun {
-  const best = (pick: (run: SystemRun) => CellResult[] | undefined) => {
-    const first = pick(rounds[0]!);
-    if (first === undefined) return undefined;
-    return first.map((_, i) =>
-      rounds
-        .map((run) => pick(run)![i]!)
-        .reduce((a, b) => (b.throughputPerSec > a.throughputPerSec ? b : a)),
-    );
-  };
-  const cells = (run: SystemRun) => [...run.results, ...(run.nativeResults ?? [])];
-  return {
-    ...rounds[0]!,
-    idleCpuPercent: Math.min(...rounds.map((run) => run.idleCpuPercent)),
-    results: best((run) => run.results)!,
-    nativeResults: best((run) => run.nativeResults),
-    roundsPerSec: cells(rounds[0]!).map((_, i) =>
-      rounds.map((run) => cells(run)[i]!.throughputPerSec),
-    ),
-  };
+  /** Every round's throughput per cell (matrix order, then native order). */
+  roundsPerSec: number[][];
+  /** Times the leader had moved when the cluster was resumed for a cell (0 when it never did). */
+  leaderChanges: number;
 }
 
 function matrix(): CellSpec[] {
@@ -170,6 +154,7 @@ async function runCell(
   cluster: Cluster,
   endpoints: string[],
   timing: CellTiming,
+  who = '',
 ): Promise<CellResult> {
   const run = spec.protocol === 'native' ? runNativeBench : runBench;
   const sized = (throughputPerSec: number, seconds: number): number =>
@@ -180,7 +165,7 @@ async function runCell(
   const pilot = await run(cellOptions(spec, endpoints, Math.max(cellTotalMin, spec.clients * 4)));
   const warmupTotal = Math.max(
     sized(pilot.throughputPerSec, timing.warmupSeconds),
-    timing.warmupSeconds > 0 ? warmupRequestsMin : 0,
+    timing.warmupRequests,
   );
   const warmup = await run(cellOptions(spec, endpoints, warmupTotal));
   const total = sized(warmup.throughputPerSec, timing.seconds);
@@ -195,33 +180,118 @@ async function runCell(
     measuredUs: { startUs, endUs },
   };
   process.stderr.write(
-    `  ${`${spec.label}${spec.protocol === 'native' ? ' native' : ''}`.padEnd(20)} ${result.throughputPerSec.toFixed(0).padStart(7)} req/s  p50 ${result.latency.p50Ms.toFixed(2)} ms  p99 ${result.latency.p99Ms.toFixed(2)} ms  (${result.succeeded}/${total} ok in ${result.durationSec.toFixed(1)} s, generator ${cpuPerRequestUs(result)} µs CPU/req, members ${clusterCpuPerRequestUs(result)} µs CPU/req)\n`,
+    `  ${who.padEnd(10)} ${`${spec.label}${spec.protocol === 'native' ? ' native' : ''}`.padEnd(20)} ${result.throughputPerSec.toFixed(0).padStart(7)} req/s  p50 ${result.latency.p50Ms.toFixed(2)} ms  p99 ${result.latency.p99Ms.toFixed(2)} ms  (${result.succeeded}/${total} ok in ${result.durationSec.toFixed(1)} s, generator ${cpuPerRequestUs(result)} µs CPU/req, members ${clusterCpuPerRequestUs(result)} µs CPU/req)\n`,
   );
   return result;
 }
 
-async function runSystem(name: string, kind: SystemKind, timing: CellTiming): Promise<SystemRun> {
+/** One system's cluster, started once and frozen (SIGSTOP) whenever it is not being measured. */
+interface Contender {
+  name: string;
+  kind: SystemKind;
+  cluster: Cluster;
+  idleCpuPercent: number;
+}
+
+async function prepare(name: string, kind: SystemKind): Promise<Contender> {
   process.stderr.write(`starting a ${memberLabel(kind)} cluster for "${name}"...\n`);
   const cluster: Cluster = await startCluster(kind);
   try {
     await seedRangeKey(cluster, keySize, valSize);
-    const { endpoints, leaderIndex } = await leaderFirst(cluster);
+    await waitForLeader(cluster);
     const idleCpuPercent = await measureIdleCpuPercent(cluster);
     process.stderr.write(
       `  idle cluster: ${idleCpuPercent.toFixed(1)} % of a core (all members)\n`,
     );
-    const results: CellResult[] = [];
-    for (const spec of matrix()) results.push(await runCell(spec, cluster, endpoints, timing));
-    if (kind !== 'shoal') return { name, kind, leaderIndex, idleCpuPercent, results };
-    // The native client finds the leader itself; its endpoints are the members' peer URLs.
-    const nativeResults: CellResult[] = [];
-    for (const spec of nativeMatrix()) {
-      nativeResults.push(await runCell(spec, cluster, cluster.peerEndpoints, timing));
-    }
-    return { name, kind, leaderIndex, idleCpuPercent, results, nativeResults };
-  } finally {
+    pauseCluster(cluster);
+    return { name, kind, cluster, idleCpuPercent };
+  } catch (error) {
     await stopCluster(cluster);
+    throw error;
   }
+}
+
+/** Runs `work` with only `system`'s cluster running, its endpoints ordered leader first. */
+async function onTurn<T>(
+  system: Contender,
+  work: (endpoints: string[], leaderIndex: number) => Promise<T>,
+): Promise<T> {
+  resumeCluster(system.cluster);
+  try {
+    const { endpoints, leaderIndex } = await waitForLeader(system.cluster);
+    return await work(endpoints, leaderIndex);
+  } finally {
+    pauseCluster(system.cluster);
+  }
+}
+
+/**
+ * Every cell, `rounds` times, alternating the systems (a, b, a, b) so that both see the same
+ * machine within seconds of each other; then each cell's best round per system.
+ */
+async function runMatrix(
+  systems: Contender[],
+  timing: CellTiming,
+  rounds: number,
+): Promise<SystemRun[]> {
+  const cells = systems.map(() => matrix().map((): CellResult[] => []));
+  const leaders = systems.map((): number[] => []);
+  for (const [i, spec] of matrix().entries()) {
+    for (let round = 1; round <= rounds; round++) {
+      for (const [s, system] of systems.entries()) {
+        const result = await onTurn(system, (endpoints, leaderIndex) => {
+          leaders[s]!.push(leaderIndex);
+          return runCell(spec, system.cluster, endpoints, timing, `${system.name} ${round}`);
+        });
+        cells[s]![i]!.push(result);
+      }
+    }
+  }
+  // shoal's native-protocol puts; the native client finds the leader itself from the peer URLs.
+  const native = systems.map((system) =>
+    system.kind === 'shoal' ? nativeMatrix().map((): CellResult[] => []) : undefined,
+  );
+  for (const [i, spec] of nativeMatrix().entries()) {
+    for (let round = 1; round <= rounds; round++) {
+      for (const [s, system] of systems.entries()) {
+        const rows = native[s];
+        if (rows === undefined) continue;
+        rows[i]!.push(
+          await onTurn(system, () =>
+            runCell(spec, system.cluster, system.cluster.peerEndpoints, timing, system.name),
+          ),
+        );
+      }
+    }
+  }
+  return systems.map((system, s) => bestOfRounds(system, leaders[s]!, cells[s]!, native[s]));
+}
+
+/**
+ * Each cell's best round (highest throughput, with that round's latencies and CPU). Noise from
+ * other work on a shared machine only ever slows a run, so the best of alternating rounds is the
+ * fairest single figure for both systems; every round's throughput is kept alongside.
+ */
+function bestOfRounds(
+  system: Contender,
+  leaders: number[],
+  cells: CellResult[][],
+  native: CellResult[][] | undefined,
+): SystemRun {
+  const best = (rounds: CellResult[]) =>
+    rounds.reduce((a, b) => (b.throughputPerSec > a.throughputPerSec ? b : a));
+  return {
+    name: system.name,
+    kind: system.kind,
+    leaderIndex: leaders[0] ?? -1,
+    leaderChanges: leaders.filter((leader, i) => i > 0 && leader !== leaders[i - 1]).length,
+    idleCpuPercent: system.idleCpuPercent,
+    results: cells.map(best),
+    nativeResults: native?.map(best),
+    roundsPerSec: [...cells, ...(native ?? [])].map((rounds) =>
+      rounds.map((cell) => cell.throughputPerSec),
+    ),
+  };
 }
 
 /** The monotonic clock (the one `--cpu-prof` timestamps use), in µs. */
@@ -320,14 +390,14 @@ function writeResults(
     '',
     `- Date: ${date}`,
     `- Machine: ${machine}. The load generator shares the machine with the clusters under test.`,
-    `- Matrix: put, linearizable range (range-l), serializable range (range-s) at 1, 16 and 256 concurrent clients; ${valSize}-byte values, ${keySize}-byte keys; puts cycle over ${keySpaceSize} sequential keys; ranges read one key. Each cell first runs its own load unmeasured for about ${warmupSeconds} s and at least ${warmupRequestsMin} requests (the same for both systems: V8 needs several thousand requests to optimise a member's hot paths and the generator's), then about ${seconds} s measured (total chosen from the warm-up's throughput). ${rounds} alternating rounds (${baseline.name}, ${candidate.name}, ${baseline.name}, ...), each system's cluster started afresh every round; each cell shows its best round (other work on the shared machine only ever slows a run), and the last column lists every round. Connections: 1 (to the leader) for 1 client, 3 for 16, 6 for 256, spread over all members starting with the leader.`,
+    `- Matrix: put, linearizable range (range-l), serializable range (range-s) at 1, 16 and 256 concurrent clients; ${valSize}-byte values, ${keySize}-byte keys; puts cycle over ${keySpaceSize} sequential keys; ranges read one key. Each cell first runs its own load unmeasured for about ${warmupSeconds} s and at least ${timing.warmupRequests} requests (the same for both systems: V8 needs several thousand requests to optimise a member's hot paths and the generator's), then about ${seconds} s measured (total chosen from the warm-up's throughput). Both clusters stay up, but only the one being measured runs: the other is frozen (SIGSTOP). Every cell runs ${rounds} times, alternating (${baseline.name}, ${candidate.name}, ${baseline.name}, ...); each cell shows each system's best round (other work on the shared machine only ever slows a run), and the last column lists every round. Connections: 1 (to the leader) for 1 client, 3 for 16, 6 for 256, spread over all members starting with the leader.`,
     `- Members: --heartbeat-interval=100 --election-timeout=1000 --snapshot-count=100000, data in a temp dir.`,
     '- Command: `npm run bench:compare' + (suffix ? ` -- ${suffix}` : '') + '`',
     '',
     markdownTable(baseline, candidate),
     '',
     nativeTable(baseline, candidate),
-    `Idle cluster CPU (all three members, before the matrix): ${baseline.name} ${baseline.idleCpuPercent.toFixed(1)} % of a core, ${candidate.name} ${candidate.idleCpuPercent.toFixed(1)} %. "members CPU µs/req" is the CPU all members used during the cell divided by its requests (from /proc); "generator CPU" is the load generator's own.`,
+    `Leader changes seen between cells: ${baseline.name} ${baseline.leaderChanges}, ${candidate.name} ${candidate.leaderChanges} (the ×1 cells talk to the leader, found again before every cell). Idle cluster CPU (all three members, before the matrix): ${baseline.name} ${baseline.idleCpuPercent.toFixed(1)} % of a core, ${candidate.name} ${candidate.idleCpuPercent.toFixed(1)} %. "members CPU µs/req" is the CPU all members used during the cell divided by its requests (from /proc); "generator CPU" is the load generator's own.`,
     '',
   ].join('\n');
   fs.mkdirSync(resultsDir, { recursive: true });
@@ -369,6 +439,7 @@ function parseArgs(argv: string[]): Args {
   const args: Args = {
     seconds: 3,
     warmupSeconds: 5,
+    warmupRequests: WARMUP_REQUESTS_DEFAULT,
     rounds: 2,
     systems: ['etcd', 'shoal'],
     profile: false,
@@ -378,9 +449,11 @@ function parseArgs(argv: string[]): Args {
     if (arg === '--quick') {
       args.seconds = 1;
       args.warmupSeconds = 1;
+      args.warmupRequests = 1000;
       args.rounds = 1;
     } else if (arg === '--warmup-seconds') args.warmupSeconds = Number(argv[++i]);
     else if (arg === '--rounds') args.rounds = Number(argv[++i]);
+    else if (arg === '--warmup-requests') args.warmupRequests = Number(argv[++i]);
     else if (arg === '--profile') args.profile = true;
     else if (arg === '--profile-clients') args.profileClients = Number(argv[++i]);
     else if (arg === '--seconds') args.seconds = Number(argv[++i]);
@@ -395,6 +468,7 @@ function parseArgs(argv: string[]): Args {
   }
   if (!(args.seconds > 0)) throw new Error('--seconds must be positive');
   if (!(args.warmupSeconds >= 0)) throw new Error('--warmup-seconds must be 0 or more');
+  if (!(args.warmupRequests >= 0)) throw new Error('--warmup-requests must be 0 or more');
   if (!Number.isInteger(args.rounds) || args.rounds < 1)
     throw new Error('--rounds must be a positive integer');
   return args;
@@ -455,19 +529,15 @@ async function main(): Promise<void> {
   if (args.profile) return profileShoalPuts(args, args.profileClients);
   const [baseKind, candKind] = args.systems;
   const names = baseKind === candKind ? [`${baseKind}`, `${candKind}-2`] : [baseKind, candKind];
-  const baselineRounds: SystemRun[] = [];
-  const candidateRounds: SystemRun[] = [];
-  for (let round = 1; round <= args.rounds; round++) {
-    process.stderr.write(`round ${round} of ${args.rounds}\n`);
-    baselineRounds.push(await runSystem(names[0]!, baseKind, args));
-    candidateRounds.push(await runSystem(names[1]!, candKind, args));
+  const systems: Contender[] = [];
+  try {
+    systems.push(await prepare(names[0]!, baseKind));
+    systems.push(await prepare(names[1]!, candKind));
+    const [baseline, candidate] = await runMatrix(systems, args, args.rounds);
+    writeResults(baseline!, candidate!, args, process.argv.slice(2).join(' '));
+  } finally {
+    await Promise.all(systems.map((system) => stopCluster(system.cluster)));
   }
-  writeResults(
-    bestOfRounds(baselineRounds),
-    bestOfRounds(candidateRounds),
-    args,
-    process.argv.slice(2).join(' '),
-  );
 }
 
 process.on('exit', killAllSync);
