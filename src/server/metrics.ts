@@ -2,7 +2,8 @@
  * Prometheus metrics of one member (prom-client, in a registry of its own so several members can
  * run in one process in tests). Names follow etcd's where etcd has the same metric.
  */
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { FastCounter, FastHistogram } from './fast-metrics.js';
 import type { ReadyInfo } from './raft-node.js';
 
 const LATENCY_BUCKETS_SECONDS = [
@@ -11,30 +12,31 @@ const LATENCY_BUCKETS_SECONDS = [
 
 export class MemberMetrics {
   readonly registry = new Registry();
-  private readonly proposalsCommitted: Counter;
+  /** Per Ready and per request: the cheap kind (fast-metrics.ts). */
+  private readonly proposalsCommitted: FastCounter;
   readonly proposalsFailed: Counter;
   /** Raft proposals that replicate lease renewals (leases.ts), counted on the leader. */
   readonly leaseRenewalProposals: Counter;
-  private readonly applyLatency: Histogram;
-  private readonly walFsyncLatency: Histogram;
+  private readonly applyLatency: FastHistogram;
+  private readonly walFsyncLatency: FastHistogram;
   private readonly term: Gauge;
   private readonly isLeader: Gauge;
   private readonly hasLeader: Gauge;
   private readonly leaderChanges: Counter;
   private readonly appliedIndex: Gauge;
-  readonly grpcRequests: Counter<'method' | 'code'>;
-  readonly grpcLatency: Histogram<'method'>;
+  private readonly grpcRequests: FastCounter;
+  private readonly grpcLatency: FastHistogram;
   private lastLead = 0;
 
   constructor(labels: Record<string, string>) {
     const registers = [this.registry];
     this.registry.setDefaultLabels(labels);
     collectDefaultMetrics({ register: this.registry });
-    this.proposalsCommitted = new Counter({
-      name: 'etcd_server_proposals_committed_total',
-      help: 'Committed raft entries applied by this member.',
-      registers,
-    });
+    this.proposalsCommitted = new FastCounter(
+      'etcd_server_proposals_committed_total',
+      'Committed raft entries applied by this member.',
+      [],
+    ).register(this.registry);
     this.proposalsFailed = new Counter({
       name: 'etcd_server_proposals_failed_total',
       help: 'Proposals that failed (refused or timed out).',
@@ -45,18 +47,18 @@ export class MemberMetrics {
       help: 'Raft proposals the leader made to replicate batched lease renewals.',
       registers,
     });
-    this.applyLatency = new Histogram({
-      name: 'shoal_apply_batch_duration_seconds',
-      help: 'Time to apply one batch of committed entries.',
-      buckets: LATENCY_BUCKETS_SECONDS,
-      registers,
-    });
-    this.walFsyncLatency = new Histogram({
-      name: 'etcd_disk_wal_fsync_duration_seconds',
-      help: 'Time for one durable WAL save (group commit) of a Ready.',
-      buckets: LATENCY_BUCKETS_SECONDS,
-      registers,
-    });
+    this.applyLatency = new FastHistogram(
+      'shoal_apply_batch_duration_seconds',
+      'Time to apply one batch of committed entries.',
+      [],
+      LATENCY_BUCKETS_SECONDS,
+    ).register(this.registry);
+    this.walFsyncLatency = new FastHistogram(
+      'etcd_disk_wal_fsync_duration_seconds',
+      'Time for one durable WAL save (group commit) of a Ready.',
+      [],
+      LATENCY_BUCKETS_SECONDS,
+    ).register(this.registry);
     this.term = new Gauge({ name: 'shoal_raft_term', help: 'The current raft term.', registers });
     this.isLeader = new Gauge({
       name: 'etcd_server_is_leader',
@@ -78,27 +80,25 @@ export class MemberMetrics {
       help: 'The last applied raft index.',
       registers,
     });
-    this.grpcRequests = new Counter({
-      name: 'grpc_server_handled_total',
-      help: 'gRPC requests handled, by method and status code.',
-      labelNames: ['method', 'code'],
-      registers,
-    });
-    this.grpcLatency = new Histogram({
-      name: 'grpc_server_handling_seconds',
-      help: 'gRPC request latency by method.',
-      labelNames: ['method'],
-      buckets: LATENCY_BUCKETS_SECONDS,
-      registers,
-    });
+    this.grpcRequests = new FastCounter(
+      'grpc_server_handled_total',
+      'gRPC requests handled, by method and status code.',
+      ['method', 'code'],
+    ).register(this.registry);
+    this.grpcLatency = new FastHistogram(
+      'grpc_server_handling_seconds',
+      'gRPC request latency by method.',
+      ['method'],
+      LATENCY_BUCKETS_SECONDS,
+    ).register(this.registry);
   }
 
   observeReady(info: ReadyInfo): void {
     if (info.committed > 0) {
-      this.proposalsCommitted.inc(info.committed);
-      this.applyLatency.observe(info.applyMs / 1000);
+      this.proposalsCommitted.inc([], info.committed);
+      this.applyLatency.observe([], info.applyMs / 1000);
     }
-    if (info.entries > 0) this.walFsyncLatency.observe(info.persistMs / 1000);
+    if (info.entries > 0) this.walFsyncLatency.observe([], info.persistMs / 1000);
   }
 
   leaderChanged(lead: number, isLeader: boolean, term: number): void {
@@ -115,8 +115,8 @@ export class MemberMetrics {
 
   /** Records a gRPC request's outcome; `code` is the gRPC status code number. */
   grpcHandled(method: string, code: number, seconds: number): void {
-    this.grpcRequests.inc({ method, code: String(code) });
-    this.grpcLatency.observe({ method }, seconds);
+    this.grpcRequests.inc([method, String(code)]);
+    this.grpcLatency.observe([method], seconds);
   }
 
   text(): Promise<string> {
