@@ -2,7 +2,8 @@
  * Peer transport: raft traffic between members over shoal RPC on the peer URL.
  *
  * - Raft messages go as one-way sends, coalesced: each `send()` (one Ready's messages) becomes one
- *   `raft.messages` batch per peer (split at PEER_BATCH_BYTES_MAX).
+ *   `shoal.raft/batch` per peer (split at PEER_BATCH_BYTES_MAX) in the binary encoding of
+ *   raft-wire.ts.
  *   Loss is fine (raft retries); a peer in reconnect backoff is reported unreachable to raft.
  * - Snapshots (a `Snap` message carrying the whole state) are sent resumably, in two steps:
  *   1. `snapshotOffset` (unary) names the snapshot: sender id, index, term, total bytes and the
@@ -49,6 +50,7 @@ import {
   unary,
 } from '../rpc/index.js';
 import type { LeaseTimes } from './leases.js';
+import { decodeRaftBatch, encodeRaftBatch, type RaftBatch } from './raft-wire.js';
 import type { RegistryState } from './registry.js';
 import {
   type PartialWriter,
@@ -73,13 +75,8 @@ const SNAPSHOT_SEND_TIMEOUT_MS = 10 * 60 * 1000;
 /** The offset question may wait for the receiver to stop an older transfer's chunk write. */
 const SNAPSHOT_OFFSET_TIMEOUT_MS = 30 * 1000;
 
-interface MessageBatch {
-  from: number;
-  /** The sender's peer address, so a member it was removed from can tell it (see `removed`). */
-  fromAddress: string;
-  clusterId: number;
-  messages: Message[];
-}
+/** The msgpack form of a batch, still accepted from older members (see `peerService.batch`). */
+type MessageBatch = RaftBatch;
 
 interface SnapshotHeader {
   message: Message;
@@ -198,6 +195,10 @@ export interface ClusterInfo {
   registry: RegistryState;
 }
 
+function isBytes(value: unknown): value is Uint8Array {
+  return value instanceof Uint8Array;
+}
+
 function isMessageBatch(value: unknown): value is MessageBatch {
   const v = value as MessageBatch;
   return (
@@ -244,6 +245,11 @@ function isMessage(value: unknown): value is Message {
 export const peerService = defineService({
   name: 'shoal.raft',
   methods: {
+    /**
+     * Raft messages in the binary encoding of raft-wire.ts (what members send). `messages`, the
+     * same batch as a msgpack map, is still accepted from members that predate it.
+     */
+    batch: oneWay<Uint8Array>({ validateRequest: isBytes }),
     messages: oneWay<MessageBatch>({ validateRequest: isMessageBatch }),
     /** Tells a member that sent raft messages that it was removed from the cluster. */
     removed: oneWay<{ id: number; clusterId: number }>(),
@@ -320,6 +326,7 @@ export class PeerTransport {
       connectTimeoutMs: 1000,
     });
     this.server.addService(peerService, {
+      batch: (bytes) => this.receiveEncoded(bytes),
       messages: (batch) => this.receive(batch),
       snapshotOffset: (request) => this.snapshotOffset(request),
       snapshot: (parts) => this.receiveSnapshot(parts),
@@ -401,12 +408,14 @@ export class PeerTransport {
       const stub = client.stub(peerService);
       for (const batch of splitBatches(queue)) {
         try {
-          stub.messages({
-            from: this.selfId,
-            fromAddress: this.selfAddress,
-            clusterId: this.clusterId,
-            messages: batch,
-          });
+          stub.batch(
+            encodeRaftBatch({
+              from: this.selfId,
+              fromAddress: this.selfAddress,
+              clusterId: this.clusterId,
+              messages: batch,
+            }),
+          );
         } catch {
           this.handlers.reportUnreachable(to);
           break;
@@ -415,6 +424,17 @@ export class PeerTransport {
       if (now) client.flush();
     }
     this.queues.clear();
+  }
+
+  private receiveEncoded(bytes: Uint8Array): void {
+    let batch: RaftBatch;
+    try {
+      batch = decodeRaftBatch(bytes);
+    } catch (error) {
+      this.log.warn({ err: error }, 'malformed raft batch dropped');
+      return;
+    }
+    this.receive(batch);
   }
 
   private receive(batch: MessageBatch): void {
