@@ -9,9 +9,12 @@ import { runBench } from '../src/cli/bench/runner.js';
 import {
   leaderFirst,
   memberCpuSec,
+  pauseCluster,
+  resumeCluster,
   type SystemKind,
   startCluster,
   stopCluster,
+  waitForLeader,
 } from './compare-cluster.js';
 
 /** [user, system] CPU seconds of each member. */
@@ -35,7 +38,15 @@ const cluster = await startCluster(kind, {
 });
 try {
   const { endpoints, leaderIndex } = await leaderFirst(cluster);
+  const pauseMs = Number(process.env.PROBE_PAUSE_MS ?? 0);
   for (const clients of counts.length ? counts : [1, 16]) {
+    if (pauseMs > 0) {
+      // As bench:compare does between turns: freeze the whole cluster, then resume it.
+      pauseCluster(cluster);
+      await new Promise((resolve) => setTimeout(resolve, pauseMs));
+      resumeCluster(cluster);
+      await waitForLeader(cluster);
+    }
     const conns = clients === 1 ? 1 : 3;
     const n = clients === 1 ? total : total * 4;
     const cpuBefore = memberCpuSec(cluster);

@@ -1,0 +1,63 @@
+/**
+ * Where the slow requests of a one-client put loop come from: a 3-member cluster (shoal or etcd),
+ * a warm-up, then N timed puts; prints the slow ones (over 3x the median) with when they started,
+ * so periodic causes (ticks, gossip, GC) show up as regular gaps.
+ *   tsx bench/tail-probe.ts [shoal|etcd] [warmup] [n] [put|range]
+ */
+
+import { closeConnections, openConnections, unaryCall } from '../src/cli/bench/connections.js';
+import { encodePutRequest, encodeRangeRequest } from '../src/cli/bench/wire.js';
+import { type SystemKind, startCluster, stopCluster, waitForLeader } from './compare-cluster.js';
+
+const kind = (process.argv[2] ?? 'shoal') as SystemKind;
+const warmup = Number(process.argv[3] ?? 8000);
+const n = Number(process.argv[4] ?? 4000);
+const command = process.argv[5] ?? 'put';
+const cluster = await startCluster(kind);
+try {
+  const { endpoints } = await waitForLeader(cluster);
+  const [client] = await openConnections(endpoints.slice(0, 1), 1);
+  const value = Buffer.alloc(256, 0x61);
+  const one = (i: number) =>
+    new Promise<void>((resolve, reject) => {
+      const key = Buffer.from(String(i % 100000).padStart(8, '0'));
+      const req =
+        command === 'put'
+          ? encodePutRequest(key, value).buffer
+          : encodeRangeRequest(key, false).buffer;
+      unaryCall(
+        client!,
+        command === 'put' ? '/etcdserverpb.KV/Put' : '/etcdserverpb.KV/Range',
+        req,
+        (e) => (e ? reject(e) : resolve()),
+      );
+    });
+  for (let i = 0; i < warmup; i++) await one(i);
+  const starts: number[] = [];
+  const lat: number[] = [];
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    const s = performance.now();
+    await one(warmup + i);
+    starts.push(s - t0);
+    lat.push(performance.now() - s);
+  }
+  const sorted = [...lat].sort((a, b) => a - b);
+  const p50 = sorted[Math.floor(n / 2)]!;
+  const p99 = sorted[Math.floor(n * 0.99)]!;
+  console.log(
+    `${kind} ${command} n=${n} p50=${p50.toFixed(3)} p99=${p99.toFixed(3)} total=${(performance.now() - t0).toFixed(0)}ms`,
+  );
+  const slow = lat.map((l, i) => [starts[i]!, l] as const).filter(([, l]) => l > 3 * p50);
+  console.log(`slow (>3x p50): ${slow.length}`);
+  let prev = 0;
+  for (const [s, l] of slow.slice(0, 60)) {
+    console.log(
+      `  at ${s.toFixed(1)} ms (+${(s - prev).toFixed(1)}; mod100 ${(s % 100).toFixed(1)}) took ${l.toFixed(2)} ms`,
+    );
+    prev = s;
+  }
+  closeConnections([client!]);
+} finally {
+  await stopCluster(cluster);
+}
