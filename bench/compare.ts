@@ -99,6 +99,8 @@ interface SystemRun {
   nativeResults?: CellResult[];
   /** Every round's throughput per cell (matrix order, then native order). */
   roundsPerSec: number[][];
+  /** Failed requests per cell over all its rounds (same order). */
+  failedPerCell: number[];
   /** Times the leader had moved when the cluster was resumed for a cell (0 when it never did). */
   leaderChanges: number;
 }
@@ -291,6 +293,9 @@ function bestOfRounds(
     roundsPerSec: [...cells, ...(native ?? [])].map((rounds) =>
       rounds.map((cell) => cell.throughputPerSec),
     ),
+    failedPerCell: [...cells, ...(native ?? [])].map((rounds) =>
+      rounds.reduce((sum, cell) => sum + cell.failed, 0),
+    ),
   };
 }
 
@@ -337,14 +342,14 @@ function markdownTable(baseline: SystemRun, candidate: SystemRun): string {
   const b = baseline.name;
   const c = candidate.name;
   const rows = [
-    `| cell | ${b} req/s | ${c} req/s | ratio ${c}/${b} | ${b} p50 ms | ${c} p50 ms | ${b} p99 ms | ${c} p99 ms | ratio p99 ${c}/${b} | errors ${b}/${c} | members CPU µs/req ${b}/${c} | generator CPU µs/req ${b}/${c} | every round's req/s ${b} / ${c} |`,
+    `| cell | ${b} req/s | ${c} req/s | ratio ${c}/${b} | ${b} p50 ms | ${c} p50 ms | ${b} p99 ms | ${c} p99 ms | ratio p99 ${c}/${b} | errors ${b}/${c} (all rounds) | members CPU µs/req ${b}/${c} | generator CPU µs/req ${b}/${c} | every round's req/s ${b} / ${c} |`,
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|---|',
   ];
   matrix().forEach((spec, i) => {
     const x = baseline.results[i]!;
     const y = candidate.results[i]!;
     rows.push(
-      `| ${spec.label} | ${x.throughputPerSec.toFixed(0)} | ${y.throughputPerSec.toFixed(0)} | ${ratio(y.throughputPerSec, x.throughputPerSec)} | ${x.latency.p50Ms.toFixed(2)} | ${y.latency.p50Ms.toFixed(2)} | ${x.latency.p99Ms.toFixed(2)} | ${y.latency.p99Ms.toFixed(2)} | ${ratio(y.latency.p99Ms, x.latency.p99Ms)} | ${x.failed}/${y.failed} | ${clusterCpuPerRequestUs(x)}/${clusterCpuPerRequestUs(y)} | ${cpuPerRequestUs(x)}/${cpuPerRequestUs(y)} | ${roundsCell(baseline, i)} / ${roundsCell(candidate, i)} |`,
+      `| ${spec.label} | ${x.throughputPerSec.toFixed(0)} | ${y.throughputPerSec.toFixed(0)} | ${ratio(y.throughputPerSec, x.throughputPerSec)} | ${x.latency.p50Ms.toFixed(2)} | ${y.latency.p50Ms.toFixed(2)} | ${x.latency.p99Ms.toFixed(2)} | ${y.latency.p99Ms.toFixed(2)} | ${ratio(y.latency.p99Ms, x.latency.p99Ms)} | ${baseline.failedPerCell[i]}/${candidate.failedPerCell[i]} | ${clusterCpuPerRequestUs(x)}/${clusterCpuPerRequestUs(y)} | ${cpuPerRequestUs(x)}/${cpuPerRequestUs(y)} | ${roundsCell(baseline, i)} / ${roundsCell(candidate, i)} |`,
     );
   });
   return rows.join('\n');
@@ -358,7 +363,7 @@ function nativeTable(baseline: SystemRun, candidate: SystemRun): string {
   const rows = [
     `### ${candidate.name} over its native protocol (shoal/client) vs ${b} over gRPC`,
     '',
-    `| cell | ${b} gRPC req/s | ${candidate.name} native req/s | ratio | ${b} p99 ms | native p99 ms | errors | generator CPU µs/req ${b}/native | every round's req/s ${b} / native |`,
+    `| cell | ${b} gRPC req/s | ${candidate.name} native req/s | ratio | ${b} p99 ms | native p99 ms | errors (all rounds) | generator CPU µs/req ${b}/native | every round's req/s ${b} / native |`,
     '|---|---:|---:|---:|---:|---:|---|---|---|',
   ];
   nativeMatrix().forEach((spec, i) => {
@@ -366,7 +371,7 @@ function nativeTable(baseline: SystemRun, candidate: SystemRun): string {
     const x = baseline.results[grpcIndex]!;
     const y = native[i]!;
     rows.push(
-      `| ${spec.label} | ${x.throughputPerSec.toFixed(0)} | ${y.throughputPerSec.toFixed(0)} | ${ratio(y.throughputPerSec, x.throughputPerSec)} | ${x.latency.p99Ms.toFixed(2)} | ${y.latency.p99Ms.toFixed(2)} | ${y.failed} | ${cpuPerRequestUs(x)}/${cpuPerRequestUs(y)} | ${roundsCell(baseline, grpcIndex)} / ${roundsCell(candidate, matrix().length + i)} |`,
+      `| ${spec.label} | ${x.throughputPerSec.toFixed(0)} | ${y.throughputPerSec.toFixed(0)} | ${ratio(y.throughputPerSec, x.throughputPerSec)} | ${x.latency.p99Ms.toFixed(2)} | ${y.latency.p99Ms.toFixed(2)} | ${candidate.failedPerCell[matrix().length + i]} | ${cpuPerRequestUs(x)}/${cpuPerRequestUs(y)} | ${roundsCell(baseline, grpcIndex)} / ${roundsCell(candidate, matrix().length + i)} |`,
     );
   });
   return `${rows.join('\n')}\n`;

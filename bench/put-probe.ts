@@ -5,6 +5,7 @@
  */
 
 import fs from 'node:fs';
+import { runNativeBench } from '../src/cli/bench/native.js';
 import { runBench } from '../src/cli/bench/runner.js';
 import {
   leaderFirst,
@@ -51,9 +52,10 @@ try {
     const n = clients === 1 ? total : total * 4;
     const cpuBefore = memberCpuSec(cluster);
     const splitBefore = cpuSplit(cluster.children.map((c) => c.pid));
-    const r = await runBench({
+    const native = process.env.PROBE_PROTOCOL === 'native';
+    const r = await (native ? runNativeBench : runBench)({
       command: (process.env.PROBE_CMD ?? 'put') as 'put' | 'range',
-      endpoints: endpoints.slice(0, conns),
+      endpoints: native ? cluster.peerEndpoints : endpoints.slice(0, conns),
       conns,
       clients,
       total: n,

@@ -213,6 +213,34 @@ describe('snapshot and restore', () => {
     assert.equal(target.store.range({ key: b('later') }).count, 0);
   });
 
+  test('reading a snapshot yields to the event loop between chunks; writes in between stay out', async () => {
+    const source = open();
+    const value = Buffer.alloc(100 * 1024, 7);
+    for (let i = 0; i < 30; i++) source.ok({ put: { key: b(`big${i}`), value } });
+    const snapshot = source.store.snapshot();
+    const hashBefore = (await source.store.hashKv()).hash;
+    let turns = 0;
+    const tick = (): void => {
+      turns++;
+      // A write while the snapshot is being read: the snapshot must not contain it.
+      if (turns === 1) source.ok({ put: { key: b('during'), value: b('x') } });
+      if (turns < 1000) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const chunks: Uint8Array[] = [];
+    let turnsAtFirstChunk = -1;
+    for await (const chunk of snapshot.chunks) {
+      if (turnsAtFirstChunk < 0) turnsAtFirstChunk = turns;
+      chunks.push(chunk);
+    }
+    assert.ok(chunks.length > 3);
+    assert.ok(turns > turnsAtFirstChunk, 'no event-loop turn ran while the snapshot was read');
+    const target = open();
+    await target.store.restore(replay(chunks));
+    assert.equal((await target.store.hashKv()).hash, hashBefore);
+    assert.equal(target.store.range({ key: b('during') }).count, 0);
+  });
+
   test('a truncated snapshot fails and leaves a store that refuses to open', async () => {
     const source = open();
     applyWorkload(source);

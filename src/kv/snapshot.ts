@@ -88,6 +88,10 @@ async function* snapshotChunks(
           yield packChunk({ format: FORMAT, version: VERSION, sequence: sequence++, records });
           records = [];
           bytes = 0;
+          // Reading never waits for I/O, so without this a whole snapshot (seconds for a large
+          // store) would run in one event-loop turn: no heartbeats, no replies, no timers. The
+          // read transaction keeps the view consistent while other work runs in between.
+          await new Promise((resolve) => setImmediate(resolve));
         }
       }
     }

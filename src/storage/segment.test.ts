@@ -10,7 +10,14 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { pino } from 'pino';
 import { closeFile } from './fs-async.js';
-import { discardSegment, installSegment, prepareSegment, SEGMENT_OPEN_FLAGS } from './segment.js';
+import {
+  discardSegment,
+  installSegment,
+  PREALLOCATE_SYNC_BYTES,
+  prepareSegment,
+  SEGMENT_HEADER_BYTES,
+  SEGMENT_OPEN_FLAGS,
+} from './segment.js';
 import { recoverWal } from './wal-recovery.js';
 
 /** The open flags of a descriptor of this process, as Linux reports them (octal). */
@@ -50,6 +57,31 @@ test('segments reopened by recovery are appended to through O_DSYNC descriptors'
       assert.equal(openFlags(segment.fd) & fs.constants.O_DSYNC, fs.constants.O_DSYNC);
       fs.closeSync(segment.fd);
     }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a paced preallocation writes the same segment, and finishes at once when unpaced midway', async () => {
+  const dir = fs.mkdtempSync(join(tmpdir(), 'shoal-segment-'));
+  try {
+    const size = 2 * PREALLOCATE_SYNC_BYTES + 12345;
+    const plain = await prepareSegment(dir, 1, size);
+    const pacing = { paced: true };
+    const pacedPromise = prepareSegment(dir, 2, size, pacing);
+    // The WAL does this when it has to wait for the segment (a roll) or closes.
+    setImmediate(() => {
+      pacing.paced = false;
+    });
+    const paced = await pacedPromise;
+    const a = fs.readFileSync(plain.path);
+    const b = fs.readFileSync(paced.path);
+    assert.equal(b.length, size);
+    // Identical apart from the header's sequence number.
+    assert.ok(a.subarray(SEGMENT_HEADER_BYTES).equals(b.subarray(SEGMENT_HEADER_BYTES)));
+    assert.ok(b.subarray(SEGMENT_HEADER_BYTES).every((byte) => byte === 0));
+    await discardSegment(plain);
+    await discardSegment(paced);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

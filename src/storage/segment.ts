@@ -17,6 +17,18 @@ export const SEGMENT_SUFFIX = '.wal';
 export const TEMPORARY_SUFFIX = '.tmp';
 /** Bytes of zeros written per call while preallocating, which bounds the memory it uses. */
 export const PREALLOCATE_CHUNK_BYTES = 1024 * 1024;
+/**
+ * A paced (background) preallocation syncs every this many bytes and then pauses, so the disk is
+ * never busy with it for long: one sync of a whole 64 MiB segment kept the disk busy long enough to
+ * stall every member's WAL writes behind it (three members share one disk here).
+ */
+export const PREALLOCATE_SYNC_BYTES = 4 * 1024 * 1024;
+export const PREALLOCATE_PAUSE_MS = 10;
+
+/** Whether a preallocation still paces itself; the WAL clears it when it must wait for the result. */
+export interface PreallocatePacing {
+  paced: boolean;
+}
 export const SEGMENT_HEADER_BYTES = recordSizeBytes(SEGMENT_HEADER_BODY_BYTES);
 
 const segmentNamePattern = /^([0-9a-f]{16})\.wal$/;
@@ -57,6 +69,7 @@ export async function prepareSegment(
   dir: string,
   sequence: number,
   sizeBytes: number,
+  pacing?: PreallocatePacing,
 ): Promise<Segment> {
   const path = join(dir, segmentName(sequence) + TEMPORARY_SUFFIX);
   const fd = await openFile(path, 'w+');
@@ -65,9 +78,16 @@ export async function prepareSegment(
     const header = Buffer.alloc(SEGMENT_HEADER_BYTES);
     encodeSegmentHeader(header, 0, sequence);
     await writeAt(fd, header, 0);
+    let unsynced = 0;
     for (let position = header.length; position < sizeBytes; position += PREALLOCATE_CHUNK_BYTES) {
       const length = Math.min(PREALLOCATE_CHUNK_BYTES, sizeBytes - position);
       await writeAt(fd, zeroChunk.subarray(0, length), position);
+      unsynced += length;
+      if (pacing?.paced && unsynced >= PREALLOCATE_SYNC_BYTES) {
+        await fdatasync(fd);
+        unsynced = 0;
+        await new Promise((resolve) => setTimeout(resolve, PREALLOCATE_PAUSE_MS));
+      }
     }
     await fdatasync(fd);
   } catch (error) {

@@ -41,6 +41,7 @@ import {
   discardSegment,
   FIRST_BATCH_OFFSET_BYTES,
   installSegment,
+  type PreallocatePacing,
   prepareSegment,
   type Segment,
 } from './segment.js';
@@ -134,6 +135,8 @@ export class Wal {
   private failure: WalError | null = null;
   private closed = false;
   private preparing: Promise<Segment | null> | null = null;
+  /** The pacing of the preallocation in `preparing` (see PREALLOCATE_SYNC_BYTES). */
+  private preparingPacing: PreallocatePacing | null = null;
   /** State as of the last batch handed to the disk; restated at the start of each segment. */
   private diskHardState: HardState;
   private diskOffsetIndex: number;
@@ -606,8 +609,11 @@ export class Wal {
     const previous = this.segments.at(-1)!;
     const sequence = previous.sequence + 1;
     const sizeBytes = Math.max(this.segmentBytes, FIRST_BATCH_OFFSET_BYTES + batchBytes);
+    // Waiting for the background preallocation now: let it finish at full speed.
+    if (this.preparingPacing !== null) this.preparingPacing.paced = false;
     let prepared = this.preparing === null ? null : await this.preparing;
     this.preparing = null;
+    this.preparingPacing = null;
     if (prepared !== null && prepared.sizeBytes < sizeBytes) {
       await discardSegment(prepared);
       prepared = null;
@@ -627,13 +633,17 @@ export class Wal {
     const active = this.segments.at(-1)!;
     if (this.preparing !== null || this.closed) return;
     if (this.appendOffsetBytes < active.sizeBytes / 2) return;
-    this.preparing = prepareSegment(this.dir, active.sequence + 1, this.segmentBytes).catch(
-      (error: unknown) => {
-        // Not fatal: roll() prepares the segment itself, and reports the error if it fails again.
-        this.logger.warn({ err: error }, 'wal: preallocating the next segment failed');
-        return null;
-      },
-    );
+    this.preparingPacing = { paced: true };
+    this.preparing = prepareSegment(
+      this.dir,
+      active.sequence + 1,
+      this.segmentBytes,
+      this.preparingPacing,
+    ).catch((error: unknown) => {
+      // Not fatal: roll() prepares the segment itself, and reports the error if it fails again.
+      this.logger.warn({ err: error }, 'wal: preallocating the next segment failed');
+      return null;
+    });
   }
 
   /**
@@ -688,6 +698,7 @@ export class Wal {
     }
     this.closed = true;
     while (this.flusher !== null) await this.flusher;
+    if (this.preparingPacing !== null) this.preparingPacing.paced = false;
     const prepared = this.preparing === null ? null : await this.preparing;
     if (prepared !== null) await discardSegment(prepared);
     for (const segment of this.segments) await closeFile(segment.fd);
