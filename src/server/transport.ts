@@ -50,7 +50,12 @@ import {
   unary,
 } from '../rpc/index.js';
 import type { LeaseTimes } from './leases.js';
-import { decodeRaftBatch, encodeRaftBatch, type RaftBatch } from './raft-wire.js';
+import {
+  decodeRaftBatch,
+  encodedMessageBytes,
+  encodeRaftBatch,
+  type RaftBatch,
+} from './raft-wire.js';
 import type { RegistryState } from './registry.js';
 import {
   type PartialWriter,
@@ -653,18 +658,12 @@ export class PeerTransport {
   }
 }
 
-function messageBytes(message: Message): number {
-  let bytes = 64 + message.context.length;
-  for (const entry of message.entries) bytes += 24 + entry.data.length;
-  return bytes;
-}
-
 function splitBatches(queue: Message[]): Message[][] {
   const batches: Message[][] = [];
   let current: Message[] = [];
   let bytes = 0;
   for (const message of queue) {
-    const size = messageBytes(message);
+    const size = encodedMessageBytes(message);
     if (current.length > 0 && bytes + size > PEER_BATCH_BYTES_MAX) {
       batches.push(current);
       current = [];
