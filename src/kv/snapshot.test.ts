@@ -24,6 +24,16 @@ afterEach(async () => {
   for (const harness of harnesses.splice(0)) await harness.close();
 });
 
+/** A store of 30 values of 100 KiB (several snapshot chunks), a snapshot of it and its hash. */
+async function snapshotOfBigValues() {
+  const source = open();
+  const value = Buffer.alloc(100 * 1024, 7);
+  for (let i = 0; i < 30; i++) source.ok({ put: { key: b(`big${i}`), value } });
+  const snapshot = source.store.snapshot();
+  const hashBefore = (await source.store.hashKv()).hash;
+  return { source, value, snapshot, hashBefore };
+}
+
 async function collect(chunks: AsyncIterable<Uint8Array>): Promise<Uint8Array[]> {
   const out: Uint8Array[] = [];
   for await (const chunk of chunks) out.push(chunk);
@@ -197,11 +207,7 @@ describe('snapshot and restore', () => {
   });
 
   test('the snapshot is the state when it was taken, and chunks are bounded', async () => {
-    const source = open();
-    const value = Buffer.alloc(100 * 1024, 7);
-    for (let i = 0; i < 30; i++) source.ok({ put: { key: b(`big${i}`), value } });
-    const snapshot = source.store.snapshot();
-    const hashBefore = (await source.store.hashKv()).hash;
+    const { source, value, snapshot, hashBefore } = await snapshotOfBigValues();
     source.ok({ put: { key: b('later'), value: b('not in the snapshot') } });
     const chunks = await collect(snapshot.chunks);
     assert.ok(chunks.length > 3, `expected several chunks, got ${chunks.length}`);
@@ -214,11 +220,7 @@ describe('snapshot and restore', () => {
   });
 
   test('reading a snapshot yields to the event loop between chunks; writes in between stay out', async () => {
-    const source = open();
-    const value = Buffer.alloc(100 * 1024, 7);
-    for (let i = 0; i < 30; i++) source.ok({ put: { key: b(`big${i}`), value } });
-    const snapshot = source.store.snapshot();
-    const hashBefore = (await source.store.hashKv()).hash;
+    const { source, snapshot, hashBefore } = await snapshotOfBigValues();
     let turns = 0;
     const tick = (): void => {
       turns++;

@@ -169,3 +169,33 @@ export class TestNetwork {
     member.raw.advance();
   }
 }
+
+/**
+ * Drives a 3-member network (ids 1, 2, 3) through a scenario that sends every kind of message a
+ * cluster exchanges: pre-votes and votes, appends and their answers, heartbeats, a forwarded
+ * proposal and read, a snapshot to a new learner (4), and a leadership transfer to 2. Tests of a
+ * message encoding set `net.wire` first and check the outcome afterwards.
+ */
+export function exchangeEveryMessageType(net: TestNetwork): void {
+  net.settle();
+  net.node(1).campaign();
+  net.settle();
+  for (let i = 0; i < 20; i++) net.node(2).propose(new Uint8Array([i, 1, 2]));
+  net.node(3).readIndex(new Uint8Array([9]));
+  net.settle();
+  net.tickAll(2);
+  const leader = net.members.get(1)!;
+  const applied = leader.raw.status().applied;
+  leader.storage.createSnapshot(applied, leader.raw.status().config, new Uint8Array([5]));
+  leader.storage.compact(applied);
+  net.addEmpty(4);
+  net.node(1).proposeConfChange({
+    transition: 0,
+    changes: [{ type: 2, nodeId: 4 }],
+    context: new Uint8Array(0),
+  });
+  net.settle();
+  net.tickAll(3);
+  net.node(1).transferLeader(2);
+  net.settle();
+}

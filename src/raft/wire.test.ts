@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Packr } from 'msgpackr';
-import { TestNetwork } from './testing.js';
+import { exchangeEveryMessageType, TestNetwork } from './testing.js';
 import { type Message, Role } from './types.js';
 
 const packr = new Packr({ useRecords: false });
@@ -19,27 +19,7 @@ test('a cluster works with every message sent through msgpack', () => {
     assert.deepEqual(decoded.entries.length, m.entries.length);
     return decoded;
   };
-  net.settle();
-  net.node(1).campaign();
-  net.settle();
-  for (let i = 0; i < 20; i++) net.node(2).propose(new Uint8Array([i, 1, 2]));
-  net.node(3).readIndex(new Uint8Array([9]));
-  net.settle();
-  net.tickAll(2);
-  const leader = net.members.get(1)!;
-  const applied = leader.raw.status().applied;
-  leader.storage.createSnapshot(applied, leader.raw.status().config, new Uint8Array([5]));
-  leader.storage.compact(applied);
-  net.addEmpty(4);
-  net.node(1).proposeConfChange({
-    transition: 0,
-    changes: [{ type: 2, nodeId: 4 }],
-    context: new Uint8Array(0),
-  });
-  net.settle();
-  net.tickAll(3);
-  net.node(1).transferLeader(2);
-  net.settle();
+  exchangeEveryMessageType(net);
   assert.equal(net.node(2).status().role, Role.Leader);
   assert.equal(net.node(4).status().commit, net.node(2).status().commit);
   assert.deepEqual(net.members.get(3)!.readStates.length, 1);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type Message, Role } from '../raft/index.js';
-import { TestNetwork } from '../raft/testing.js';
+import { exchangeEveryMessageType, TestNetwork } from '../raft/testing.js';
 import { seededRandom } from '../rpc/backoff.js';
 import {
   decodeRaftBatch,
@@ -81,15 +81,7 @@ describe('raft wire encoding', () => {
       );
       return decoded!;
     };
-    net.settle();
-    net.node(1).campaign();
-    net.settle();
-    for (let i = 0; i < 20; i++) net.node(2).propose(new Uint8Array([i, 1, 2]));
-    net.node(3).readIndex(new Uint8Array([9]));
-    net.settle();
-    net.tickAll(2);
-    net.node(1).transferLeader(2);
-    net.settle();
+    exchangeEveryMessageType(net);
     assert.equal(net.node(2).status().role, Role.Leader);
     assert.equal(net.node(3).status().commit, net.node(2).status().commit);
     for (const type of [2, 3, 4, 8, 9, 14, 15, 16, 17, 18])

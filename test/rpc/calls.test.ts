@@ -12,6 +12,7 @@ import { defineService, unary } from '../../src/rpc/index.js';
 import {
   defaultImplementation,
   recordingLogger,
+  startNotifyPair,
   startPair,
   TEST_TIMEOUT_MS,
   testService,
@@ -92,11 +93,7 @@ test('calls issued while the client dials wait for the connection, then run', {
 test('one-way messages arrive in the order they were sent', {
   timeout: TEST_TIMEOUT_MS,
 }, async () => {
-  const received: number[] = [];
-  const { client, close } = await startPair(
-    defaultImplementation({ notify: (message) => void received.push(message.seq) }),
-  );
-  const stub = client.stub(testService);
+  const { close, received, stub } = await startNotifyPair();
   const count = 20_000;
   for (let seq = 0; seq < count; seq++) stub.notify({ seq });
   await waitFor(() => received.length === count, 'all one-way messages');
@@ -110,11 +107,7 @@ test('one-way messages arrive in the order they were sent', {
 test('flush() writes queued one-way messages at once instead of at the end of the turn', {
   timeout: TEST_TIMEOUT_MS,
 }, async () => {
-  const received: number[] = [];
-  const { client, close } = await startPair(
-    defaultImplementation({ notify: (message) => void received.push(message.seq) }),
-  );
-  const stub = client.stub(testService);
+  const { client, close, received, stub } = await startNotifyPair();
   await stub.echo({ text: 'connected' });
   stub.notify({ seq: 1 });
   // Queued: the connection writes it with the rest of this event-loop turn.

@@ -131,3 +131,17 @@ export async function startPair(
     },
   };
 }
+
+/** A started pair whose server records the `seq` of every `notify` it receives, in order. */
+export async function startNotifyPair(
+  serverOptions: RpcServerOptions = {},
+  clientOptions: RpcClientOptions = {},
+) {
+  const received: number[] = [];
+  const pair = await startPair(
+    defaultImplementation({ notify: (message) => void received.push(message.seq) }),
+    serverOptions,
+    clientOptions,
+  );
+  return { ...pair, received, stub: pair.client.stub(testService) };
+}

@@ -11,6 +11,7 @@ import { isRpcError } from '../../src/rpc/index.js';
 import {
   defaultImplementation,
   recordingLogger,
+  startNotifyPair,
   startPair,
   TEST_TIMEOUT_MS,
   testService,
@@ -141,13 +142,7 @@ test('the server refuses calls past its callsInFlightMax', {
 test('one-way sends past bufferedBytesMax throw RESOURCE_EXHAUSTED; the ones accepted arrive', {
   timeout: TEST_TIMEOUT_MS,
 }, async () => {
-  const received: number[] = [];
-  const { client, close } = await startPair(
-    defaultImplementation({ notify: (message) => void received.push(message.seq) }),
-    {},
-    { bufferedBytesMax: 64 * 1024 },
-  );
-  const stub = client.stub(testService);
+  const { close, received, stub } = await startNotifyPair({}, { bufferedBytesMax: 64 * 1024 });
   await stub.echo({ text: 'connect first' });
   let accepted = 0;
   let refused = 0;
