@@ -26,7 +26,7 @@ describe('etcdctl against etcd and shoal', { skip: etcdMissingReason() }, () => 
 
   test('every step gives the same normalized result on both servers', async () => {
     // Endpoints are given without a scheme except in the steps marked `url`, which check that
-    // etcdctl's URL-shaped :authority is accepted (authority-filter.ts).
+    // etcdctl's URL-shaped :authority is accepted (src/server/etcd/http2.ts).
     const shoalEndpoint = `127.0.0.1:${shoal.port}`;
     await compareSteps(() => ({ etcd: etcd.endpoint, shoal: shoalEndpoint }));
   });

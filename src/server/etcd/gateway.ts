@@ -16,7 +16,6 @@ import {
 import { createServer as createNetServer, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import protobuf from 'protobufjs';
-import { routeHttp2Connection } from './authority-filter.js';
 import type { PbMessage } from './codec.js';
 import { loadEtcdRoot } from './codec.js';
 import { EtcdError, GrpcCode, type GrpcCodeNumber } from './errors.js';
@@ -445,11 +444,8 @@ export function listenClientPort(
     socket.once('close', () => sockets.delete(socket));
     socket.once('error', () => socket.destroy());
     sniff(socket, (isHttp2) => {
-      // HTTP/2 is sniffed for etcdctl's URL-shaped :authority, which nghttp2 would refuse;
-      // such connections go through the filter (authority-filter.ts), others get the raw socket.
-      if (isHttp2) {
-        routeHttp2Connection(socket, (connection) => injector.injectConnection(connection));
-      } else http.emit('connection', socket);
+      if (isHttp2) injector.injectConnection(socket);
+      else http.emit('connection', socket);
     });
   });
   return new Promise((resolve, reject) => {
@@ -478,12 +474,10 @@ function sniff(socket: Socket, decide: (isHttp2: boolean) => void): void {
     socket.off('data', onData);
     socket.pause();
     socket.unshift(head);
-    // The HTTP/2 connection preface starts with "PRI"; no HTTP/1 method does. Node's HTTP/2
-    // session takes the socket over (and reads what was put back itself); resuming the socket
-    // afterwards would break it, while the HTTP/1 server needs the socket flowing again.
-    const isHttp2 = head.subarray(0, sniffBytes).toString('latin1') === 'PRI';
-    decide(isHttp2);
-    if (!isHttp2) socket.resume();
+    // The HTTP/2 connection preface starts with "PRI"; no HTTP/1 method does. Both servers
+    // read what was put back once the socket flows again.
+    decide(head.subarray(0, sniffBytes).toString('latin1') === 'PRI');
+    socket.resume();
   };
   socket.on('data', onData);
 }

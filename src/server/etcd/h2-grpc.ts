@@ -1,18 +1,20 @@
 /**
- * gRPC served directly on node:http2, for the etcd API.
+ * gRPC over shoal's own HTTP/2 (http2.ts), for the etcd API.
  *
  * Why not @grpc/grpc-js's server: measured on this 2-core machine with the same grpc-js client, an
  * echo call cost the server 185 µs of CPU at one call in flight and 62 µs at 16 through grpc-js,
- * against 140 µs and 37 µs for the same calls answered by a bare node:http2 handler. The etcd API
- * needs little of what grpc-js adds (interceptors, per-call metadata objects, compression), so this
- * module does the protocol itself, on top of Node's HTTP/2 (nghttp2 underneath):
+ * against 140 µs and 37 µs for the same calls answered by a bare node:http2 handler. Why not
+ * node:http2 either: it sends an answer's trailers in a separate, later socket write (see
+ * http2.ts). The etcd API needs little of what grpc-js adds (interceptors, per-call metadata
+ * objects, compression), so this module does the protocol itself:
  *
  * - A call is an HTTP/2 POST to `/package.Service/Method` with content-type `application/grpc…`.
  *   Messages in either direction are length-prefixed: one flag byte (1 = compressed; shoal offers
  *   no compression, so such a message fails the call with UNIMPLEMENTED) and a big-endian u32 length.
  * - A successful answer is HEADERS (`:status` 200, content-type), DATA with the messages, then
- *   trailers with `grpc-status` 0. A failure before any message is a "trailers-only" answer: one
- *   HEADERS frame that also carries `grpc-status` and the percent-encoded `grpc-message`.
+ *   trailers with `grpc-status` 0, queued together so that a unary answer leaves in one write.
+ *   A failure before any message is a "trailers-only" answer: one HEADERS frame that also carries
+ *   `grpc-status` and the percent-encoded `grpc-message`.
  * - Messages larger than `receiveMessageBytesMax` fail the call with RESOURCE_EXHAUSTED, as
  *   grpc-go and grpc-js servers do; `grpc-timeout` sets a deadline after which the call fails with
  *   DEADLINE_EXCEEDED and its handler sees `cancelled`.
@@ -24,8 +26,10 @@
  * end the call with a status.
  */
 import { EventEmitter } from 'node:events';
-import http2 from 'node:http2';
+import { createServer, type Server } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { encodeLiteralBlock, type HeaderField } from './hpack.js';
+import { H2Connection, type H2Stream } from './http2.js';
 
 /** gRPC status codes used here (the rest come from the handlers' errors). */
 const Code = {
@@ -42,8 +46,6 @@ const Code = {
 const MESSAGE_HEADER_BYTES = 5;
 /** Streams one client connection may have open at once (etcd's gRPC server allows 2^32 - 1). */
 export const CONCURRENT_STREAMS_MAX = 100_000;
-/** nghttp2's memory budget per session, in MiB: many streams with buffered answers need room. */
-const SESSION_MEMORY_MB = 64;
 /** The longest deadline honoured; a longer grpc-timeout is treated as no deadline. */
 const DEADLINE_MS_MAX = 2 ** 31 - 1;
 
@@ -186,6 +188,30 @@ class MessageReader {
   }
 }
 
+/** The answer's HEADERS block, the same for every call. */
+const RESPONSE_HEADERS = encodeLiteralBlock([
+  { name: ':status', value: '200' },
+  { name: 'content-type', value: 'application/grpc' },
+]);
+const OK_TRAILERS = encodeLiteralBlock([{ name: 'grpc-status', value: '0' }]);
+const NOT_GRPC = encodeLiteralBlock([{ name: ':status', value: '415' }]);
+
+/** Trailers for `status`; with `asHeaders`, a trailers-only answer (headers and status in one). */
+function statusBlock(status: GrpcStatus, asHeaders: boolean): Buffer {
+  if (status.code === Code.ok && !status.details && !asHeaders) return OK_TRAILERS;
+  const fields: HeaderField[] = asHeaders
+    ? [
+        { name: ':status', value: '200' },
+        { name: 'content-type', value: 'application/grpc' },
+      ]
+    : [];
+  fields.push({ name: 'grpc-status', value: String(status.code) });
+  if (status.details) {
+    fields.push({ name: 'grpc-message', value: encodeGrpcMessage(status.details) });
+  }
+  return encodeLiteralBlock(fields);
+}
+
 /**
  * One call's server side: the HTTP/2 stream, the answer's state (headers sent, finished), and the
  * deadline. `finish` ends the call once, with a status.
@@ -194,17 +220,18 @@ class CallState {
   headersSent = false;
   finished = false;
   private deadline: NodeJS.Timeout | undefined;
+  /** Called when the deadline ends the call (streaming calls tell their handler). */
+  onDeadline: (() => void) | undefined;
 
   constructor(
-    readonly stream: http2.ServerHttp2Stream,
+    readonly stream: H2Stream,
     deadlineMs: number | undefined,
-    onDeadline: () => void,
   ) {
     if (deadlineMs !== undefined) {
       this.deadline = setTimeout(() => {
         if (this.finished) return;
         this.finish({ code: Code.deadlineExceeded, details: 'Deadline exceeded' });
-        onDeadline();
+        this.onDeadline?.();
       }, deadlineMs);
       this.deadline.unref();
     }
@@ -213,50 +240,33 @@ class CallState {
   sendHeaders(): void {
     if (this.headersSent) return;
     this.headersSent = true;
-    this.stream.respond(
-      { ':status': 200, 'content-type': 'application/grpc' },
-      { waitForTrailers: true },
-    );
-    this.stream.once('wantTrailers', () => this.sendTrailers());
+    this.stream.sendHeaders(RESPONSE_HEADERS, false);
   }
 
-  /** Writes one framed message; false when the stream's buffer is full (wait for drain). */
+  /** Writes one framed message; false when the stream is backed up (wait for drain). */
   write(payload: Uint8Array): boolean {
-    if (this.finished || this.stream.destroyed) return false;
+    if (this.finished || this.stream.closed) return false;
     this.sendHeaders();
-    return this.stream.write(frame(payload));
+    return this.stream.sendData(frame(payload));
   }
 
-  private trailers: GrpcStatus = { code: Code.ok, details: '' };
-
-  private sendTrailers(): void {
-    if (this.stream.destroyed) return;
-    const trailers: http2.OutgoingHttpHeaders = { 'grpc-status': String(this.trailers.code) };
-    if (this.trailers.details) trailers['grpc-message'] = encodeGrpcMessage(this.trailers.details);
-    this.stream.sendTrailers(trailers);
-  }
-
-  /** Ends the call with `status` (OK or an error): trailers, or a trailers-only answer. */
+  /**
+   * Ends the call with `status` (OK or an error): headers, the last message and trailers are
+   * queued together; or a trailers-only answer.
+   */
   finish(status: GrpcStatus, lastMessage?: Uint8Array): void {
     if (this.finished) return;
     this.finished = true;
     if (this.deadline !== undefined) clearTimeout(this.deadline);
-    if (this.stream.destroyed || this.stream.closed) return;
+    if (this.stream.closed) return;
     if (!this.headersSent && lastMessage === undefined) {
-      const headers: http2.OutgoingHttpHeaders = {
-        ':status': 200,
-        'content-type': 'application/grpc',
-        'grpc-status': String(status.code),
-      };
-      if (status.details) headers['grpc-message'] = encodeGrpcMessage(status.details);
       this.headersSent = true;
-      this.stream.respond(headers, { endStream: true });
+      this.stream.sendHeaders(statusBlock(status, true), true);
       return;
     }
-    this.trailers = status;
     this.sendHeaders();
-    if (lastMessage !== undefined) this.stream.end(frame(lastMessage));
-    else this.stream.end();
+    if (lastMessage !== undefined) this.stream.sendData(frame(lastMessage));
+    this.stream.sendTrailers(statusBlock(status, false));
   }
 
   /** The client went away: nothing more can be sent. */
@@ -299,23 +309,13 @@ export class GrpcCall<Req, Res> extends EventEmitter {
 
 export class GrpcH2Server {
   private readonly routes = new Map<string, Route>();
-  private readonly server: http2.Http2Server;
-  private readonly sessions = new Set<http2.ServerHttp2Session>();
+  private readonly connections = new Set<H2Connection>();
+  private server: Server | undefined;
   private closing = false;
+  /** Resolved whenever a connection closes, for `close` to wait on. */
+  private connectionClosed: (() => void) | undefined;
 
-  constructor(private readonly options: GrpcH2ServerOptions) {
-    this.server = http2.createServer({
-      maxSessionMemory: SESSION_MEMORY_MB,
-      settings: { maxConcurrentStreams: CONCURRENT_STREAMS_MAX },
-    });
-    this.server.on('session', (session) => {
-      this.sessions.add(session);
-      session.on('close', () => this.sessions.delete(session));
-      session.on('error', () => session.destroy());
-      if (this.closing) session.close();
-    });
-    this.server.on('stream', (stream, headers) => this.onStream(stream, headers));
-  }
+  constructor(private readonly options: GrpcH2ServerOptions) {}
 
   addUnary<Req, Res>(
     path: string,
@@ -344,56 +344,96 @@ export class GrpcH2Server {
 
   /** Listens on host:port (0: a free port) for connections of its own; resolves with the port. */
   listen(host: string, port: number): Promise<number> {
+    const server = createServer((socket) => {
+      // Answers are small and latency-bound; Nagle's algorithm would hold them back.
+      socket.setNoDelay(true);
+      this.injectConnection(socket);
+    });
+    this.server = server;
     return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        const address = this.server.address();
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        const address = server.address();
         resolve(typeof address === 'object' && address !== null ? address.port : port);
       });
     });
   }
 
   /** Serves HTTP/2 on a connection accepted elsewhere (a socket, or any duplex stream). */
-  injectConnection(connection: Duplex): void {
-    this.server.emit('connection', connection);
+  injectConnection(socket: Duplex): void {
+    socket.on('error', () => socket.destroy());
+    const connection: H2Connection = new H2Connection(socket, {
+      concurrentStreamsMax: CONCURRENT_STREAMS_MAX,
+      onRequest: (stream, fields) => this.onRequest(stream, fields),
+      onClose: () => {
+        this.connections.delete(connection);
+        this.connectionClosed?.();
+      },
+      onInternalError: (error) => this.options.onInternalError?.(error, '(connection)'),
+    });
+    if (connection.closed) return;
+    this.connections.add(connection);
+    if (this.closing) connection.close();
   }
 
   /** Stops new calls (GOAWAY), waits up to `graceMs` for running ones, then cuts the rest. */
   async close(graceMs: number): Promise<void> {
     this.closing = true;
-    const open = [...this.sessions];
-    for (const session of open) session.close();
-    const closed = Promise.all(
-      open.map((s) => (s.closed ? undefined : new Promise((r) => s.once('close', r)))),
-    );
+    for (const connection of [...this.connections]) connection.close();
+    const server = this.server;
+    const stopped =
+      server?.listening === true
+        ? new Promise<void>((resolve) => server.close(() => resolve()))
+        : Promise.resolve();
     let timer: NodeJS.Timeout | undefined;
     const cut = new Promise<void>((resolve) => {
       timer = setTimeout(() => {
-        for (const session of this.sessions) session.destroy();
+        for (const connection of [...this.connections]) connection.destroy();
         resolve();
       }, graceMs);
     });
-    await Promise.race([closed, cut]);
+    const drained = new Promise<void>((resolve) => {
+      const check = () => {
+        if (this.connections.size === 0) resolve();
+      };
+      this.connectionClosed = check;
+      check();
+    });
+    await Promise.race([drained, cut]);
     clearTimeout(timer);
-    if (this.server.listening) await new Promise((resolve) => this.server.close(resolve));
+    await stopped;
   }
 
-  private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
-    stream.on('error', () => {});
-    const path = headers[':path'] ?? '';
-    const state = new CallState(stream, parseGrpcTimeout(headers['grpc-timeout']), () =>
-      stream.emit('grpc-deadline'),
-    );
-    const contentType = headers['content-type'] ?? '';
-    if (headers[':method'] !== 'POST' || !contentType.startsWith('application/grpc')) {
+  private onRequest(stream: H2Stream, fields: HeaderField[]): void {
+    let method = '';
+    let path = '';
+    let contentType = '';
+    let timeout: string | undefined;
+    for (const field of fields) {
+      switch (field.name) {
+        case ':method':
+          method = field.value;
+          break;
+        case ':path':
+          path = field.value;
+          break;
+        case 'content-type':
+          contentType = field.value;
+          break;
+        case 'grpc-timeout':
+          timeout = field.value;
+          break;
+      }
+    }
+    if (method !== 'POST' || !contentType.startsWith('application/grpc')) {
       // Not a gRPC request at all: plain HTTP status, as gRPC servers answer.
-      stream.respond({ ':status': 415 }, { endStream: true });
+      stream.sendHeaders(NOT_GRPC, true);
       return;
     }
+    const state = new CallState(stream, parseGrpcTimeout(timeout));
     const route = this.routes.get(path);
     if (route === undefined) {
       state.finish({ code: Code.unimplemented, details: `Method not found: ${path}` });
-      stream.resume();
       return;
     }
     if (route.unary !== undefined) this.serveUnary(route, state, path);
@@ -406,7 +446,7 @@ export class GrpcH2Server {
     let request: Buffer | undefined;
     let count = 0;
     let failed = false;
-    stream.on('data', (chunk: Buffer) => {
+    stream.onData = (chunk) => {
       if (failed) return;
       const error = reader.push(chunk, (bytes) => {
         request = bytes;
@@ -416,9 +456,9 @@ export class GrpcH2Server {
         failed = true;
         state.finish(error);
       }
-    });
-    stream.on('aborted', () => state.abandon());
-    stream.on('end', () => {
+    };
+    stream.onAbort = () => state.abandon();
+    stream.onEnd = () => {
       if (failed || state.finished) return;
       if (count !== 1 || reader.leftoverBytes > 0) {
         const details = `unary call needs exactly one request message, got ${count}`;
@@ -426,7 +466,7 @@ export class GrpcH2Server {
         return;
       }
       this.runUnary(route, state, path, request!);
-    });
+    };
   }
 
   private runUnary(route: Route, state: CallState, path: string, bytes: Buffer): void {
@@ -438,7 +478,13 @@ export class GrpcH2Server {
       state.finish({ code: Code.internal, details });
       return;
     }
-    route.unary!(decoded).then(
+    let answer: Promise<unknown>;
+    try {
+      answer = route.unary!(decoded);
+    } catch (error) {
+      answer = Promise.reject(error);
+    }
+    answer.then(
       (response) => {
         let payload: Uint8Array;
         try {
@@ -473,20 +519,17 @@ export class GrpcH2Server {
         state.finish({ code: Code.internal, details: 'the method failed to start' });
       }
     };
-    const cancel = () => {
-      if (!state.finished) state.abandon();
+    stream.onDrain = () => call.emit('drain');
+    stream.onAbort = () => {
+      state.abandon();
       call.emit('cancelled');
     };
-    stream.on('drain', () => call.emit('drain'));
-    stream.on('aborted', cancel);
-    stream.on('grpc-deadline', () => call.emit('cancelled'));
-    stream.on('close', () => {
-      if (!state.finished) cancel();
-    });
+    state.onDeadline = () => call.emit('cancelled');
     const pending: unknown[] = [];
-    stream.on('data', (chunk: Buffer) => {
+    stream.onData = (chunk) => {
       if (state.finished) return;
       const error = reader.push(chunk, (bytes) => {
+        if (state.finished) return;
         let message: unknown;
         try {
           message = route.codec.decode(bytes);
@@ -495,6 +538,7 @@ export class GrpcH2Server {
             code: Code.internal,
             details: `error parsing request: ${(decodeError as Error).message}`,
           });
+          call.emit('cancelled');
           return;
         }
         if (route.serverStreaming && !started) pending.push(message);
@@ -504,8 +548,8 @@ export class GrpcH2Server {
         state.finish(error);
         call.emit('cancelled');
       }
-    });
-    stream.on('end', () => {
+    };
+    stream.onEnd = () => {
       if (state.finished) return;
       if (route.serverStreaming) {
         if (pending.length !== 1) {
@@ -516,7 +560,7 @@ export class GrpcH2Server {
         start();
       }
       call.emit('end');
-    });
+    };
     // A bidirectional handler starts at once, so it can listen before the first message.
     if (!route.serverStreaming) start();
   }

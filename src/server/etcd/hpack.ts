@@ -1,8 +1,8 @@
 /**
- * A small HPACK (RFC 7541) decoder and a literal-only encoder, enough for the client port's
- * :authority filter (authority-filter.ts) to read the header blocks a client sends and write
- * equivalent ones. The decoder keeps the connection's dynamic table exactly as the client's encoder
- * does; the encoder never indexes, so what it writes leaves the server's table untouched.
+ * A small HPACK (RFC 7541) decoder and a literal-only encoder, enough for shoal's HTTP/2 server
+ * (http2.ts) to read the header blocks a client sends and write its own answers. The decoder keeps
+ * the connection's dynamic table exactly as the client's encoder does; the encoder never indexes,
+ * so what it writes leaves the client's decoding table untouched.
  * Header names and values are kept as latin1 strings, which map bytes one to one.
  */
 
@@ -18,10 +18,11 @@ export class HpackError extends Error {
 }
 
 /**
- * The largest dynamic table a client may ask for with a size update. The server advertises
- * nghttp2's default (4096); a larger one is a protocol error there too, so refusing it loses nothing.
+ * The largest dynamic table a client may ask for with a size update: the server's
+ * SETTINGS_HEADER_TABLE_SIZE, which it leaves at the protocol's default (RFC 7541 §4.2 makes a
+ * larger update a decoding error).
  */
-export const dynamicTableBytesMax = 64 * 1024;
+export const dynamicTableBytesMax = 4096;
 /** Longest string literal accepted, well above any real header (nghttp2 caps pairs at 64 KiB). */
 export const stringBytesMax = 64 * 1024;
 
