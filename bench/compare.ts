@@ -5,9 +5,9 @@
  * and resumed for its turn. Every cell of the matrix (put, linearizable range, serializable range
  * at 1, 16 and 256 concurrent clients, 256-byte values) runs `--rounds` times (2 by default, 1
  * with --quick), alternating etcd, shoal, etcd, shoal, so both systems meet the same machine within
- * seconds of each other; the report takes each system's best round per cell (other work on a shared
- * machine only ever slows a run; single runs of one system differed by up to 40 % within an hour)
- * and lists every round. Results go to bench/results/compare.{md,json,svg} with the shoal/etcd
+ * seconds of each other; the report takes each system's best round's throughput per cell (other
+ * work on a shared machine only ever slows a run; single runs of one system differed by up to 40 %
+ * within an hour), p50 and p99 over the requests of all rounds together, and lists every round. Results go to bench/results/compare.{md,json,svg} with the shoal/etcd
  * ratio in every cell.
  *
  * Each cell first runs its own load, unmeasured, for about `--warmup-seconds` (5 by default, 1
@@ -28,6 +28,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { LatencyHistogram } from '../src/cli/bench/histogram.js';
 import { runNativeBench } from '../src/cli/bench/native.js';
 import { type BenchOptions, type BenchResult, runBench } from '../src/cli/bench/runner.js';
 import { type ChartCell, renderChart } from './compare-chart.js';
@@ -99,6 +100,8 @@ interface SystemRun {
   nativeResults?: CellResult[];
   /** Every round's throughput per cell (matrix order, then native order). */
   roundsPerSec: number[][];
+  /** Every round's own p99 per cell (same order). */
+  roundsP99Ms: number[][];
   /** Failed requests per cell over all its rounds (same order). */
   failedPerCell: number[];
   /** Times the leader had moved when the cluster was resumed for a cell (0 when it never did). */
@@ -181,6 +184,8 @@ async function runCell(
     memberCpuSec: cpuAfter.map((after, i) => after - cpuBefore[i]!),
     measuredUs: { startUs, endUs },
   };
+  // Spread copies only enumerable fields; the pooling across rounds needs the full histogram.
+  Object.defineProperty(result, 'latencyHistogram', { value: bench.latencyHistogram });
   process.stderr.write(
     `  ${who.padEnd(10)} ${`${spec.label}${spec.protocol === 'native' ? ' native' : ''}`.padEnd(20)} ${result.throughputPerSec.toFixed(0).padStart(7)} req/s  p50 ${result.latency.p50Ms.toFixed(2)} ms  p99 ${result.latency.p99Ms.toFixed(2)} ms  (${result.succeeded}/${total} ok in ${result.durationSec.toFixed(1)} s, generator ${cpuPerRequestUs(result)} µs CPU/req, members ${clusterCpuPerRequestUs(result)} µs CPU/req)\n`,
   );
@@ -229,7 +234,7 @@ async function onTurn<T>(
 
 /**
  * Every cell, `rounds` times, alternating the systems (a, b, a, b) so that both see the same
- * machine within seconds of each other; then each cell's best round per system.
+ * machine within seconds of each other; then each cell's summary per system (bestOfRounds).
  */
 async function runMatrix(
   systems: Contender[],
@@ -270,9 +275,11 @@ async function runMatrix(
 }
 
 /**
- * Each cell's best round (highest throughput, with that round's latencies and CPU). Noise from
- * other work on a shared machine only ever slows a run, so the best of alternating rounds is the
- * fairest single figure for both systems; every round's throughput is kept alongside.
+ * Each cell's best round (highest throughput, with that round's CPU). Noise from other work on a
+ * shared machine only ever slows a run, so the best of alternating rounds is the fairest single
+ * throughput for both systems. Latencies are pooled instead: p50 and p99 over every request of
+ * every round, since one round's p99 rests on a few dozen requests and moved by 2x between rounds
+ * of the same system. Every round's throughput and p99 are kept alongside.
  */
 function bestOfRounds(
   system: Contender,
@@ -280,8 +287,12 @@ function bestOfRounds(
   cells: CellResult[][],
   native: CellResult[][] | undefined,
 ): SystemRun {
-  const best = (rounds: CellResult[]) =>
-    rounds.reduce((a, b) => (b.throughputPerSec > a.throughputPerSec ? b : a));
+  const best = (rounds: CellResult[]): CellResult => {
+    const top = rounds.reduce((a, b) => (b.throughputPerSec > a.throughputPerSec ? b : a));
+    const pooled = new LatencyHistogram();
+    for (const round of rounds) if (round.latencyHistogram) pooled.merge(round.latencyHistogram);
+    return pooled.count > 0 ? { ...top, latency: pooled.summaryMs() } : top;
+  };
   return {
     name: system.name,
     kind: system.kind,
@@ -290,6 +301,9 @@ function bestOfRounds(
     idleCpuPercent: system.idleCpuPercent,
     results: cells.map(best),
     nativeResults: native?.map(best),
+    roundsP99Ms: [...cells, ...(native ?? [])].map((rounds) =>
+      rounds.map((cell) => cell.latency.p99Ms),
+    ),
     roundsPerSec: [...cells, ...(native ?? [])].map((rounds) =>
       rounds.map((cell) => cell.throughputPerSec),
     ),
@@ -334,15 +348,19 @@ function clusterCpuPerRequestUs(result: CellResult): string {
 }
 
 /** Every round's throughput for cell `i` (matrix order, then the native cells). */
+/** Every round of cell `i` as "req/s (p99 ms)". */
 function roundsCell(run: SystemRun, i: number): string {
-  return (run.roundsPerSec?.[i] ?? []).map((perSec) => perSec.toFixed(0)).join(', ');
+  const p99s = run.roundsP99Ms?.[i] ?? [];
+  return (run.roundsPerSec?.[i] ?? [])
+    .map((perSec, round) => `${perSec.toFixed(0)} (${p99s[round]?.toFixed(1) ?? '?'})`)
+    .join(', ');
 }
 
 function markdownTable(baseline: SystemRun, candidate: SystemRun): string {
   const b = baseline.name;
   const c = candidate.name;
   const rows = [
-    `| cell | ${b} req/s | ${c} req/s | ratio ${c}/${b} | ${b} p50 ms | ${c} p50 ms | ${b} p99 ms | ${c} p99 ms | ratio p99 ${c}/${b} | errors ${b}/${c} (all rounds) | members CPU µs/req ${b}/${c} | generator CPU µs/req ${b}/${c} | every round's req/s ${b} / ${c} |`,
+    `| cell | ${b} req/s | ${c} req/s | ratio ${c}/${b} | ${b} p50 ms | ${c} p50 ms | ${b} p99 ms | ${c} p99 ms | ratio p99 ${c}/${b} | errors ${b}/${c} (all rounds) | members CPU µs/req ${b}/${c} | generator CPU µs/req ${b}/${c} | every round's req/s (p99 ms) ${b} / ${c} |`,
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|---|',
   ];
   matrix().forEach((spec, i) => {
@@ -363,7 +381,7 @@ function nativeTable(baseline: SystemRun, candidate: SystemRun): string {
   const rows = [
     `### ${candidate.name} over its native protocol (shoal/client) vs ${b} over gRPC`,
     '',
-    `| cell | ${b} gRPC req/s | ${candidate.name} native req/s | ratio | ${b} p99 ms | native p99 ms | errors (all rounds) | generator CPU µs/req ${b}/native | every round's req/s ${b} / native |`,
+    `| cell | ${b} gRPC req/s | ${candidate.name} native req/s | ratio | ${b} p99 ms | native p99 ms | errors (all rounds) | generator CPU µs/req ${b}/native | every round's req/s (p99 ms) ${b} / native |`,
     '|---|---:|---:|---:|---:|---:|---|---|---|',
   ];
   nativeMatrix().forEach((spec, i) => {
@@ -395,7 +413,7 @@ function writeResults(
     '',
     `- Date: ${date}`,
     `- Machine: ${machine}. The load generator shares the machine with the clusters under test.`,
-    `- Matrix: put, linearizable range (range-l), serializable range (range-s) at 1, 16 and 256 concurrent clients; ${valSize}-byte values, ${keySize}-byte keys; puts cycle over ${keySpaceSize} sequential keys; ranges read one key. Each cell first runs its own load unmeasured for about ${warmupSeconds} s and at least ${timing.warmupRequests} requests (the same for both systems: V8 needs several thousand requests to optimise a member's hot paths and the generator's), then about ${seconds} s measured (total chosen from the warm-up's throughput). Both clusters stay up, but only the one being measured runs: the other is frozen (SIGSTOP). Every cell runs ${rounds} times, alternating (${baseline.name}, ${candidate.name}, ${baseline.name}, ...); each cell shows each system's best round (other work on the shared machine only ever slows a run), and the last column lists every round. Connections: 1 (to the leader) for 1 client, 3 for 16, 6 for 256, spread over all members starting with the leader.`,
+    `- Matrix: put, linearizable range (range-l), serializable range (range-s) at 1, 16 and 256 concurrent clients; ${valSize}-byte values, ${keySize}-byte keys; puts cycle over ${keySpaceSize} sequential keys; ranges read one key. Each cell first runs its own load unmeasured for about ${warmupSeconds} s and at least ${timing.warmupRequests} requests (the same for both systems: V8 needs several thousand requests to optimise a member's hot paths and the generator's), then about ${seconds} s measured (total chosen from the warm-up's throughput). Both clusters stay up, but only the one being measured runs: the other is frozen (SIGSTOP). Every cell runs ${rounds} times, alternating (${baseline.name}, ${candidate.name}, ${baseline.name}, ...); each cell shows each system's best round's throughput (other work on the shared machine only ever slows a run) and p50/p99 over the requests of all its rounds together (one round's p99 rests on a few dozen requests), and the last column lists every round's throughput and own p99. Connections: 1 (to the leader) for 1 client, 3 for 16, 6 for 256, spread over all members starting with the leader.`,
     `- Members: --heartbeat-interval=100 --election-timeout=1000 --snapshot-count=100000, data in a temp dir.`,
     '- Command: `npm run bench:compare' + (suffix ? ` -- ${suffix}` : '') + '`',
     '',
@@ -432,7 +450,7 @@ function writeResults(
 }
 
 interface Args extends CellTiming {
-  /** Alternating rounds (baseline, candidate, baseline, ...); each cell reports its best round. */
+  /** Alternating rounds (baseline, candidate, baseline, ...); see bestOfRounds for the summary. */
   rounds: number;
   systems: [SystemKind, SystemKind];
   profile: boolean;

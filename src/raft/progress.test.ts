@@ -47,6 +47,27 @@ test('progress: probe sends one message at a time, replicate streams, rejections
   assert.equal(pr.next, 7, 'replicate falls back to match + 1');
 });
 
+test('quorums: the majority index is the middle of the sorted match indexes (seeded)', () => {
+  // Against the plain definition, for voter sets of 1 to 9 and matches with ties; calls follow
+  // each other so a scratch array left longer by a bigger set must not leak into a smaller one.
+  let seed = 20261124;
+  const next = () => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed;
+  };
+  for (let round = 0; round < 2000; round++) {
+    const n = 1 + (next() % 9);
+    const matches = new Map<number, number>();
+    for (let id = 1; id <= n; id++) matches.set(id, next() % 6);
+    const sorted = [...matches.values()].sort((a, b) => b - a);
+    assert.equal(
+      majorityCommitted(new Set(matches.keys()), (id) => matches.get(id)!),
+      sorted[Math.floor(n / 2)],
+      `round ${round} (seed sequence from 20261124): matches ${sorted.join(',')}`,
+    );
+  }
+});
+
 test('quorums: majority commit index, and joint configurations need both halves', () => {
   const matches = new Map([
     [1, 10],

@@ -180,13 +180,30 @@ export class Progress {
   }
 }
 
-/** A voter set's quorum arithmetic: a simple majority. */
+/** Reused by `majorityCommitted`: it runs for every append acknowledgement on the leader. */
+const matchScratch: number[] = [];
+
+/**
+ * A voter set's quorum arithmetic: a simple majority. The highest index a majority holds is the
+ * (n/2)-th largest match index. Sorted by insertion into a reused array: Array.prototype.sort
+ * allocates about a kilobyte of work space per call, which on the leader's hot path was a tenth
+ * of everything it allocated per put.
+ */
 export function majorityCommitted(voters: ReadonlySet<NodeId>, matchOf: (id: NodeId) => number) {
   const n = voters.size;
   if (n === 0) return Number.MAX_SAFE_INTEGER; // An empty config is no constraint (joint half).
-  const matches: number[] = [];
-  for (const id of voters) matches.push(matchOf(id));
-  matches.sort((a, b) => b - a);
+  const matches = matchScratch;
+  let count = 0;
+  for (const id of voters) {
+    // Insertion, keeping matches[0..count) in descending order.
+    const match = matchOf(id);
+    let at = count++;
+    while (at > 0 && matches[at - 1]! < match) {
+      matches[at] = matches[at - 1]!;
+      at--;
+    }
+    matches[at] = match;
+  }
   return matches[Math.floor(n / 2)]!;
 }
 
@@ -272,11 +289,13 @@ export class ProgressTracker {
 
   /** The highest index durable on a quorum (on both quorums during a joint change). */
   committed(): number {
-    const matchOf = (id: NodeId) => this.progress.get(id)?.match ?? 0;
-    const incoming = majorityCommitted(this.config.voters, matchOf);
-    const outgoing = majorityCommitted(this.config.votersOutgoing, matchOf);
+    const incoming = majorityCommitted(this.config.voters, this.#matchOf);
+    const outgoing = majorityCommitted(this.config.votersOutgoing, this.#matchOf);
     return Math.min(incoming, outgoing);
   }
+
+  /** A voter's durable match index (0 when unknown); one closure for the tracker's lifetime. */
+  readonly #matchOf = (id: NodeId): number => this.progress.get(id)?.match ?? 0;
 
   resetVotes(): void {
     this.votes.clear();

@@ -63,6 +63,11 @@ export interface BenchResult {
   generatorCpuSec: number;
   latency: LatencySummaryMs;
   histogram: Array<{ upToMs: number; count: number }>;
+  /**
+   * The full-precision histogram behind `latency`, for pooling several runs (bench:compare).
+   * Not enumerable, so `--json` output stays small.
+   */
+  readonly latencyHistogram?: LatencyHistogram;
 }
 
 /** Bounds on the knobs, so a typo cannot ask for a million connections or a 1 GB value. */
@@ -254,7 +259,7 @@ function buildResult(
 ): BenchResult {
   const durationSec = (performance.now() - state.startMs) / 1000;
   const failed = state.finished - state.succeeded;
-  return {
+  const result: BenchResult = {
     command:
       options.command === 'range'
         ? `range (${options.consistency === 's' ? 'serializable' : 'linearizable'})`
@@ -272,4 +277,6 @@ function buildResult(
     latency: histogram.summaryMs(),
     histogram: histogram.displayBins(histogramBinCount),
   };
+  Object.defineProperty(result, 'latencyHistogram', { value: histogram, enumerable: false });
+  return result;
 }
