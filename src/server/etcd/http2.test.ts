@@ -245,6 +245,35 @@ describe('H2Connection', () => {
     assert.equal(sent, 140_000);
   });
 
+  it('refuses new streams while it holds more answer bytes than its limit', async () => {
+    const body = Buffer.alloc(1 << 20);
+    const { socket, connection } = open((s) => {
+      s.sendHeaders(encodeLiteralBlock([{ name: ':status', value: '200' }]), false);
+      s.sendData(body);
+    }, 1000);
+    // A client that opens no window at all: every answer stays held.
+    const requests = Array.from({ length: 67 }, (_, i) =>
+      request(2 * i + 1, grpcRequest('/a'), true),
+    );
+    socket.feed(PREFACE, settings([[0x4, 0]]), ...requests);
+    await settle();
+    // Accepted while at most 64 MiB were held: 65 answers.
+    assert.equal(connection.heldBytes, 65 * body.length);
+    const refused = parseFrames(Buffer.concat(socket.writes)).filter((f) => f.type === 0x3);
+    assert.deepEqual(
+      refused.map((f) => [f.streamId, f.payload.readUInt32BE(0)]),
+      [
+        [131, H2Error.refusedStream],
+        [133, H2Error.refusedStream],
+      ],
+    );
+    // The client resets one: its bytes are released and a new stream is taken again.
+    socket.feed(frame(0x3, 0, 1, u32(H2Error.cancel)), request(135, grpcRequest('/a'), true));
+    await settle();
+    assert.equal(connection.heldBytes, 65 * body.length);
+    assert.equal(connection.streamCount, 65);
+  });
+
   it('refuses streams beyond the limit and accepts them again once one closes', async () => {
     const streams: H2Stream[] = [];
     const { socket } = open((s) => streams.push(s), 1);

@@ -94,6 +94,12 @@ export const HEADER_BLOCK_BYTES_MAX = 64 * 1024;
  * be referenced again and again, so the decoded list can be far larger than its block.
  */
 export const HEADER_LIST_BYTES_MAX = 64 * 1024;
+/**
+ * Answer bytes one connection may hold (waiting for the client's windows, or in the socket's
+ * buffer) before it refuses new streams with REFUSED_STREAM, which gRPC clients retry: a client
+ * that sends requests but does not read the answers cannot make the member buffer without end.
+ */
+export const HELD_BYTES_MAX = 64 << 20;
 /** A stream counts as backed up (its writer should wait for 'drain') above this many queued bytes. */
 const STREAM_BACKLOG_BYTES = 64 * 1024;
 
@@ -184,6 +190,7 @@ export class H2Stream {
     if (bytes.length > 0) {
       this.pending.push(bytes);
       this.pendingBytes += bytes.length;
+      this.connection.hold(bytes.length);
     }
     if (endStream) this.pendingEnd = true;
     this.connection.pump(this);
@@ -216,8 +223,7 @@ export class H2Stream {
   /** @internal The server's side is ended (everything up to END_STREAM is queued or sent). */
   endLocal(): void {
     this.localEnded = true;
-    this.pending = [];
-    this.pendingBytes = 0;
+    this.connection.release(this);
     // A finished answer to a client still sending: ask it to stop (RFC 9113 §8.1) and forget
     // the stream, as nghttp2 does.
     if (this.remoteEnded) this.connection.forget(this);
@@ -264,6 +270,8 @@ export class H2Connection {
 
   #out: Buffer[] = [];
   #outBytes = 0;
+  /** Answer bytes held back by flow control, over all streams. */
+  #heldBytes = 0;
   #flushScheduled = false;
   /** GOAWAY sent (closing or failed): no new streams. */
   #goingAway = false;
@@ -300,6 +308,11 @@ export class H2Connection {
   /** Open streams. */
   get streamCount(): number {
     return this.#streams.size;
+  }
+
+  /** Answer bytes held back by the client's flow-control windows. */
+  get heldBytes(): number {
+    return this.#heldBytes;
   }
 
   get closed(): boolean {
@@ -416,9 +429,22 @@ export class H2Connection {
     }
   }
 
+  /** @internal A stream queued `bytes` of DATA. */
+  hold(bytes: number): void {
+    this.#heldBytes += bytes;
+  }
+
+  /** @internal Drops what an ended or closed stream still held. */
+  release(stream: H2Stream): void {
+    this.#heldBytes -= stream.pendingBytes;
+    stream.pendingBytes = 0;
+    stream.pending = [];
+  }
+
   #take(stream: H2Stream, bytes: number): Buffer {
     const first = stream.pending[0]!;
     stream.pendingBytes -= bytes;
+    this.#heldBytes -= bytes;
     if (first.length === bytes) {
       stream.pending.shift();
       return first;
@@ -443,6 +469,7 @@ export class H2Connection {
 
   /** @internal */
   resetStream(stream: H2Stream, code: number, notify: boolean): void {
+    this.release(stream);
     this.#queue(frameOf(T.rstStream, 0, stream.id, u32(code)));
     this.#streams.delete(stream.id);
     this.#blocked.delete(stream);
@@ -460,6 +487,7 @@ export class H2Connection {
   }
 
   #abort(stream: H2Stream): void {
+    this.release(stream);
     if (stream.closed) return;
     stream.closed = true;
     stream.onAbort?.();
@@ -716,6 +744,11 @@ export class H2Connection {
     // A closed stream (trailers after the server reset it): ignored, as for DATA.
     if (streamId <= this.#lastStreamId) return;
     this.#lastStreamId = streamId;
+    const socketHeld = (this.#socket as { writableLength?: number }).writableLength ?? 0;
+    if (this.#heldBytes + socketHeld > HELD_BYTES_MAX) {
+      this.#queue(frameOf(T.rstStream, 0, streamId, u32(H2Error.refusedStream)));
+      return;
+    }
     if (headerListBytes(fields) > HEADER_LIST_BYTES_MAX) {
       this.#queue(frameOf(T.rstStream, 0, streamId, u32(H2Error.enhanceYourCalm)));
       return;
