@@ -5,9 +5,9 @@
  *   <dir>/wal/   segment files        <dir>/snap/  snapshot files
  *
  * Ordering rules that keep a crash at any moment recoverable:
- * - `createSnapshot` makes the snapshot file durable, then a Snapshot record naming it. Records
- *   queued after it (a `compact`) wait behind it, so a compaction is never durable before the
- *   snapshot that covers it.
+ * - `createSnapshot` makes the snapshot file durable, then a Snapshot record naming it; appends
+ *   keep going while the file is written. Snapshot, compaction and reset records reach the log in
+ *   call order, so a compaction is never durable before the snapshot that covers it.
  * - `applySnapshot` makes the file durable first, then a Reset record (with the hard state).
  * - On open the current snapshot is exactly the one the log's newest Snapshot or Reset record
  *   names; its checksum is verified. Newer files (a crash after the file, before its record) were
@@ -57,6 +57,8 @@ export class DiskStorage implements RaftStorage {
   private current: CurrentSnapshot;
   private bootstrapConfState: ConfState = EMPTY_CONF_STATE;
   private closed = false;
+  /** Settles once every snapshot, compaction and reset record asked for so far is queued. */
+  private markerTail: Promise<void> | null = null;
 
   private constructor(
     private readonly wal: Wal,
@@ -141,7 +143,7 @@ export class DiskStorage implements RaftStorage {
     this.wal.assertWritable();
     this.current = { metadata: snapshot.metadata, file: null, data: snapshot.data };
     const durable = this.persistSnapshot(snapshot);
-    await this.wal.reset(index, term, this.commitAtLeast(index), durable);
+    await this.inOrder(() => this.wal.reset(index, term, this.commitAtLeast(index), durable));
     await this.snapshots.prune(this.wal.durableSnapshot());
   }
 
@@ -157,7 +159,9 @@ export class DiskStorage implements RaftStorage {
       throw new WalError('INVALID_ARGUMENT', `no received snapshot at ${metadata.index}`);
     }
     this.current = { metadata, file, data: null };
-    await this.wal.reset(metadata.index, metadata.term, this.commitAtLeast(metadata.index), null);
+    await this.inOrder(() =>
+      this.wal.reset(metadata.index, metadata.term, this.commitAtLeast(metadata.index), null),
+    );
     await this.snapshots.prune(this.wal.durableSnapshot());
   }
 
@@ -173,7 +177,9 @@ export class DiskStorage implements RaftStorage {
     const metadata = { index, term: this.wal.term(index), confState };
     this.current = { metadata, file: null, data };
     const durable = this.persistSnapshot({ metadata, data });
-    await this.wal.markSnapshot(index, metadata.term, durable);
+    // The record is queued only once the file is durable (see `inOrder`): queued at once with the
+    // file as its barrier, it held every append behind the whole file's write.
+    await this.inOrder(() => durable.then(() => this.wal.markSnapshot(index, metadata.term)));
     await this.snapshots.prune(this.wal.durableSnapshot());
   }
 
@@ -185,15 +191,38 @@ export class DiskStorage implements RaftStorage {
         `compact to ${index}: not covered by the snapshot at ${this.current.metadata.index}`,
       );
     }
-    // The snapshot's own record is queued ahead of this one and waits for its file, so the
-    // compaction can never be durable before the snapshot covering it.
-    await this.wal.compact(index, null);
+    // The snapshot's own record is queued ahead of this one (see `inOrder`), so the compaction can
+    // never be durable before the snapshot covering it.
+    await this.inOrder(() => this.wal.compact(index, null));
+  }
+
+  /**
+   * Runs `enqueue` (which queues a snapshot, compaction or reset record in the WAL) after every
+   * such record asked for earlier has been queued, so these records reach the log in call order.
+   * A member's own snapshot queues its record only once its file is durable; appends (`save`) do
+   * not go through here and keep flowing while the file is written.
+   */
+  private inOrder<T>(enqueue: () => Promise<T>): Promise<T> {
+    const before = this.markerTail;
+    const done = before === null ? enqueue() : before.then(enqueue);
+    const tail = done.then(
+      () => {},
+      () => {},
+    );
+    this.markerTail = tail;
+    void tail.then(() => {
+      if (this.markerTail === tail) this.markerTail = null;
+    });
+    return done;
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.wal.close(); // Waits for queued records, and so for the snapshot files they wait on.
+    // Snapshot records still waiting for their files are queued first; the WAL then waits for
+    // every queued record.
+    if (this.markerTail !== null) await this.markerTail;
+    await this.wal.close();
     await this.lock.release();
   }
 

@@ -106,6 +106,37 @@ test('a damaged or truncated transfer is refused and installs nothing', () =>
     await leader.close();
   }));
 
+test('appends are not held behind a snapshot file being written', () =>
+  withDirs(1, async ([dir]) => {
+    const storage = await DiskStorage.open(dir!, { logger });
+    await storage.save({ term: 1, vote: 1, commit: 9 }, range(1, 10, 1));
+    // Hold the snapshot file's write until the append below has settled.
+    const store = (storage as unknown as { snapshots: { write: (...a: unknown[]) => unknown } })
+      .snapshots;
+    const write = store.write.bind(store);
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    store.write = async (...args: unknown[]) => {
+      await gate;
+      return write(...args);
+    };
+    const snapshotted = storage.createSnapshot(9, conf, payload(1000, 3));
+    const compacted = storage.compact(8);
+    // Before the fix this save waited behind the snapshot record, which waited for the file.
+    await storage.save(null, range(11, 12, 1));
+    release();
+    await Promise.all([snapshotted, compacted]);
+    await storage.close();
+    const reopened = await DiskStorage.open(dir!, { logger });
+    assert.equal(reopened.snapshot().metadata.index, 9);
+    assert.equal(reopened.firstIndex(), 9);
+    assert.equal(reopened.lastIndex(), 12);
+    assert.ok(Buffer.from(reopened.snapshot().data).equals(Buffer.from(payload(1000, 3))));
+    await reopened.close();
+  }));
+
 test('a damaged snapshot file is reported as corruption on open', () =>
   withDirs(1, async ([dir]) => {
     const storage = await DiskStorage.open(dir!, { logger });

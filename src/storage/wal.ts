@@ -384,7 +384,7 @@ export class Wal {
    * Records that the snapshot file at (index, term) is the current snapshot. `barrier` is the
    * file's write: the record becomes durable only after the file.
    */
-  markSnapshot(index: number, term: number, barrier: Promise<void>): Promise<void> {
+  markSnapshot(index: number, term: number, barrier: Promise<void> | null = null): Promise<void> {
     const bytes = recordSizeBytes(INDEX_TERM_BODY_BYTES);
     const refusal = this.refusal(bytes);
     if (refusal !== null) return Promise.reject(refusal);
