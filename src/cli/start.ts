@@ -39,7 +39,11 @@ export function registerStart(program: Command): void {
     .option('--initial-cluster-token <token>', 'initial cluster token', 'etcd-cluster')
     .option('--heartbeat-interval <ms>', 'time (in milliseconds) of a heartbeat interval', '100')
     .option('--election-timeout <ms>', 'time (in milliseconds) for an election to timeout', '1000')
-    .option('--snapshot-count <n>', 'applied entries between snapshots', '100000')
+    .option(
+      '--snapshot-count <n>',
+      'applied entries between snapshots (each member waits between half and all of it)',
+      '100000',
+    )
     .option(
       '--lease-checkpoint-interval <ms>',
       'how often the leader checkpoints remaining lease TTLs',

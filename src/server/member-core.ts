@@ -73,6 +73,8 @@ export class MemberCore {
   private raisingNoSpace = false;
   private dbSizeCheckedAtMs = Number.NEGATIVE_INFINITY;
   private lastSnapshotIndex: number;
+  /** Applied entries after `lastSnapshotIndex` that trigger the next snapshot (snapshotInterval). */
+  private snapshotEvery: number;
   private publishTimer: NodeJS.Timeout | null = null;
   private stopping = false;
   removed = false;
@@ -92,6 +94,7 @@ export class MemberCore {
     this.id = config.memberId;
     this.requestTimeoutMs = 5000 + 2 * config.electionTimeoutMs;
     this.lastSnapshotIndex = storage.snapshot().metadata.index;
+    this.snapshotEvery = snapshotInterval(config.snapshotCount, this.id, this.lastSnapshotIndex);
     this.transport = new PeerTransport(
       this.id,
       registry.clusterId,
@@ -405,7 +408,7 @@ export class MemberCore {
     this.reads.onApplied(index);
     this.scheduleCompaction();
     this.metrics.applied(index);
-    if (index - this.lastSnapshotIndex >= this.config.snapshotCount && !this.snapshotting) {
+    if (index - this.lastSnapshotIndex >= this.snapshotEvery && !this.snapshotting) {
       this.snapshotting = true;
       this.takeSnapshot()
         .catch((error: unknown) => this.log.error({ err: error }, 'snapshot failed'))
@@ -430,6 +433,7 @@ export class MemberCore {
     const data = encodeSnapshotData(registry, chunks);
     await this.storage.createSnapshot(index, confState, data);
     this.lastSnapshotIndex = index;
+    this.snapshotEvery = snapshotInterval(this.config.snapshotCount, this.id, index);
     const margin = Math.min(SNAPSHOT_CATCH_UP_ENTRIES_MAX, this.config.snapshotCount);
     const compactTo = index - margin;
     if (compactTo > this.storage.firstIndex() - 1) await this.storage.compact(compactTo);
@@ -539,3 +543,26 @@ async function recoverStoreFromSnapshot(
 }
 
 export { RaftError };
+
+/**
+ * How many applied entries this member waits before its next snapshot: between half of
+ * `--snapshot-count` and all of it, drawn per member and per snapshot (ZooKeeper does the same
+ * with its snapCount). Every member applies the same entries, so a fixed count had all of them
+ * snapshot the whole store at the same index, stalling the cluster together; with the spread a
+ * quorum usually keeps going while one member snapshots. Deterministic for a given member and
+ * index, so a member's behaviour can be replayed.
+ */
+export function snapshotInterval(
+  snapshotCount: number,
+  memberId: number,
+  fromIndex: number,
+): number {
+  if (snapshotCount < 2) return snapshotCount;
+  // One round of a 32-bit integer hash (xorshift-multiply) over the member id and the index.
+  let h = (Math.imul(memberId % 0x7fff_ffff, 0x9e37_79b1) ^ fromIndex) >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x85eb_ca6b) >>> 0;
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2_ae35) >>> 0;
+  h = (h ^ (h >>> 16)) >>> 0;
+  const half = Math.floor(snapshotCount / 2);
+  return snapshotCount - (h % (half + 1));
+}
