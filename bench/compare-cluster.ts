@@ -3,7 +3,8 @@
  * loopback with free ports, temporary data directories and identical member flags. A cluster is
  * ready when every member accepts a put; `leaderFirst` orders the endpoints so that one-connection
  * runs talk to the leader. Every started process and directory is tracked so that `stopAll` (called
- * on normal exit, on Ctrl-C and on SIGTERM) leaves nothing behind.
+ * on normal exit, on Ctrl-C and on SIGTERM) leaves nothing behind. Members log at `warn` (to
+ * `<dir>/<name>.log`); MEMBER_LOG_LEVEL=info in the environment shows more (snapshots taken, ...).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -73,7 +74,7 @@ export async function startCluster(kind: SystemKind, options: StartOptions = {})
       `--heartbeat-interval=${heartbeatIntervalMs}`,
       `--election-timeout=${electionTimeoutMs}`,
       `--snapshot-count=${snapshotCount}`,
-      '--log-level=warn',
+      `--log-level=${process.env.MEMBER_LOG_LEVEL ?? 'warn'}`,
     ];
     const log = fs.openSync(join(dir, `${name}.log`), 'a');
     const [command, args] =
