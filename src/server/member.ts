@@ -144,7 +144,9 @@ export class Member {
     // Leaving first lets peers see "left" at once instead of suspecting a failure.
     await this.membership?.stop();
     await Promise.all([
-      this.closeClientPort().then(() => this.grpc.close(500)),
+      // GOAWAY first, so calls in flight can finish (up to 500 ms); then the port and any
+      // connection left (JSON gateway, clients that did not go) are closed.
+      this.grpc.close(500).then(() => this.closeClientPort()),
       new Promise<void>((resolve) => {
         this.http.close(() => resolve());
         this.http.closeAllConnections();

@@ -404,6 +404,15 @@ export class GrpcH2Server {
     await stopped;
   }
 
+  /** Runs a handler callback from a timer, where an exception would otherwise end the process. */
+  private guard(path: string, callback: () => void): void {
+    try {
+      callback();
+    } catch (error) {
+      this.options.onInternalError?.(error, path);
+    }
+  }
+
   private onRequest(stream: H2Stream, fields: HeaderField[]): void {
     let method = '';
     let path = '';
@@ -519,12 +528,17 @@ export class GrpcH2Server {
         state.finish({ code: Code.internal, details: 'the method failed to start' });
       }
     };
+    // A cancelled call also emits 'drain', so a writer waiting for room wakes up and sees it.
+    const cancel = () => {
+      call.emit('cancelled');
+      call.emit('drain');
+    };
     stream.onDrain = () => call.emit('drain');
     stream.onAbort = () => {
       state.abandon();
-      call.emit('cancelled');
+      cancel();
     };
-    state.onDeadline = () => call.emit('cancelled');
+    state.onDeadline = () => this.guard(path, cancel);
     const pending: unknown[] = [];
     stream.onData = (chunk) => {
       if (state.finished) return;
@@ -538,7 +552,7 @@ export class GrpcH2Server {
             code: Code.internal,
             details: `error parsing request: ${(decodeError as Error).message}`,
           });
-          call.emit('cancelled');
+          cancel();
           return;
         }
         if (route.serverStreaming && !started) pending.push(message);
@@ -546,7 +560,7 @@ export class GrpcH2Server {
       });
       if (error !== undefined) {
         state.finish(error);
-        call.emit('cancelled');
+        cancel();
       }
     };
     stream.onEnd = () => {

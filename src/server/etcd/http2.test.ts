@@ -97,10 +97,36 @@ const u32 = (value: number) => {
 /** Lets the connection's end-of-tick flush and any promise jobs run. */
 const settle = () => new Promise((resolve) => setImmediate(resolve));
 
-function open(onRequest: (stream: H2Stream, fields: HeaderField[]) => void, streamsMax = 100) {
-  const socket = new MemorySocket();
-  const connection = new H2Connection(socket, { onRequest, concurrentStreamsMax: streamsMax });
+function open(
+  onRequest: (stream: H2Stream, fields: HeaderField[]) => void,
+  streamsMax = 100,
+  onInternalError?: (error: unknown) => void,
+  socket = new MemorySocket(),
+) {
+  const connection = new H2Connection(socket, {
+    onRequest,
+    concurrentStreamsMax: streamsMax,
+    onInternalError,
+  });
   return { socket, connection };
+}
+
+/** A socket whose writes complete only when `complete` is called: a client that does not read. */
+class StuckSocket extends MemorySocket {
+  readonly held: (() => void)[] = [];
+  reading = false;
+
+  override _write(chunk: Buffer, _encoding: string, done: () => void): void {
+    this.writes.push(chunk);
+    if (this.reading) done();
+    else this.held.push(done);
+  }
+
+  /** The client starts reading: everything written so far, and from now on, completes. */
+  complete(): void {
+    this.reading = true;
+    for (const done of this.held.splice(0)) done();
+  }
 }
 
 function goawayCode(frames: Frame[]): number | undefined {
@@ -158,6 +184,38 @@ describe('H2Connection', () => {
       { name: 'content-type', value: 'application/grpc' },
     ]);
     assert.deepEqual(decoder.decode(frames[2]!.payload), [{ name: 'grpc-status', value: '0' }]);
+    await server.close(0);
+  });
+
+  it('wakes a streaming handler waiting for room when the client cancels the call', async () => {
+    const server = new GrpcH2Server({ receiveMessageBytesMax: 1024 });
+    const events: string[] = [];
+    server.addStream(
+      '/t.S/Flood',
+      { decode: (b: Buffer) => b, encode: (m: Buffer) => m },
+      (call) => {
+        let full = false;
+        for (let i = 0; i < 1000 && !full; i++) full = !call.write(Buffer.alloc(1024));
+        events.push(full ? 'backed up' : 'never backed up');
+        call.on('cancelled', () => events.push('cancelled'));
+        call.once('drain', () => events.push(`drain (cancelled: ${call.cancelled})`));
+      },
+      true,
+    );
+    const socket = new MemorySocket();
+    server.injectConnection(socket);
+    // No window at all: every message stays held, so the handler must wait for 'drain'.
+    const body = Buffer.from([0, 0, 0, 0, 1, 0x31]);
+    socket.feed(
+      PREFACE,
+      settings([[0x4, 0]]),
+      request(1, grpcRequest('/t.S/Flood')),
+      frame(0x0, 0x1, 1, body),
+    );
+    await settle();
+    socket.feed(frame(0x3, 0, 1, u32(H2Error.cancel)));
+    await settle();
+    assert.deepEqual(events, ['backed up', 'cancelled', 'drain (cancelled: true)']);
     await server.close(0);
   });
 
@@ -274,6 +332,80 @@ describe('H2Connection', () => {
     assert.equal(connection.streamCount, 65);
   });
 
+  it('stops reading while the socket holds too much, and reads again once it drains', async () => {
+    const socket = new StuckSocket();
+    open(() => {}, 100, undefined, socket);
+    socket.feed(PREFACE, settings());
+    await settle();
+    // PINGs whose answers (17 bytes each) the client never reads, until over 8 MiB wait.
+    const ping = frame(0x6, 0, 0, Buffer.alloc(8));
+    const burst = Buffer.concat(Array.from({ length: 20_000 }, () => ping));
+    for (let i = 0; i < 30 && !socket.isPaused(); i++) {
+      socket.feed(burst);
+      await settle();
+    }
+    assert.equal(socket.isPaused(), true, 'reading stopped');
+    socket.complete();
+    await settle();
+    assert.equal(socket.isPaused(), false, 'reading resumed after the drain');
+  });
+
+  it('resets a stream that holds more than its own limit', async () => {
+    let stream: H2Stream | undefined;
+    let aborted = 0;
+    const { socket } = open((s) => {
+      stream = s;
+      s.onAbort = () => aborted++;
+    });
+    socket.feed(PREFACE, settings([[0x4, 0]]), request(1, grpcRequest('/a'), true));
+    await settle();
+    stream!.sendHeaders(encodeLiteralBlock([{ name: ':status', value: '200' }]), false);
+    const piece = Buffer.alloc(1 << 20);
+    for (let i = 0; i < 17; i++) stream!.sendData(piece);
+    await settle();
+    const reset = parseFrames(Buffer.concat(socket.writes)).find((f) => f.type === 0x3)!;
+    assert.equal(reset.payload.readUInt32BE(0), H2Error.enhanceYourCalm);
+    assert.equal(aborted, 1);
+    assert.equal(stream!.closed, true);
+  });
+
+  it('starts its next header block with a table size update after the client lowers it', async () => {
+    let stream: H2Stream | undefined;
+    const { socket } = open((s) => {
+      stream = s;
+    });
+    socket.feed(PREFACE, settings([[0x1, 0]]), request(1, grpcRequest('/a'), true));
+    await settle();
+    const block = encodeLiteralBlock([{ name: ':status', value: '200' }]);
+    stream!.sendHeaders(block, false);
+    stream!.sendTrailers(encodeLiteralBlock([{ name: 'grpc-status', value: '0' }]));
+    await settle();
+    const headers = parseFrames(Buffer.concat(socket.writes)).filter((f) => f.type === 0x1);
+    assert.deepEqual(headers[0]!.payload, Buffer.concat([Buffer.from([0x20]), block]));
+    assert.equal(headers[1]!.payload[0], 0x00, 'only the first block carries the update');
+    assert.deepEqual(new HpackDecoder().decode(headers[0]!.payload), [
+      { name: ':status', value: '200' },
+    ]);
+  });
+
+  it('reports a handler callback that throws instead of letting it escape', async () => {
+    const reported: unknown[] = [];
+    const { socket, connection } = open(
+      (s) => {
+        s.onAbort = () => {
+          throw new Error('handler bug');
+        };
+      },
+      100,
+      (error) => reported.push(error),
+    );
+    socket.feed(PREFACE, settings(), request(1, grpcRequest('/a')));
+    await settle();
+    connection.destroy();
+    assert.equal(reported.length, 1);
+    assert.match(String(reported[0]), /handler bug/);
+  });
+
   it('refuses streams beyond the limit and accepts them again once one closes', async () => {
     const streams: H2Stream[] = [];
     const { socket } = open((s) => streams.push(s), 1);
@@ -379,6 +511,16 @@ describe('H2Connection', () => {
       'an interrupted header block',
       [PREFACE, settings(), frame(0x1, 0, 1, Buffer.alloc(0)), frame(0x6, 0, 0, Buffer.alloc(8))],
       0x1,
+    ],
+    [
+      'a flood of empty CONTINUATION frames',
+      [
+        PREFACE,
+        settings(),
+        frame(0x1, 0, 1, Buffer.alloc(0)),
+        ...Array.from({ length: 8000 }, () => frame(0x9, 0, 1, Buffer.alloc(0))),
+      ],
+      0xb,
     ],
     ['a zero connection window increment', [PREFACE, settings(), frame(0x8, 0, 0, u32(0))], 0x1],
     ['a SETTINGS frame of odd size', [PREFACE, frame(0x4, 0, 0, Buffer.alloc(5))], 0x6],

@@ -73,6 +73,8 @@ const S = {
   maxHeaderListSize: 0x6,
 } as const;
 
+/** An HPACK dynamic table size update to 0 (RFC 7541 §6.3). */
+const TABLE_SIZE_ZERO = Buffer.from([0x20]);
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 const FRAME_HEADER_BYTES = 9;
 /** The protocol's defaults (RFC 9113 §6.5.2, §6.9.2). */
@@ -100,6 +102,14 @@ export const HEADER_LIST_BYTES_MAX = 64 * 1024;
  * that sends requests but does not read the answers cannot make the member buffer without end.
  */
 export const HELD_BYTES_MAX = 64 << 20;
+/**
+ * Bytes waiting in the socket's own buffer above which the connection stops reading: a client that
+ * sends requests or PINGs but does not read what comes back cannot grow it without end. Reading
+ * resumes when the socket drains (which depends only on the client reading).
+ */
+export const SOCKET_BACKLOG_BYTES_MAX = 8 << 20;
+/** One stream's held answer bytes above which it is reset (ENHANCE_YOUR_CALM). */
+export const STREAM_HELD_BYTES_MAX = 16 << 20;
 /** A stream counts as backed up (its writer should wait for 'drain') above this many queued bytes. */
 const STREAM_BACKLOG_BYTES = 64 * 1024;
 
@@ -258,11 +268,13 @@ export class H2Connection {
   #lastStreamId = 0;
   /** A header block being collected across CONTINUATION frames. */
   #headerBlock:
-    | { streamId: number; endStream: boolean; parts: Buffer[]; bytes: number }
+    | { streamId: number; endStream: boolean; parts: Buffer[]; bytes: number; framedBytes: number }
     | undefined;
 
   // The client's settings, as far as the server's sending is concerned.
   #peerFrameBytes = DEFAULT_FRAME_BYTES;
+  /** The client's SETTINGS_HEADER_TABLE_SIZE (the server's encoder never fills the table). */
+  #peerTableBytes = 4096;
   #peerInitialWindow = DEFAULT_WINDOW;
   #connectionSendWindow = DEFAULT_WINDOW;
   #connectionReceiveWindow = DEFAULT_WINDOW;
@@ -273,6 +285,10 @@ export class H2Connection {
   /** Answer bytes held back by flow control, over all streams. */
   #heldBytes = 0;
   #flushScheduled = false;
+  /** Reading stopped while the socket's buffer is over SOCKET_BACKLOG_BYTES_MAX. */
+  #readingPaused = false;
+  /** The client lowered SETTINGS_HEADER_TABLE_SIZE: the next header block must say so first. */
+  #tableSizeUpdatePending = false;
   /** GOAWAY sent (closing or failed): no new streams. */
   #goingAway = false;
   #closed = false;
@@ -363,10 +379,22 @@ export class H2Connection {
     this.#out = [];
     this.#outBytes = 0;
     this.#socket.write(out);
+    const waiting = (this.#socket as { writableLength?: number }).writableLength ?? 0;
+    if (!this.#readingPaused && waiting > SOCKET_BACKLOG_BYTES_MAX) {
+      this.#readingPaused = true;
+      this.#socket.pause();
+    }
   }
 
   /** @internal */
-  queueHeaders(streamId: number, block: Buffer, endStream: boolean): void {
+  queueHeaders(streamId: number, headerBlock: Buffer, endStream: boolean): void {
+    let block = headerBlock;
+    if (this.#tableSizeUpdatePending) {
+      // RFC 7541 §4.2: after the client lowers the table size, the next block starts with a size
+      // update. The server's blocks never use the dynamic table, so 0 suits any size.
+      this.#tableSizeUpdatePending = false;
+      block = Buffer.concat([TABLE_SIZE_ZERO, headerBlock]);
+    }
     const flags = endStream ? flagEndStream : 0;
     if (block.length <= this.#peerFrameBytes) {
       this.#queue(frameOf(T.headers, flags | flagEndHeaders, streamId, block));
@@ -396,7 +424,12 @@ export class H2Connection {
         this.#peerFrameBytes,
       );
       if (allowed <= 0) {
+        if (stream.pendingBytes > STREAM_HELD_BYTES_MAX) {
+          this.resetStream(stream, H2Error.enhanceYourCalm, true);
+          return;
+        }
         this.#blocked.add(stream);
+        this.#maybeDrain(stream);
         return;
       }
       const payload = this.#take(stream, allowed);
@@ -425,7 +458,7 @@ export class H2Connection {
   #maybeDrain(stream: H2Stream): void {
     if (stream.wantsDrain && !stream.closed && !stream.backedUp) {
       stream.wantsDrain = false;
-      stream.onDrain?.();
+      this.#notify(stream.onDrain);
     }
   }
 
@@ -464,6 +497,10 @@ export class H2Connection {
   }
 
   #onSocketDrain(): void {
+    if (this.#readingPaused && !this.#closed) {
+      this.#readingPaused = false;
+      this.#socket.resume();
+    }
     for (const stream of [...this.#streams.values()]) this.#maybeDrain(stream);
   }
 
@@ -490,7 +527,17 @@ export class H2Connection {
     this.release(stream);
     if (stream.closed) return;
     stream.closed = true;
-    stream.onAbort?.();
+    this.#notify(stream.onAbort);
+  }
+
+  /** Runs a handler's callback; a bug in it is reported, and never escapes into socket events. */
+  #notify(callback: (() => void) | undefined): void {
+    if (callback === undefined) return;
+    try {
+      callback();
+    } catch (error) {
+      this.#options.onInternalError?.(error);
+    }
   }
 
   #closeIfIdle(): void {
@@ -498,6 +545,8 @@ export class H2Connection {
       this.#flush();
       this.#closed = true;
       this.#socket.end();
+      // A client that keeps its side open after GOAWAY is cut off after a second.
+      setTimeout(() => this.#socket.destroy(), 1000).unref();
       this.#options.onClose?.();
     }
   }
@@ -704,6 +753,7 @@ export class H2Connection {
       endStream: (flags & flagEndStream) !== 0,
       parts: [fragment],
       bytes: fragment.length,
+      framedBytes: FRAME_HEADER_BYTES + payload.length,
     };
     if (flags & flagEndHeaders) this.#onHeaderBlock(block.streamId, block.endStream, fragment);
     else this.#headerBlock = block;
@@ -716,7 +766,9 @@ export class H2Connection {
     }
     block.parts.push(payload);
     block.bytes += payload.length;
-    if (block.bytes > HEADER_BLOCK_BYTES_MAX) {
+    // Frame headers count too, so a flood of empty CONTINUATION frames is bounded as well.
+    block.framedBytes += FRAME_HEADER_BYTES + payload.length;
+    if (block.framedBytes > HEADER_BLOCK_BYTES_MAX) {
       throw new ConnectionError(H2Error.enhanceYourCalm, 'header block too large');
     }
     if (flags & flagEndHeaders) {
@@ -815,8 +867,11 @@ export class H2Connection {
           }
           this.#peerFrameBytes = value;
           break;
+        case S.headerTableSize:
+          if (value < this.#peerTableBytes) this.#tableSizeUpdatePending = true;
+          this.#peerTableBytes = value;
+          break;
         default:
-          // HEADER_TABLE_SIZE: the server's encoder uses no dynamic table, so any size suits it.
           // MAX_CONCURRENT_STREAMS limits pushes, which the server never makes. Unknown: ignored.
           break;
       }

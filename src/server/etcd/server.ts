@@ -441,7 +441,9 @@ export class EtcdGrpcServer {
     const header = encodeHeader(this.#backend.header(snapshot.revision));
     const send = async (blob: Uint8Array) => {
       hash.update(blob);
-      if (!call.write({ header, remainingBytes: 0, blob })) await once(call, 'drain');
+      if (call.write({ header, remainingBytes: 0, blob }) || cancelled) return;
+      // A cancelled call never drains: wait for whichever comes first.
+      await Promise.race([once(call, 'drain'), once(call, 'cancelled')]);
     };
     const run = async () => {
       let bodyBytes = 0;

@@ -93,8 +93,9 @@ export async function startSingleMemberServer(
     endpoint,
     backend: served,
     close: async () => {
+      // GOAWAY first, so calls in flight can finish; then the port and what is left.
+      await server.close(500);
       await closeListener();
-      await server.close();
       backend.close();
       await store.close();
     },
