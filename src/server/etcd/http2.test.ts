@@ -111,6 +111,17 @@ function open(
   return { socket, connection };
 }
 
+/** A connection with one request stream open (the client's SETTINGS `pairs`), and that stream. */
+async function openStream(pairs: [number, number][] = []) {
+  let stream: H2Stream | undefined;
+  const opened = open((s) => {
+    stream = s;
+  });
+  opened.socket.feed(PREFACE, settings(pairs), request(1, grpcRequest('/x'), true));
+  await settle();
+  return { ...opened, stream: stream! };
+}
+
 /** A socket whose writes complete only when `complete` is called: a client that does not read. */
 class StuckSocket extends MemorySocket {
   readonly held: (() => void)[] = [];
@@ -235,19 +246,14 @@ describe('H2Connection', () => {
   });
 
   it('holds DATA back by the client windows and sends it as WINDOW_UPDATEs arrive', async () => {
-    let stream: H2Stream | undefined;
-    const { socket } = open((s) => {
-      stream = s;
-    });
-    socket.feed(PREFACE, settings([[0x4, 100]]), request(1, grpcRequest('/x'), true));
-    await settle();
+    const { socket, stream } = await openStream([[0x4, 100]]);
     socket.writes.length = 0;
     const body = Buffer.alloc(250, 7);
     let drained = 0;
-    stream!.onDrain = () => drained++;
-    stream!.sendHeaders(encodeLiteralBlock([{ name: ':status', value: '200' }]), false);
-    stream!.sendData(body);
-    stream!.sendTrailers(encodeLiteralBlock([{ name: 'grpc-status', value: '0' }]));
+    stream.onDrain = () => drained++;
+    stream.sendHeaders(encodeLiteralBlock([{ name: ':status', value: '200' }]), false);
+    stream.sendData(body);
+    stream.sendTrailers(encodeLiteralBlock([{ name: 'grpc-status', value: '0' }]));
     await settle();
     let frames = parseFrames(Buffer.concat(socket.writes));
     assert.deepEqual(
@@ -283,17 +289,12 @@ describe('H2Connection', () => {
   });
 
   it('tells a writer to wait when the window holds back more than its backlog', async () => {
-    let stream: H2Stream | undefined;
-    const { socket } = open((s) => {
-      stream = s;
-    });
-    socket.feed(PREFACE, settings(), request(1, grpcRequest('/x'), true));
-    await settle();
+    const { socket, stream } = await openStream();
     let drained = 0;
-    stream!.onDrain = () => drained++;
-    stream!.sendHeaders(encodeLiteralBlock([{ name: ':status', value: '200' }]), false);
-    assert.equal(stream!.sendData(Buffer.alloc(60_000)), true, 'within the 65,535-byte window');
-    assert.equal(stream!.sendData(Buffer.alloc(80_000)), false, 'beyond window plus backlog');
+    stream.onDrain = () => drained++;
+    stream.sendHeaders(encodeLiteralBlock([{ name: ':status', value: '200' }]), false);
+    assert.equal(stream.sendData(Buffer.alloc(60_000)), true, 'within the 65,535-byte window');
+    assert.equal(stream.sendData(Buffer.alloc(80_000)), false, 'beyond window plus backlog');
     socket.feed(frame(0x8, 0, 0, u32(1 << 20)), frame(0x8, 0, 1, u32(1 << 20)));
     await settle();
     assert.equal(drained, 1);
@@ -351,34 +352,24 @@ describe('H2Connection', () => {
   });
 
   it('resets a stream that holds more than its own limit', async () => {
-    let stream: H2Stream | undefined;
+    const { socket, stream } = await openStream([[0x4, 0]]);
     let aborted = 0;
-    const { socket } = open((s) => {
-      stream = s;
-      s.onAbort = () => aborted++;
-    });
-    socket.feed(PREFACE, settings([[0x4, 0]]), request(1, grpcRequest('/a'), true));
-    await settle();
-    stream!.sendHeaders(encodeLiteralBlock([{ name: ':status', value: '200' }]), false);
+    stream.onAbort = () => aborted++;
+    stream.sendHeaders(encodeLiteralBlock([{ name: ':status', value: '200' }]), false);
     const piece = Buffer.alloc(1 << 20);
-    for (let i = 0; i < 17; i++) stream!.sendData(piece);
+    for (let i = 0; i < 17; i++) stream.sendData(piece);
     await settle();
     const reset = parseFrames(Buffer.concat(socket.writes)).find((f) => f.type === 0x3)!;
     assert.equal(reset.payload.readUInt32BE(0), H2Error.enhanceYourCalm);
     assert.equal(aborted, 1);
-    assert.equal(stream!.closed, true);
+    assert.equal(stream.closed, true);
   });
 
   it('starts its next header block with a table size update after the client lowers it', async () => {
-    let stream: H2Stream | undefined;
-    const { socket } = open((s) => {
-      stream = s;
-    });
-    socket.feed(PREFACE, settings([[0x1, 0]]), request(1, grpcRequest('/a'), true));
-    await settle();
+    const { socket, stream } = await openStream([[0x1, 0]]);
     const block = encodeLiteralBlock([{ name: ':status', value: '200' }]);
-    stream!.sendHeaders(block, false);
-    stream!.sendTrailers(encodeLiteralBlock([{ name: 'grpc-status', value: '0' }]));
+    stream.sendHeaders(block, false);
+    stream.sendTrailers(encodeLiteralBlock([{ name: 'grpc-status', value: '0' }]));
     await settle();
     const headers = parseFrames(Buffer.concat(socket.writes)).filter((f) => f.type === 0x1);
     assert.deepEqual(headers[0]!.payload, Buffer.concat([Buffer.from([0x20]), block]));
