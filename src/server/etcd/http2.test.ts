@@ -397,6 +397,66 @@ describe('H2Connection', () => {
     assert.match(String(reported[0]), /handler bug/);
   });
 
+  it("splits DATA and header blocks by the client's frame size", async () => {
+    const { socket, stream } = await openStream([[0x4, 1 << 20]]);
+    socket.feed(frame(0x8, 0, 0, u32(1 << 20)));
+    await settle();
+    socket.writes.length = 0;
+    const big = encodeLiteralBlock([{ name: 'x-big', value: 'v'.repeat(20_000) }]);
+    stream.sendHeaders(big, false);
+    stream.sendData(Buffer.alloc(40_000, 1), true);
+    await settle();
+    const frames = parseFrames(Buffer.concat(socket.writes));
+    assert.deepEqual(
+      frames.map((f) => [f.type, f.flags, f.payload.length]),
+      [
+        [0x1, 0x0, 16_384],
+        [0x9, 0x4, big.length - 16_384],
+        [0x0, 0x0, 16_384],
+        [0x0, 0x0, 16_384],
+        [0x0, 0x1, 40_000 - 2 * 16_384],
+      ],
+    );
+  });
+
+  it('strips padding and priority fields from what it receives', async () => {
+    const seen: HeaderField[][] = [];
+    const data: string[] = [];
+    const { socket } = open((s, fields) => {
+      seen.push(fields);
+      s.onData = (chunk) => data.push(chunk.toString());
+    });
+    const block = encodeLiteralBlock(grpcRequest('/t.S/M'));
+    // HEADERS with PADDED and PRIORITY: pad length, 5 priority bytes, the block, the padding.
+    const headers = Buffer.concat([Buffer.from([2]), Buffer.alloc(5), block, Buffer.alloc(2)]);
+    const body = Buffer.concat([Buffer.from([3]), Buffer.from('abc'), Buffer.alloc(3)]);
+    socket.feed(
+      PREFACE,
+      settings(),
+      frame(0x1, 0x4 | 0x8 | 0x20, 1, headers),
+      frame(0x0, 0x1 | 0x8, 1, body),
+    );
+    await settle();
+    assert.deepEqual(seen, [grpcRequest('/t.S/M')]);
+    assert.deepEqual(data, ['abc']);
+  });
+
+  it('closes gracefully: GOAWAY, open streams finish, new ones are ignored, then the socket ends', async () => {
+    const { socket, connection, stream } = await openStream();
+    socket.writes.length = 0;
+    connection.close();
+    socket.feed(request(3, grpcRequest('/late'), true));
+    await settle();
+    const goaway = parseFrames(Buffer.concat(socket.writes)).find((f) => f.type === 0x7)!;
+    assert.equal(goaway.payload.readUInt32BE(0), 1, 'the last stream taken');
+    assert.equal(goaway.payload.readUInt32BE(4), H2Error.noError);
+    assert.equal(socket.ended, false, 'stream 1 is still open');
+    assert.equal(connection.streamCount, 1, 'stream 3, opened after the GOAWAY, was ignored');
+    stream.sendHeaders(encodeLiteralBlock([{ name: ':status', value: '200' }]), true);
+    await settle();
+    assert.equal(socket.ended, true);
+  });
+
   it('refuses streams beyond the limit and accepts them again once one closes', async () => {
     const streams: H2Stream[] = [];
     const { socket } = open((s) => streams.push(s), 1);
