@@ -123,13 +123,12 @@ class ConnectionError extends Error {
   }
 }
 
-function frameOf(type: number, flags: number, streamId: number, payload: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payload.length);
-  out.writeUIntBE(payload.length, 0, 3);
+function frameHeader(type: number, flags: number, streamId: number, length: number): Buffer {
+  const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
+  out.writeUIntBE(length, 0, 3);
   out[3] = type;
   out[4] = flags;
   out.writeUInt32BE(streamId, 5);
-  out.set(payload, FRAME_HEADER_BYTES);
   return out;
 }
 
@@ -224,12 +223,6 @@ export class H2Stream {
     this.connection.pump(this);
   }
 
-  /** Resets the stream (RST_STREAM) with an HTTP/2 error code. */
-  reset(code: number = H2Error.cancel): void {
-    if (this.closed) return;
-    this.connection.resetStream(this, code, false);
-  }
-
   /** @internal The server's side is ended (everything up to END_STREAM is queued or sent). */
   endLocal(): void {
     this.localEnded = true;
@@ -309,8 +302,8 @@ export class H2Connection {
       settings.writeUInt32BE(value, offset + 2);
       offset += 6;
     }
-    this.#queue(frameOf(T.settings, 0, 0, settings));
-    this.#queue(frameOf(T.windowUpdate, 0, 0, u32(CONNECTION_RECEIVE_WINDOW - DEFAULT_WINDOW)));
+    this.#queueFrame(T.settings, 0, 0, settings);
+    this.#queueFrame(T.windowUpdate, 0, 0, u32(CONNECTION_RECEIVE_WINDOW - DEFAULT_WINDOW));
     this.#connectionReceiveWindow = CONNECTION_RECEIVE_WINDOW;
     socket.on('data', (chunk: Buffer) => this.#onBytes(chunk));
     socket.on('drain', () => this.#onSocketDrain());
@@ -372,6 +365,15 @@ export class H2Connection {
     }
   }
 
+  /**
+   * Queues one frame: its 9-byte header, then the payload as it is (no copy before the single
+   * copy of everything queued this turn into the socket write).
+   */
+  #queueFrame(type: number, flags: number, streamId: number, payload: Buffer): void {
+    this.#queue(frameHeader(type, flags, streamId, payload.length));
+    if (payload.length > 0) this.#queue(payload);
+  }
+
   #flush(): void {
     this.#flushScheduled = false;
     if (this.#closed || this.#out.length === 0) return;
@@ -397,7 +399,7 @@ export class H2Connection {
     }
     const flags = endStream ? flagEndStream : 0;
     if (block.length <= this.#peerFrameBytes) {
-      this.#queue(frameOf(T.headers, flags | flagEndHeaders, streamId, block));
+      this.#queueFrame(T.headers, flags | flagEndHeaders, streamId, block);
       return;
     }
     // A block larger than the client's frame size continues in CONTINUATION frames.
@@ -407,7 +409,7 @@ export class H2Connection {
       const end = Math.min(block.length, offset + this.#peerFrameBytes);
       const last = end === block.length;
       const frameFlags = (type === T.headers ? flags : 0) | (last ? flagEndHeaders : 0);
-      this.#queue(frameOf(type, frameFlags, streamId, block.subarray(offset, end)));
+      this.#queueFrame(type, frameFlags, streamId, block.subarray(offset, end));
       type = T.continuation;
       offset = end;
     }
@@ -436,7 +438,7 @@ export class H2Connection {
       stream.sendWindow -= allowed;
       this.#connectionSendWindow -= allowed;
       const ends = stream.pendingBytes === 0 && stream.pendingEnd && !stream.pendingTrailers;
-      this.#queue(frameOf(T.data, ends ? flagEndStream : 0, stream.id, payload));
+      this.#queueFrame(T.data, ends ? flagEndStream : 0, stream.id, payload);
       if (ends) {
         this.#blocked.delete(stream);
         stream.endLocal();
@@ -448,7 +450,7 @@ export class H2Connection {
       const trailers = stream.pendingTrailers;
       stream.pendingTrailers = undefined;
       if (trailers !== undefined) this.queueHeaders(stream.id, trailers, true);
-      else this.#queue(frameOf(T.data, flagEndStream, stream.id, Buffer.alloc(0)));
+      else this.#queueFrame(T.data, flagEndStream, stream.id, Buffer.alloc(0));
       stream.endLocal();
       return;
     }
@@ -507,7 +509,7 @@ export class H2Connection {
   /** @internal */
   resetStream(stream: H2Stream, code: number, notify: boolean): void {
     this.release(stream);
-    this.#queue(frameOf(T.rstStream, 0, stream.id, u32(code)));
+    this.#queueFrame(T.rstStream, 0, stream.id, u32(code));
     this.#streams.delete(stream.id);
     this.#blocked.delete(stream);
     if (notify) this.#abort(stream);
@@ -558,7 +560,7 @@ export class H2Connection {
     payload.writeUInt32BE(this.#lastStreamId, 0);
     payload.writeUInt32BE(code, 4);
     payload.write(debug, 8);
-    this.#queue(frameOf(T.goaway, 0, 0, payload));
+    this.#queueFrame(T.goaway, 0, 0, payload);
   }
 
   #fail(error: ConnectionError): void {
@@ -655,7 +657,7 @@ export class H2Connection {
       case T.ping:
         if (streamId !== 0) throw new ConnectionError(H2Error.protocol, 'PING on a stream');
         if (payload.length !== 8) throw new ConnectionError(H2Error.frameSize, 'PING size');
-        if ((flags & flagAck) === 0) this.#queue(frameOf(T.ping, flagAck, 0, payload));
+        if ((flags & flagAck) === 0) this.#queueFrame(T.ping, flagAck, 0, payload);
         break;
       case T.goaway:
         if (streamId !== 0) throw new ConnectionError(H2Error.protocol, 'GOAWAY on a stream');
@@ -728,7 +730,7 @@ export class H2Connection {
   #giveBackConnection(bytes: number): void {
     this.#connectionReceivedUnacked += bytes;
     if (this.#connectionReceivedUnacked >= CONNECTION_RECEIVE_WINDOW / 2) {
-      this.#queue(frameOf(T.windowUpdate, 0, 0, u32(this.#connectionReceivedUnacked)));
+      this.#queueFrame(T.windowUpdate, 0, 0, u32(this.#connectionReceivedUnacked));
       this.#connectionReceiveWindow += this.#connectionReceivedUnacked;
       this.#connectionReceivedUnacked = 0;
     }
@@ -737,7 +739,7 @@ export class H2Connection {
   #giveBackStream(stream: H2Stream, bytes: number): void {
     stream.receivedUnacked += bytes;
     if (stream.receivedUnacked >= STREAM_RECEIVE_WINDOW / 2) {
-      this.#queue(frameOf(T.windowUpdate, 0, stream.id, u32(stream.receivedUnacked)));
+      this.#queueFrame(T.windowUpdate, 0, stream.id, u32(stream.receivedUnacked));
       stream.receiveWindow += stream.receivedUnacked;
       stream.receivedUnacked = 0;
     }
@@ -798,16 +800,16 @@ export class H2Connection {
     this.#lastStreamId = streamId;
     const socketHeld = (this.#socket as { writableLength?: number }).writableLength ?? 0;
     if (this.#heldBytes + socketHeld > HELD_BYTES_MAX) {
-      this.#queue(frameOf(T.rstStream, 0, streamId, u32(H2Error.refusedStream)));
+      this.#queueFrame(T.rstStream, 0, streamId, u32(H2Error.refusedStream));
       return;
     }
     if (headerListBytes(fields) > HEADER_LIST_BYTES_MAX) {
-      this.#queue(frameOf(T.rstStream, 0, streamId, u32(H2Error.enhanceYourCalm)));
+      this.#queueFrame(T.rstStream, 0, streamId, u32(H2Error.enhanceYourCalm));
       return;
     }
     if (this.#goingAway) return;
     if (this.#streams.size >= this.#options.concurrentStreamsMax) {
-      this.#queue(frameOf(T.rstStream, 0, streamId, u32(H2Error.refusedStream)));
+      this.#queueFrame(T.rstStream, 0, streamId, u32(H2Error.refusedStream));
       return;
     }
     const stream = new H2Stream(streamId, this, this.#peerInitialWindow);
@@ -876,7 +878,7 @@ export class H2Connection {
           break;
       }
     }
-    this.#queue(frameOf(T.settings, flagAck, 0, Buffer.alloc(0)));
+    this.#queueFrame(T.settings, flagAck, 0, Buffer.alloc(0));
     this.#pumpBlocked();
   }
 
@@ -925,6 +927,6 @@ export class H2Connection {
       this.resetStream(stream, code, true);
       return;
     }
-    this.#queue(frameOf(T.rstStream, 0, streamId, u32(code)));
+    this.#queueFrame(T.rstStream, 0, streamId, u32(code));
   }
 }
