@@ -73,20 +73,23 @@ export function encodeRaftBatch(batch: RaftBatch): Buffer {
     at = out.writeDoubleLE(m.index, at);
     at = out.writeDoubleLE(m.commit, at);
     at = out.writeDoubleLE(m.rejectHint, at);
-    at = out.writeUInt32LE(m.context.byteLength, at);
-    out.set(m.context, at);
-    at += m.context.byteLength;
+    at = writeSized(out, at, m.context);
     at = out.writeUInt32LE(m.entries.length, at);
     for (const entry of m.entries) {
       at = out.writeDoubleLE(entry.term, at);
       at = out.writeDoubleLE(entry.index, at);
       at = out.writeUInt8(entry.type, at);
-      at = out.writeUInt32LE(entry.data.byteLength, at);
-      out.set(entry.data, at);
-      at += entry.data.byteLength;
+      at = writeSized(out, at, entry.data);
     }
   }
   return out;
+}
+
+/** Writes `bytes` after their u32 length at `at`; returns the offset after them. */
+function writeSized(out: Buffer, at: number, bytes: Uint8Array): number {
+  const start = out.writeUInt32LE(bytes.byteLength, at);
+  out.set(bytes, start);
+  return start + bytes.byteLength;
 }
 
 /** Reads a batch; throws RaftWireError when the bytes are not exactly one valid batch. */
