@@ -84,9 +84,15 @@ try {
     for (const name of ['m1', 'm2', 'm3']) {
       const log = fs.readFileSync(`${cluster.dir}/${name}.log`, 'utf8');
       for (const line of log.split('\n').filter((l) => l.includes('snapshot taken'))) {
-        const entry = JSON.parse(line) as { time: number; index: number; bytes: number };
+        const entry = JSON.parse(line) as {
+          time: number;
+          index: number;
+          bytes: number;
+          readMs?: number;
+          writeMs?: number;
+        };
         console.log(
-          `${name} snapshot at ${new Date(entry.time).toISOString()}: index ${entry.index}, ${entry.bytes} bytes`,
+          `${name} snapshot done at ${new Date(entry.time).toISOString()}: index ${entry.index}, ${entry.bytes} bytes, store read and encoded in ${entry.readMs} ms, file written in ${entry.writeMs} ms`,
         );
       }
     }

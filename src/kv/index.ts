@@ -32,6 +32,11 @@ export {
   QUOTA_BYTES_DEFAULT,
   type StoreStatus,
 } from './mvcc.js';
-export { SNAPSHOT_CHUNK_BYTES_MAX, type SnapshotStream } from './snapshot.js';
+export {
+  type Checkpoint,
+  removeCheckpoint,
+  SNAPSHOT_CHUNK_BYTES_MAX,
+  type SnapshotStream,
+} from './snapshot.js';
 export * from './types.js';
 export { KEY_BYTES_MAX, TXN_OPS_MAX_DEFAULT, validateRequest } from './validate.js';

@@ -50,6 +50,8 @@ export interface OpenLayoutOptions {
   path: string;
   /** Skip fsync at commit; only behind the crash guard (crash-guard.ts), which handles machine crashes. */
   noSync?: boolean;
+  /** Open for reading only (a checkpoint copy, see snapshot.ts). */
+  readOnly?: boolean;
 }
 
 export function openDatabases(options: OpenLayoutOptions): KvDatabases {
@@ -63,6 +65,7 @@ export function openDatabases(options: OpenLayoutOptions): KvDatabases {
     // machine crash is the crash guard's case. Measured at one client: the apply on the leader's
     // path to the reply lost its 8 to 10 write syscalls.
     useWritemap: options.noSync ?? false,
+    readOnly: options.readOnly ?? false,
     // The store only uses synchronous transactions; readers never need to see uncommitted data.
     cache: false,
   });

@@ -21,6 +21,8 @@
  * compacted". The LMDB layout is described in layout.ts; etcd's rules for each request in
  * reader.ts (Range) and txn.ts (Put, DeleteRange, Txn).
  */
+import { rmSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { type Logger, pino } from 'pino';
 import { encodeLeaseId } from './codec.js';
 import {
@@ -59,7 +61,17 @@ import {
   openDatabases,
 } from './layout.js';
 import { boundsOf, header, type ReadContext, rangeRequest } from './reader.js';
-import { restoreSnapshot, type SnapshotStream, writeSnapshot } from './snapshot.js';
+import {
+  type Checkpoint,
+  checkCheckpointImage,
+  checkpointFile,
+  readCheckpoint,
+  removeCheckpoint,
+  restoreSnapshot,
+  type SnapshotStream,
+  writeCheckpoint,
+  writeSnapshot,
+} from './snapshot.js';
 
 export type { SnapshotStream };
 
@@ -84,6 +96,9 @@ import type {
 import { assertSafeInteger } from './types.js';
 import { TXN_OPS_MAX_DEFAULT, validateRequest } from './validate.js';
 import { WriteRequest } from './write.js';
+
+/** Where checkpoints are made (`checkpoint`) and received (`restoreCheckpoint`), after the path. */
+const CHECKPOINT_DIR_SUFFIXES = ['-checkpoint-out', '-checkpoint-in'] as const;
 
 /** Entries per applyBatch call; the caller splits larger commits (bounds one LMDB transaction). */
 export const APPLY_BATCH_ENTRIES_MAX = 8192;
@@ -182,6 +197,8 @@ export class MvccStore {
   readonly discardedAfterMachineCrash: boolean;
   /** The store's path when the crash guard is in use (noSync with a known boot id). */
   private readonly guardedPath: string | undefined;
+  /** The LMDB path (checkpoints are kept beside it). */
+  private readonly path: string;
 
   private constructor(
     private readonly dbs: KvDatabases,
@@ -189,6 +206,7 @@ export class MvccStore {
     guard: { path: string | undefined; discarded: boolean },
   ) {
     this.guardedPath = guard.path;
+    this.path = options.path;
     this.discardedAfterMachineCrash = guard.discarded;
     this.quotaBytes = options.quotaBytes ?? QUOTA_BYTES_DEFAULT;
     this.txnOpsMax = options.txnOpsMax ?? TXN_OPS_MAX_DEFAULT;
@@ -214,6 +232,10 @@ export class MvccStore {
       ? guardOpen(options.path, boot)
       : { discarded: false, staleBootId: undefined };
     const dbs = openDatabases({ path: options.path, noSync: guarded });
+    // A checkpoint left by a process that died while making or restoring one is only a copy.
+    for (const suffix of CHECKPOINT_DIR_SUFFIXES) {
+      rmSync(`${options.path}${suffix}`, { recursive: true, force: true });
+    }
     const store = new MvccStore(dbs, options, {
       path: guarded ? options.path : undefined,
       discarded,
@@ -540,6 +562,33 @@ export class MvccStore {
   /** The whole state now, as bounded chunks from one read transaction (see snapshot.ts). */
   snapshot(): SnapshotStream {
     return writeSnapshot(this.dbs);
+  }
+
+  /**
+   * Copies the whole state into a checkpoint (an LMDB file in `<path>-checkpoint-out`, replacing
+   * the previous one) without blocking the event loop; see snapshot.ts. The caller removes it with
+   * `removeCheckpoint(dirname(checkpoint.file))` when done.
+   */
+  checkpoint(): Promise<Checkpoint> {
+    this.assertAvailable();
+    return writeCheckpoint(this.dbs, this.path, `${this.path}${CHECKPOINT_DIR_SUFFIXES[0]}`);
+  }
+
+  /**
+   * Replaces the whole state with a checkpoint's (the bytes of its LMDB file), read as snapshot
+   * chunks, so the same checks as `restore` apply.
+   */
+  async restoreCheckpoint(image: Uint8Array): Promise<void> {
+    checkCheckpointImage(image);
+    const dir = `${this.path}${CHECKPOINT_DIR_SUFFIXES[1]}`;
+    await removeCheckpoint(dir);
+    await mkdir(dir, { recursive: true });
+    try {
+      await writeFile(checkpointFile(dir), image);
+      await readCheckpoint(checkpointFile(dir), (copy) => this.restore(writeSnapshot(copy).chunks));
+    } finally {
+      await removeCheckpoint(dir);
+    }
   }
 
   /** Replaces the whole state with a snapshot's; subscribers get no events for it. */

@@ -3,12 +3,14 @@
  * revision keys, HashKV as etcd computes it, and snapshot -> restore giving an identical store.
  */
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { afterEach, describe, test } from 'node:test';
 import { crc32c } from '@node-rs/crc32';
 import { decodeKeyValue, decodeRevisionKey, encodeKeyValue, encodeRevisionKey } from './codec.js';
 import { KvErrorMessage } from './errors.js';
 import type { MvccStore } from './mvcc.js';
-import { SNAPSHOT_CHUNK_BYTES_MAX } from './snapshot.js';
+import { removeCheckpoint, SNAPSHOT_CHUNK_BYTES_MAX } from './snapshot.js';
 import { StoreHarness } from './testing.js';
 import type { KvRequest } from './types.js';
 
@@ -259,5 +261,61 @@ describe('snapshot and restore', () => {
   test('garbage is rejected', async () => {
     const target = open();
     await assert.rejects(target.store.restore(replay([b('not msgpack at all')])));
+  });
+
+  test('a checkpoint is one consistent copy while batches keep being applied, and restores exactly', async () => {
+    // The member's store form: unsynced, through LMDB's shared map (kept as one file here).
+    const source = StoreHarness.open({ noSync: true });
+    harnesses.push(source);
+    const value = Buffer.alloc(2048, 3);
+    for (let i = 0; i < 2000; i++) source.ok({ put: { key: b(`k${i % 500}`), value } });
+    let applying = true;
+    let appliedDuringCopy = 0;
+    const writer = (async () => {
+      while (applying) {
+        source.ok({ put: { key: b(`late${appliedDuringCopy++}`), value } });
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    })();
+    const checkpoint = await source.store.checkpoint();
+    applying = false;
+    await writer;
+    // One put per raft index from 1: a consistent copy holds revision = index + 1.
+    assert.equal(checkpoint.revision, checkpoint.appliedIndex + 1);
+    assert.ok(checkpoint.appliedIndex >= 2000);
+    const image = await readFile(checkpoint.file);
+    await removeCheckpoint(dirname(checkpoint.file));
+
+    const target = open();
+    target.ok({ put: { key: b('only-in-target'), value: b('x') } });
+    await target.store.restoreCheckpoint(image);
+    assert.equal(target.store.appliedIndex, checkpoint.appliedIndex);
+    assert.equal(target.store.revision, checkpoint.revision);
+    assert.equal(
+      (await target.store.hashKv()).hash,
+      (await source.store.hashKv(checkpoint.revision)).hash,
+    );
+    assert.equal(target.store.range({ key: b('only-in-target') }).kvs.length, 0);
+  });
+
+  test('a truncated or damaged checkpoint is refused before LMDB maps it, and the store is untouched', async () => {
+    const source = open();
+    source.ok({ put: { key: b('a'), value: b('1') } });
+    const checkpoint = await source.store.checkpoint();
+    const image = await readFile(checkpoint.file);
+    await removeCheckpoint(dirname(checkpoint.file));
+    const target = open();
+    target.ok({ put: { key: b('kept'), value: b('1') } });
+    for (const damaged of [
+      image.subarray(0, 100),
+      image.subarray(0, image.length - 4096),
+      Buffer.alloc(image.length),
+      Buffer.concat([image.subarray(0, 4096), Buffer.alloc(image.length - 4096)]),
+    ]) {
+      await assert.rejects(target.store.restoreCheckpoint(damaged), /not a whole kv checkpoint/);
+    }
+    assert.equal(target.store.range({ key: b('kept') }).kvs.length, 1, 'refused before clearing');
+    await target.store.restoreCheckpoint(image);
+    assert.equal(target.store.range({ key: b('a') }).kvs.length, 1);
   });
 });

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { MvccStore } from '../kv/mvcc.js';
+import { removeCheckpoint } from '../kv/snapshot.js';
 import {
   type ConfChange,
   ConfChangeType,
@@ -18,6 +19,7 @@ import { MemberRegistry } from './registry.js';
 import {
   type ApplyOutcome,
   decodeSnapshotData,
+  encodeCheckpointSnapshotData,
   encodeSnapshotData,
   StateMachine,
 } from './state-machine.js';
@@ -128,7 +130,7 @@ describe('StateMachine', () => {
     const chunks: Uint8Array[] = [];
     for await (const chunk of stream.chunks) chunks.push(chunk);
     const data = encodeSnapshotData(a.registry.state(), chunks);
-    assert.equal(decodeSnapshotData(data).chunks.length, chunks.length);
+    assert.equal(decodeSnapshotData(data).chunks?.length, chunks.length);
     const b = open(2);
     await b.sm.install({
       metadata: { index: 2, term: 1, confState: { ...EMPTY_CONF_STATE, voters: [1, 2] } },
@@ -139,6 +141,64 @@ describe('StateMachine', () => {
     assert.deepEqual(b.sm.confState.voters, [1, 2]);
     assert.equal(b.kv.range({ key: Buffer.from('y') }).kvs.length, 1);
     assert.equal(b.registry.clusterId, 99);
+  });
+
+  it('snapshots the store as a checkpoint and installs it, replacing what the other member held', async () => {
+    const a = open(1);
+    await a.sm.apply([put(1, id(1, 1), 'x'), put(2, id(1, 2), 'y')]);
+    const checkpoint = await a.kv.checkpoint();
+    assert.equal(checkpoint.appliedIndex, 2);
+    assert.equal(checkpoint.revision, 3);
+    // Batches applied after the copy are not in it.
+    await a.sm.apply([put(3, id(1, 3), 'z')]);
+    const data = await encodeCheckpointSnapshotData(a.registry.state(), checkpoint.file);
+    await removeCheckpoint(dirname(checkpoint.file));
+    assert.equal(existsSync(dirname(checkpoint.file)), false);
+    const decoded = decodeSnapshotData(data);
+    assert.ok(decoded.checkpoint !== undefined && decoded.chunks === undefined);
+    assert.equal(decoded.registry.clusterId, 99);
+
+    const b = open(2);
+    await b.sm.apply([put(1, id(2, 1), 'old'), put(2, id(2, 2), 'older'), put(3, id(2, 3), 'x')]);
+    await b.sm.install({
+      metadata: { index: 2, term: 1, confState: { ...EMPTY_CONF_STATE, voters: [1, 2] } },
+      data,
+    });
+    assert.equal(b.kv.appliedIndex, 2);
+    assert.equal(b.kv.revision, 3);
+    assert.equal(b.sm.appliedIndex, 2);
+    assert.equal(b.sm.membershipIndex, 2);
+    const keys = b.kv
+      .range({ key: Buffer.from([0]), rangeEnd: Buffer.from([0]) })
+      .kvs.map((kv) => Buffer.from(kv.key).toString());
+    assert.deepEqual(keys, ['x', 'y']);
+    assert.equal((await b.kv.hashKv(0)).hash, (await a.kv.hashKv(3)).hash, 'the same history');
+    assert.equal(existsSync(join(b.dir, 'db-checkpoint-in')), false, 'scratch copy removed');
+    await a.kv.close();
+    await b.kv.close();
+  });
+
+  it('remembers the index of the last membership entry applied', async () => {
+    const { sm } = open(1);
+    assert.equal(sm.membershipIndex, 0);
+    await sm.apply([put(1, id(1, 1), 'a')]);
+    assert.equal(sm.membershipIndex, 0, 'a put is not a membership entry');
+    const cc: ConfChange = {
+      transition: 0,
+      changes: [{ type: ConfChangeType.AddNode, nodeId: 3 }],
+      context: new Uint8Array(),
+    };
+    await sm.apply([
+      { term: 1, index: 2, type: EntryType.ConfChange, data: encodeConfChange(cc) },
+      put(3, id(1, 2), 'b'),
+    ]);
+    assert.equal(sm.membershipIndex, 2);
+    const publish = encodeCommand({
+      id: id(1, 3),
+      registry: { publish: { id: 1, name: 'one', clientUrls: ['http://a:2'] } },
+    });
+    await sm.apply([{ term: 1, index: 4, type: EntryType.Normal, data: publish }]);
+    assert.equal(sm.membershipIndex, 4);
   });
 
   it('applies alarm commands into the registry, saves them, and carries them in snapshots', async () => {

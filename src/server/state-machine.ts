@@ -5,8 +5,11 @@
  * handed to the waiting request when this member proposed the entry.
  *
  * Snapshots hold the registry and the whole key-value state: `[u32 length][bytes]` frames, the
- * first the registry as JSON, the rest the MVCC store's snapshot chunks (src/kv/snapshot.ts).
+ * first the registry as JSON, then either the CHECKPOINT_FRAME marker and the bytes of a store
+ * checkpoint (an LMDB file, what members write now) or the MVCC store's snapshot chunks (what
+ * members wrote before checkpoints; still read). See src/kv/snapshot.ts for both.
  */
+import { open } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { ApplyEntry, ApplyResult, MvccStore } from '../kv/mvcc.js';
 import { APPLY_BATCH_ENTRIES_MAX } from '../kv/mvcc.js';
@@ -53,6 +56,11 @@ export class StateMachine {
   confState: ConfState = EMPTY_CONF_STATE;
   /** The last raft index handed to `apply` or installed by a snapshot in this process. */
   appliedIndex: number;
+  /**
+   * The index of the last conf change or registry command handed to `apply` (or of the snapshot
+   * installed): `confState` and the registry are as of any applied index at or after it.
+   */
+  membershipIndex: number;
 
   constructor(
     readonly kv: MvccStore,
@@ -63,6 +71,7 @@ export class StateMachine {
     snapshotIndex: number,
   ) {
     this.appliedIndex = snapshotIndex;
+    this.membershipIndex = snapshotIndex;
   }
 
   /** Applies committed entries in order. Throws on a malformed entry (a bug: the member stops). */
@@ -72,6 +81,7 @@ export class StateMachine {
     let registryChanged = false;
     for (const entry of entries) {
       if (entry.type === EntryType.ConfChange) {
+        this.membershipIndex = entry.index;
         const cc = decodeConfChange(entry.data);
         this.confState = this.hooks.applyConfChange(cc);
         const context = decodeConfChangeContext(cc.context);
@@ -91,6 +101,7 @@ export class StateMachine {
       }
       const command = decodeCommand(entry.data);
       if (command.registry !== undefined) {
+        this.membershipIndex = entry.index;
         if (entry.index > this.registry.index) {
           this.applyRegistryCommand(command.registry);
           this.registry.index = entry.index;
@@ -178,12 +189,13 @@ export class StateMachine {
 
   /** Installs a snapshot received from the leader: replaces the store and the registry. */
   async install(snapshot: Snapshot): Promise<void> {
-    const { registry, chunks } = decodeSnapshotData(snapshot.data);
-    await this.kv.restore(asAsync(chunks));
-    this.registry.replace({ ...registry, index: snapshot.metadata.index });
+    const decoded = decodeSnapshotData(snapshot.data);
+    await restoreStore(this.kv, decoded);
+    this.registry.replace({ ...decoded.registry, index: snapshot.metadata.index });
     await this.registry.save();
     this.confState = snapshot.metadata.confState;
     this.appliedIndex = snapshot.metadata.index;
+    this.membershipIndex = snapshot.metadata.index;
     this.log.info({ index: snapshot.metadata.index }, 'installed snapshot from the leader');
     this.hooks.onStoreRestored?.();
     this.hooks.onRegistryChanged();
@@ -194,6 +206,16 @@ function isLeaseRequest(request: KvRequest): boolean {
   return 'leaseGrant' in request || 'leaseRevoke' in request || 'leaseCheckpoint' in request;
 }
 
+/** The frame after the registry that says a store checkpoint follows. */
+const CHECKPOINT_FRAME = Buffer.from('shoal-kv-checkpoint-v1');
+
+/** A snapshot's data, decoded: the registry and the store in one of its two forms. */
+export type SnapshotData = { registry: RegistryState } & (
+  | { checkpoint: Uint8Array; chunks?: undefined }
+  | { chunks: Uint8Array[]; checkpoint?: undefined }
+);
+
+/** Snapshot data from the registry and the store's snapshot chunks (the earlier form). */
 export function encodeSnapshotData(registry: RegistryState, chunks: readonly Uint8Array[]): Buffer {
   const frames = [Buffer.from(JSON.stringify(registry)), ...chunks];
   let total = 0;
@@ -208,10 +230,34 @@ export function encodeSnapshotData(registry: RegistryState, chunks: readonly Uin
   return out;
 }
 
-export function decodeSnapshotData(data: Uint8Array): {
-  registry: RegistryState;
-  chunks: Uint8Array[];
-} {
+/**
+ * Snapshot data from the registry and a store checkpoint file, read straight into its frame (the
+ * file is the bulk of the data: it is copied once).
+ */
+export async function encodeCheckpointSnapshotData(
+  registry: RegistryState,
+  checkpointFile: string,
+): Promise<Buffer> {
+  const handle = await open(checkpointFile, 'r');
+  try {
+    const size = (await handle.stat()).size;
+    const head = encodeSnapshotData(registry, [CHECKPOINT_FRAME]);
+    const out = Buffer.allocUnsafe(head.length + 4 + size);
+    head.copy(out, 0);
+    out.writeUInt32BE(size, head.length);
+    let offset = head.length + 4;
+    while (offset < out.length) {
+      const { bytesRead } = await handle.read(out, offset, out.length - offset, null);
+      if (bytesRead === 0) throw new Error(`checkpoint ${checkpointFile} shrank while read`);
+      offset += bytesRead;
+    }
+    return out;
+  } finally {
+    await handle.close();
+  }
+}
+
+export function decodeSnapshotData(data: Uint8Array): SnapshotData {
   const buffer = Buffer.from(data.buffer, data.byteOffset, data.length);
   const frames: Uint8Array[] = [];
   let offset = 0;
@@ -224,10 +270,19 @@ export function decodeSnapshotData(data: Uint8Array): {
   }
   const first = frames.shift();
   if (first === undefined) throw new Error('snapshot data: empty');
-  return {
-    registry: JSON.parse(Buffer.from(first).toString('utf8')) as RegistryState,
-    chunks: frames,
-  };
+  const registry = JSON.parse(Buffer.from(first).toString('utf8')) as RegistryState;
+  if (frames[0] !== undefined && CHECKPOINT_FRAME.equals(frames[0])) {
+    if (frames.length !== 2) throw new Error('snapshot data: a checkpoint must be one frame');
+    return { registry, checkpoint: frames[1]! };
+  }
+  return { registry, chunks: frames };
+}
+
+/** Replaces the store's state with a snapshot's, whichever form it has. */
+export function restoreStore(kv: MvccStore, decoded: SnapshotData): Promise<void> {
+  return decoded.checkpoint !== undefined
+    ? kv.restoreCheckpoint(decoded.checkpoint)
+    : kv.restore(asAsync(decoded.chunks));
 }
 
 /** The store's restore reads chunks as an async iterable. */
