@@ -1,8 +1,10 @@
 /**
- * gRPC channels for the load generator: `conns` separate HTTP/2 connections spread round-robin over
+ * grpc-js channels for the streaming parts of the load generator (watch-latency) and for probes:
+ * `conns` separate HTTP/2 connections spread round-robin over
  * the endpoints, each a grpc-js Client with a private subchannel pool (grpc-js would otherwise share
  * one connection between clients with the same target and options). Requests and responses pass
  * through as raw Buffers: the generator encodes them itself (wire.ts), so grpc-js does no codec work.
+ * Unary calls of put/range/txn runs go through h2-unary.ts instead, which costs far less per call.
  */
 import * as grpc from '@grpc/grpc-js';
 

@@ -1,18 +1,15 @@
 /**
  * The closed-loop load generator behind `shoal bench put|range|txn`: `clients` workers share `conns`
- * gRPC connections; each worker keeps exactly one request in flight and issues the next one from the
- * previous one's callback, until `total` requests were issued. Each worker owns one pre-encoded
- * request buffer and rewrites only its key bytes in place (safe because a worker's previous request
- * has been fully sent by the time its response arrives), so the hot path allocates almost nothing.
+ * gRPC connections (h2-unary.ts: the generator's own small HTTP/2 client, far lighter than grpc-js,
+ * so that the generator disturbs the system it measures as little as it can); each worker keeps
+ * exactly one request in flight and issues the next one from the previous one's callback, until
+ * `total` requests were issued. Each worker owns one pre-encoded
+ * request buffer and rewrites only its key bytes in place (the client copies a request into its
+ * frames when called), so the hot path allocates little.
  * An optional `rate` paces the whole run to that many requests per second.
  */
-import {
-  closeConnections,
-  methodPaths,
-  openConnections,
-  statusName,
-  unaryCall,
-} from './connections.js';
+import { connectTimeoutMs, endpointTarget, methodPaths, statusName } from './connections.js';
+import { H2UnaryConnection } from './h2-unary.js';
 import { LatencyHistogram, type LatencySummaryMs } from './histogram.js';
 import {
   decimalKey,
@@ -138,7 +135,7 @@ interface RunState {
 
 export async function runBench(options: BenchOptions): Promise<BenchResult> {
   validateOptions(options);
-  const connections = await openConnections(options.endpoints, options.conns);
+  const connections = await openUnaryConnections(options.endpoints, options.conns);
   try {
     const path = methodPaths[options.command];
     return await measureRun(options, (w) => {
@@ -148,14 +145,32 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
         setKey: (index) =>
           writeDecimalKey(template.buffer, template.keyOffset, template.keyLength, index),
         send: (done) =>
-          unaryCall(connection, path, template.buffer, (error) =>
+          connection.call(path, template.buffer, (error) =>
             done(error ? statusName(error) : undefined),
           ),
       };
     });
   } finally {
-    closeConnections(connections);
+    for (const connection of connections) connection.close();
   }
+}
+
+/** `conns` connections spread round-robin over the endpoints; all or none. */
+async function openUnaryConnections(
+  endpoints: readonly string[],
+  conns: number,
+): Promise<H2UnaryConnection[]> {
+  if (endpoints.length === 0) throw new Error('no endpoints given');
+  const attempts = Array.from({ length: conns }, (_, i) =>
+    H2UnaryConnection.connect(endpointTarget(endpoints[i % endpoints.length]!), connectTimeoutMs),
+  );
+  const settled = await Promise.allSettled(attempts);
+  const failure = settled.find((s) => s.status === 'rejected');
+  if (failure !== undefined) {
+    for (const s of settled) if (s.status === 'fulfilled') s.value.close();
+    throw (failure as PromiseRejectedResult).reason;
+  }
+  return settled.map((s) => (s as PromiseFulfilledResult<H2UnaryConnection>).value);
 }
 
 /**
