@@ -88,11 +88,12 @@ try {
           time: number;
           index: number;
           bytes: number;
+          checkpointMs?: number;
           readMs?: number;
           writeMs?: number;
         };
         console.log(
-          `${name} snapshot done at ${new Date(entry.time).toISOString()}: index ${entry.index}, ${entry.bytes} bytes, store read and encoded in ${entry.readMs} ms, file written in ${entry.writeMs} ms`,
+          `${name} snapshot done at ${new Date(entry.time).toISOString()}: index ${entry.index}, ${entry.bytes} bytes, store checkpoint ${entry.checkpointMs} ms, read into the snapshot ${entry.readMs} ms, file written ${entry.writeMs} ms`,
         );
       }
     }
