@@ -432,6 +432,9 @@ export class MemberCore {
    * rare case that is not so is skipped: the next applied batch tries again).
    */
   private async takeSnapshot(): Promise<void> {
+    // Replaying after a restart (the store is ahead of the entries handed to apply): a copy now
+    // could not match the registry, so none is made until the replay caught up.
+    if (this.stateMachine.appliedIndex < this.kv.appliedIndex) return;
     const started = performance.now();
     const checkpoint = await this.kv.checkpoint();
     try {

@@ -22,26 +22,21 @@
  */
 import net from 'node:net';
 import { encodeLiteralBlock, type HeaderField, HpackDecoder } from '../../server/etcd/hpack.js';
+import {
+  DEFAULT_FRAME_BYTES,
+  DEFAULT_WINDOW,
+  FRAME_HEADER_BYTES,
+  H2Flag,
+  H2FrameType,
+  H2Setting,
+  PREFACE,
+} from '../../server/etcd/http2.js';
 
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
-const FRAME_HEADER_BYTES = 9;
-const FrameType = {
-  data: 0,
-  headers: 1,
-  rstStream: 3,
-  settings: 4,
-  pushPromise: 5,
-  ping: 6,
-  goaway: 7,
-  windowUpdate: 8,
-  continuation: 9,
-} as const;
-const Flag = { endStream: 0x1, ack: 0x1, endHeaders: 0x4, padded: 0x8, priority: 0x20 } as const;
-const Setting = { enablePush: 0x2, initialWindowSize: 0x4, maxFrameSize: 0x5 } as const;
+const FrameType = H2FrameType;
+const Flag = H2Flag;
+const Setting = H2Setting;
 /** Our receive window per stream and (after the first WINDOW_UPDATE) for the connection. */
 const RECEIVE_WINDOW_BYTES = 16 << 20;
-const DEFAULT_WINDOW_BYTES = 65_535;
-const DEFAULT_FRAME_BYTES = 16_384;
 /** Largest frame accepted from the peer (our SETTINGS_MAX_FRAME_SIZE stays at the default). */
 const RECEIVE_FRAME_BYTES_MAX = DEFAULT_FRAME_BYTES;
 /** Largest answer accepted (as grpc-js's max receive length in connections.ts). */
@@ -85,9 +80,9 @@ export class H2UnaryConnection {
   #out: Buffer[] = [];
   #flushScheduled = false;
   #input: Buffer = Buffer.alloc(0);
-  #peerInitialWindow = DEFAULT_WINDOW_BYTES;
+  #peerInitialWindow = DEFAULT_WINDOW;
   #peerFrameBytes = DEFAULT_FRAME_BYTES;
-  #connectionSendWindow = DEFAULT_WINDOW_BYTES;
+  #connectionSendWindow = DEFAULT_WINDOW;
   #connectionConsumed = 0;
   /** Calls whose DATA waits for window, in order. */
   readonly #blocked: Call[] = [];
@@ -188,7 +183,7 @@ export class H2UnaryConnection {
     settings.writeUInt32BE(RECEIVE_WINDOW_BYTES, 8);
     this.#out.push(PREFACE);
     this.#frame(FrameType.settings, 0, 0, settings);
-    this.#windowUpdate(0, RECEIVE_WINDOW_BYTES - DEFAULT_WINDOW_BYTES);
+    this.#windowUpdate(0, RECEIVE_WINDOW_BYTES - DEFAULT_WINDOW);
     this.#flush();
   }
 

@@ -29,7 +29,7 @@ import type { Duplex } from 'node:stream';
 import { type HeaderField, HpackDecoder, HpackError } from './hpack.js';
 
 /** RFC 9113 §6: frame types. */
-const T = {
+export const H2FrameType = {
   data: 0x0,
   headers: 0x1,
   priority: 0x2,
@@ -41,12 +41,21 @@ const T = {
   windowUpdate: 0x8,
   continuation: 0x9,
 } as const;
+const T = H2FrameType;
 
-const flagEndStream = 0x1;
-const flagAck = 0x1;
-const flagEndHeaders = 0x4;
-const flagPadded = 0x8;
-const flagPriority = 0x20;
+/** RFC 9113 §6: frame flags (END_STREAM and ACK share a bit on different frame types). */
+export const H2Flag = {
+  endStream: 0x1,
+  ack: 0x1,
+  endHeaders: 0x4,
+  padded: 0x8,
+  priority: 0x20,
+} as const;
+const flagEndStream = H2Flag.endStream;
+const flagAck = H2Flag.ack;
+const flagEndHeaders = H2Flag.endHeaders;
+const flagPadded = H2Flag.padded;
+const flagPriority = H2Flag.priority;
 
 /** RFC 9113 §7: error codes. */
 export const H2Error = {
@@ -64,7 +73,7 @@ export const H2Error = {
 } as const;
 
 /** RFC 9113 §6.5.2: settings identifiers. */
-const S = {
+export const H2Setting = {
   headerTableSize: 0x1,
   enablePush: 0x2,
   maxConcurrentStreams: 0x3,
@@ -72,14 +81,16 @@ const S = {
   maxFrameSize: 0x5,
   maxHeaderListSize: 0x6,
 } as const;
+const S = H2Setting;
 
 /** An HPACK dynamic table size update to 0 (RFC 7541 §6.3). */
 const TABLE_SIZE_ZERO = Buffer.from([0x20]);
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
-const FRAME_HEADER_BYTES = 9;
+/** The client connection preface (RFC 9113 §3.4). */
+export const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+export const FRAME_HEADER_BYTES = 9;
 /** The protocol's defaults (RFC 9113 §6.5.2, §6.9.2). */
-const DEFAULT_WINDOW = 65_535;
-const DEFAULT_FRAME_BYTES = 16_384;
+export const DEFAULT_WINDOW = 65_535;
+export const DEFAULT_FRAME_BYTES = 16_384;
 const WINDOW_MAX = 2 ** 31 - 1;
 const FRAME_BYTES_LIMIT = 16_777_215;
 
