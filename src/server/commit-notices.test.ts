@@ -6,22 +6,30 @@ import { CommitNotices, type HoldTimers } from './commit-notices.js';
 /** Timers that fire only when the test says so. */
 function manualTimers() {
   const pending = new Map<number, () => void>();
+  const callbacks = new Map<number, () => void>();
   let next = 1;
+  let created = 0;
   const timers: HoldTimers = {
     set: (callback) => {
+      created++;
+      callbacks.set(next, callback);
       pending.set(next, callback);
       return next++;
     },
+    restart: (handle) => {
+      pending.set(handle as number, callbacks.get(handle as number)!);
+    },
     clear: (handle) => {
       pending.delete(handle as number);
+      callbacks.delete(handle as number);
     },
   };
   const fireAll = () => {
-    const callbacks = [...pending.values()];
+    const due = [...pending.values()];
     pending.clear();
-    for (const callback of callbacks) callback();
+    for (const callback of due) callback();
   };
-  return { timers, pending, fireAll };
+  return { timers, pending, fireAll, created: () => created };
 }
 
 const entry = (index: number): Entry => ({
@@ -71,9 +79,18 @@ describe('CommitNotices', () => {
     clock.fireAll();
     assert.deepEqual(sent, [[notice(2, 6), notice(3, 5)]]);
     assert.equal(notices.size, 0);
-    // The next notice starts a new hold.
+    // The next notice starts a new hold, on the same timer.
     notices.route([notice(2, 7)]);
     assert.equal(clock.pending.size, 1);
+    assert.equal(clock.created(), 1);
+    clock.fireAll();
+    assert.deepEqual(sent.at(-1), [notice(2, 7)]);
+  });
+
+  it('passes a Ready without notices through as it is', () => {
+    const { notices } = setup();
+    const messages = [append(2, 5, 6), heartbeat(3, 5)];
+    assert.equal(notices.route(messages), messages);
   });
 
   it('drops a held notice that a later append to the same follower carries', () => {
@@ -110,16 +127,26 @@ describe('CommitNotices', () => {
     assert.equal(notices.size, 0);
     notices.release();
     assert.deepEqual(sent, []);
+    // A hold after clear() makes a new timer (a cleared one cannot be restarted).
+    notices.route([notice(2, 6)]);
+    assert.equal(clock.created(), 2);
+    clock.fireAll();
+    assert.deepEqual(sent, [[notice(2, 6)]]);
   });
 
-  it('holds with real timers too: a notice goes out within its hold', async () => {
+  it('holds with real timers too: each hold ends, the timer restarted for the next', async () => {
     const sent: Message[][] = [];
     const notices = new CommitNotices(1, (messages) => sent.push([...messages]));
+    const until = (count: number) =>
+      new Promise<void>((resolve) => {
+        const poll = () => (sent.length >= count ? resolve() : setImmediate(poll));
+        poll();
+      });
     notices.route([notice(2, 9)]);
-    await new Promise<void>((resolve) => {
-      const poll = () => (sent.length > 0 ? resolve() : setImmediate(poll));
-      poll();
-    });
-    assert.deepEqual(sent, [[notice(2, 9)]]);
+    await until(1);
+    notices.route([notice(2, 10)]);
+    await until(2);
+    assert.deepEqual(sent, [[notice(2, 9)], [notice(2, 10)]]);
+    notices.clear();
   });
 });

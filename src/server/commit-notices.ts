@@ -23,11 +23,15 @@ import { type Message, MessageType } from '../raft/index.js';
 /** Timer functions, injectable for deterministic tests. */
 export interface HoldTimers {
   set(callback: () => void, delayMs: number): unknown;
+  /** Starts a timer `set` returned again, after it fired or was cleared. */
+  restart(handle: unknown): void;
   clear(handle: unknown): void;
 }
 
 const realTimers: HoldTimers = {
   set: (callback, delayMs) => setTimeout(callback, delayMs),
+  // One Timeout object serves every hold: refresh() re-arms it without allocating a new one.
+  restart: (handle) => (handle as NodeJS.Timeout).refresh(),
   clear: (handle) => clearTimeout(handle as NodeJS.Timeout),
 };
 
@@ -38,7 +42,9 @@ export function isCommitNotice(message: Message): boolean {
 export class CommitNotices {
   /** The latest held notice per follower. */
   private readonly held = new Map<number, Message>();
+  /** The hold's timer, created once and restarted for later holds. */
   private timer: unknown = null;
+  private armed = false;
 
   constructor(
     private readonly holdMs: number,
@@ -55,25 +61,28 @@ export class CommitNotices {
    * Takes one Ready's messages in order: holds the commit notices, returns the rest to send now
    * (and forgets held notices those make redundant).
    */
-  route(messages: readonly Message[]): Message[] {
-    const now: Message[] = [];
+  route(messages: readonly Message[]): readonly Message[] {
+    let notices = 0;
     for (const message of messages) {
       if (isCommitNotice(message)) {
         this.held.set(message.to, message);
-        continue;
+        notices++;
+      } else if (this.held.size > 0) {
+        this.coveredBy(message);
       }
-      if (this.held.size > 0) this.coveredBy(message);
-      now.push(message);
     }
-    if (this.held.size > 0 && this.timer === null) {
-      this.timer = this.timers.set(() => this.release(), this.holdMs);
+    if (this.held.size > 0 && !this.armed) {
+      this.armed = true;
+      if (this.timer === null) this.timer = this.timers.set(() => this.release(), this.holdMs);
+      else this.timers.restart(this.timer);
     }
-    return now;
+    // Most Readies carry no notice: they go out as they are, without a copy.
+    return notices === 0 ? messages : messages.filter((message) => !isCommitNotice(message));
   }
 
   /** Sends every held notice now. */
   release(): void {
-    this.timer = null;
+    this.armed = false;
     if (this.held.size === 0) return;
     const messages = [...this.held.values()];
     this.held.clear();
@@ -83,7 +92,9 @@ export class CommitNotices {
   /** Drops what is held (the member is stopping). */
   clear(): void {
     if (this.timer !== null) this.timers.clear(this.timer);
+    // A cleared Timeout cannot be restarted: the next hold makes a new one.
     this.timer = null;
+    this.armed = false;
     this.held.clear();
   }
 

@@ -16,12 +16,13 @@
  *   CONTINUATION, padding and priority fields;
  * - flow control both ways: request DATA waits for the peer's windows; received DATA is given back
  *   with WINDOW_UPDATE once half a window was consumed;
- * - requests as HEADERS (literal fields, no dynamic table) and DATA; answers as HEADERS, DATA and
- *   trailers, or trailers only, decoded with the server's HPACK decoder (hpack.ts).
+ * - requests as HEADERS and DATA, the header fields added to the server's HPACK table on first use
+ *   and sent as its indexes after (as grpc-js and grpc-go send theirs); answers as HEADERS, DATA
+ *   and trailers, or trailers only, decoded with the server's HPACK decoder (hpack.ts).
  * Everything one event-loop turn queues leaves in one socket write.
  */
 import net from 'node:net';
-import { encodeLiteralBlock, type HeaderField, HpackDecoder } from '../../server/etcd/hpack.js';
+import { type HeaderField, HpackDecoder, HpackIndexingEncoder } from '../../server/etcd/hpack.js';
 import {
   DEFAULT_FRAME_BYTES,
   DEFAULT_WINDOW,
@@ -75,7 +76,8 @@ export class H2UnaryConnection {
   readonly #socket: net.Socket;
   readonly #decoder = new HpackDecoder();
   readonly #calls = new Map<number, Call>();
-  readonly #headerBlocks = new Map<string, Buffer>();
+  readonly #encoder = new HpackIndexingEncoder();
+  readonly #headerFields = new Map<string, readonly HeaderField[]>();
   #nextStreamId = 1;
   #out: Buffer[] = [];
   #flushScheduled = false;
@@ -187,10 +189,11 @@ export class H2UnaryConnection {
     this.#flush();
   }
 
+  /** The request's header block: fields indexed in the server's table after their first use. */
   #headerBlock(path: string): Buffer {
-    let block = this.#headerBlocks.get(path);
-    if (block === undefined) {
-      const fields: HeaderField[] = [
+    let fields = this.#headerFields.get(path);
+    if (fields === undefined) {
+      fields = [
         { name: ':method', value: 'POST' },
         { name: ':scheme', value: 'http' },
         { name: ':path', value: path },
@@ -198,10 +201,9 @@ export class H2UnaryConnection {
         { name: 'content-type', value: 'application/grpc' },
         { name: 'te', value: 'trailers' },
       ];
-      block = encodeLiteralBlock(fields);
-      this.#headerBlocks.set(path, block);
+      this.#headerFields.set(path, fields);
     }
-    return block;
+    return this.#encoder.encode(fields);
   }
 
   /** Sends as much of the call's request as the windows allow; the rest waits. */
@@ -384,7 +386,9 @@ export class H2UnaryConnection {
     for (let at = 0; at < payload.length; at += 6) {
       const id = payload.readUInt16BE(at);
       const value = payload.readUInt32BE(at + 2);
-      if (id === Setting.initialWindowSize) {
+      if (id === Setting.headerTableSize) {
+        this.#encoder.setPeerTableBytesMax(value);
+      } else if (id === Setting.initialWindowSize) {
         const delta = value - this.#peerInitialWindow;
         this.#peerInitialWindow = value;
         for (const call of this.#calls.values()) call.sendWindow += delta;

@@ -4,7 +4,13 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { encodeLiteralBlock, HpackDecoder, HpackError, huffmanDecode } from './hpack.js';
+import {
+  encodeLiteralBlock,
+  HpackDecoder,
+  HpackError,
+  HpackIndexingEncoder,
+  huffmanDecode,
+} from './hpack.js';
 
 const hex = (text: string) => Buffer.from(text.replace(/\s+/g, ''), 'hex');
 
@@ -57,5 +63,50 @@ describe('HPACK', () => {
     for (const block of ['41', '418c f1e3', 'ff', 'c0', '3fe1ff', '0f']) {
       assert.throws(() => decoder.decode(hex(block)), HpackError, block);
     }
+  });
+
+  test('the indexing encoder adds fields once, then sends indexes the decoder resolves', () => {
+    const encoder = new HpackIndexingEncoder();
+    const decoder = new HpackDecoder();
+    const put = [
+      { name: ':method', value: 'POST' },
+      { name: ':path', value: '/etcdserverpb.KV/Put' },
+      { name: 'content-type', value: 'application/grpc' },
+    ];
+    const range = [
+      { name: ':method', value: 'POST' },
+      { name: ':path', value: '/etcdserverpb.KV/Range' },
+      { name: 'content-type', value: 'application/grpc' },
+    ];
+    const first = encoder.encode(put);
+    assert.deepEqual(decoder.decode(first), put);
+    const second = encoder.encode(put);
+    assert.equal(second.length, 3, 'three one-byte indexes');
+    assert.deepEqual(decoder.decode(second), put);
+    assert.equal(encoder.encode(put), second, 'an unchanged table reuses the block');
+    // A new field shifts every index by one: both sides must agree after it.
+    assert.deepEqual(decoder.decode(encoder.encode(range)), range);
+    assert.deepEqual(decoder.decode(encoder.encode(put)), put);
+    assert.deepEqual(decoder.decode(encoder.encode(range)), range);
+  });
+
+  test('the indexing encoder evicts as the decoder does and follows a lowered table size', () => {
+    const encoder = new HpackIndexingEncoder(100);
+    const decoder = new HpackDecoder();
+    // Each entry is name + value + 32 bytes: two of these fill a 100-byte table.
+    const field = (i: number) => ({ name: `x-${i}`, value: 'v'.repeat(10) });
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 5; i++) {
+        const fields = [field(i), field((i + 1) % 5)];
+        assert.deepEqual(decoder.decode(encoder.encode(fields)), fields);
+      }
+    }
+    // The peer lowers its table to 0: the next block starts with a size update, nothing indexes.
+    const fields = [field(1), field(2)];
+    encoder.setPeerTableBytesMax(0);
+    const block = encoder.encode(fields);
+    assert.equal(block[0], 0x20, 'a dynamic table size update to 0 comes first');
+    assert.deepEqual(decoder.decode(block), fields);
+    assert.deepEqual(decoder.decode(encoder.encode(fields)), fields);
   });
 });

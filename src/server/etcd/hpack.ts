@@ -291,6 +291,79 @@ export function encodeLiteralBlock(fields: readonly HeaderField[]): Buffer {
   return Buffer.concat(parts);
 }
 
+/**
+ * An encoder that indexes: a field is sent the first time as a literal added to the peer's
+ * dynamic table (RFC 7541 §6.2.1), and after that as that table's index (§6.1), as gRPC clients
+ * send their request headers. The encoder mirrors the peer decoder's table, evicting as it does.
+ * A block for the same fields is reused while the table is unchanged.
+ */
+export class HpackIndexingEncoder {
+  /** Newest entry first, as indices count them. */
+  readonly #table: HeaderField[] = [];
+  #tableBytes = 0;
+  #tableBytesMax: number;
+  /** A size update owed at the start of the next block, after the peer lowered its table. */
+  #sizeUpdate: number | null = null;
+  /** Bumped whenever the table changes, so a cached block is known to be stale. */
+  #version = 0;
+  readonly #cache = new Map<readonly HeaderField[], { version: number; block: Buffer }>();
+
+  constructor(tableBytesMax = dynamicTableBytesMax) {
+    this.#tableBytesMax = tableBytesMax;
+  }
+
+  /** The peer's SETTINGS_HEADER_TABLE_SIZE: the encoder's table never grows past it. */
+  setPeerTableBytesMax(bytes: number): void {
+    const size = Math.min(bytes, dynamicTableBytesMax);
+    if (size === this.#tableBytesMax) return;
+    this.#tableBytesMax = size;
+    this.#sizeUpdate = size;
+    this.#evict();
+  }
+
+  /** Encodes `fields` (the same array each time for the same request, for the cache). */
+  encode(fields: readonly HeaderField[]): Buffer {
+    const cached = this.#cache.get(fields);
+    if (cached !== undefined && cached.version === this.#version && this.#sizeUpdate === null) {
+      return cached.block;
+    }
+    const parts: Buffer[] = [];
+    // Only a block that changes nothing in the peer's table may be sent again as it is.
+    let reusable = true;
+    if (this.#sizeUpdate !== null) {
+      parts.push(encodeInteger(this.#sizeUpdate, 5, 0x20));
+      this.#sizeUpdate = null;
+      reusable = false;
+    }
+    for (const field of fields) {
+      const position = this.#table.findIndex(
+        (entry) => entry.name === field.name && entry.value === field.value,
+      );
+      if (position >= 0) {
+        parts.push(encodeInteger(staticTable.length + 1 + position, 7, 0x80));
+      } else if (entryBytes(field) <= this.#tableBytesMax) {
+        parts.push(Buffer.of(0x40), encodeString(field.name), encodeString(field.value));
+        reusable = false;
+        this.#table.unshift(field);
+        this.#tableBytes += entryBytes(field);
+        this.#evict();
+      } else {
+        parts.push(Buffer.of(0x00), encodeString(field.name), encodeString(field.value));
+      }
+    }
+    const block = Buffer.concat(parts);
+    if (reusable) this.#cache.set(fields, { version: this.#version, block });
+    return block;
+  }
+
+  #evict(): void {
+    this.#version++;
+    while (this.#tableBytes > this.#tableBytesMax) {
+      this.#tableBytes -= entryBytes(this.#table.pop()!);
+    }
+  }
+}
+
 function encodeString(text: string): Buffer {
   const bytes = Buffer.from(text, 'latin1');
   return Buffer.concat([encodeInteger(bytes.length, 7, 0x00), bytes]);
