@@ -22,7 +22,7 @@
  * reader.ts (Range) and txn.ts (Put, DeleteRange, Txn).
  */
 import { rmSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { type Logger, pino } from 'pino';
 import { encodeLeaseId } from './codec.js';
 import {
@@ -64,7 +64,7 @@ import { boundsOf, header, type ReadContext, rangeRequest } from './reader.js';
 import {
   type Checkpoint,
   checkCheckpointImage,
-  checkpointFile,
+  emptyCheckpointDir,
   readCheckpoint,
   removeCheckpoint,
   restoreSnapshot,
@@ -566,12 +566,17 @@ export class MvccStore {
 
   /**
    * Copies the whole state into a checkpoint (an LMDB file in `<path>-checkpoint-out`, replacing
-   * the previous one) without blocking the event loop; see snapshot.ts. The caller removes it with
-   * `removeCheckpoint(dirname(checkpoint.file))` when done.
+   * the previous one) without blocking the event loop; see snapshot.ts. `dropCheckpoint` deletes
+   * it once read.
    */
   checkpoint(): Promise<Checkpoint> {
     this.assertAvailable();
     return writeCheckpoint(this.dbs, this.path, `${this.path}${CHECKPOINT_DIR_SUFFIXES[0]}`);
+  }
+
+  /** Deletes the checkpoint `checkpoint` made. */
+  dropCheckpoint(): Promise<void> {
+    return removeCheckpoint(`${this.path}${CHECKPOINT_DIR_SUFFIXES[0]}`);
   }
 
   /**
@@ -581,11 +586,10 @@ export class MvccStore {
   async restoreCheckpoint(image: Uint8Array): Promise<void> {
     checkCheckpointImage(image);
     const dir = `${this.path}${CHECKPOINT_DIR_SUFFIXES[1]}`;
-    await removeCheckpoint(dir);
-    await mkdir(dir, { recursive: true });
     try {
-      await writeFile(checkpointFile(dir), image);
-      await readCheckpoint(checkpointFile(dir), (copy) => this.restore(writeSnapshot(copy).chunks));
+      const file = await emptyCheckpointDir(dir);
+      await writeFile(file, image);
+      await readCheckpoint(file, (copy) => this.restore(writeSnapshot(copy).chunks));
     } finally {
       await removeCheckpoint(dir);
     }

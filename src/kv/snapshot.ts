@@ -132,7 +132,7 @@ export interface Checkpoint {
 }
 
 /** The file of a checkpoint kept in `dir`. */
-export function checkpointFile(dir: string): string {
+function checkpointFile(dir: string): string {
   return join(dir, 'data.mdb');
 }
 
@@ -147,9 +147,7 @@ export async function writeCheckpoint(
   storePath: string,
   dir: string,
 ): Promise<Checkpoint> {
-  await removeCheckpoint(dir);
-  await mkdir(dir, { recursive: true });
-  const file = checkpointFile(dir);
+  const file = await emptyCheckpointDir(dir);
   // LMDB names the copy by the store's own layout: a file path for a store kept as one file
   // (a path with an extension, lmdb-js's rule), a directory to hold data.mdb otherwise.
   await dbs.env.backup(extname(storePath) !== '' ? file : dir, true);
@@ -223,6 +221,13 @@ export async function readCheckpoint<T>(
 /** Deletes a checkpoint directory (the copy and the lock file LMDB keeps beside it). */
 export async function removeCheckpoint(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
+}
+
+/** Makes `dir` a new, empty checkpoint directory; returns the path its checkpoint file takes. */
+export async function emptyCheckpointDir(dir: string): Promise<string> {
+  await removeCheckpoint(dir);
+  await mkdir(dir, { recursive: true });
+  return checkpointFile(dir);
 }
 
 function packChunk(chunk: SnapshotChunk): Uint8Array {

@@ -16,11 +16,10 @@
  * recognised).
  */
 import { mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { errNoSpace, type KvError } from '../kv/errors.js';
 import { MvccStore, requestCost } from '../kv/mvcc.js';
-import { removeCheckpoint } from '../kv/snapshot.js';
 import type { KvRequest } from '../kv/types.js';
 import { type ConfState, RaftError, type ReadState, Role, type Snapshot } from '../raft/index.js';
 import { DiskStorage } from '../storage/index.js';
@@ -478,7 +477,7 @@ export class MemberCore {
         'snapshot taken',
       );
     } finally {
-      await removeCheckpoint(dirname(checkpoint.file));
+      await this.kv.dropCheckpoint();
     }
   }
 
