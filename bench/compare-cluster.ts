@@ -20,7 +20,8 @@ export type SystemKind = 'etcd' | 'shoal';
 export const memberCount = 3;
 export const heartbeatIntervalMs = 100;
 export const electionTimeoutMs = 1000;
-export const snapshotCount = 100_000;
+/** etcd 3.4's default; probes may set PROBE_SNAPSHOT_COUNT to see a cluster without snapshots. */
+export const snapshotCount = Number(process.env.PROBE_SNAPSHOT_COUNT ?? 100_000);
 /** How long a fresh cluster may take until every member accepts writes. */
 export const clusterReadyTimeoutMs = 60_000;
 /** How long a member may take to exit after SIGTERM before it is killed. */
