@@ -87,13 +87,12 @@ try {
         const entry = JSON.parse(line) as {
           time: number;
           index: number;
-          bytes: number;
+          checkpointBytes: number;
           checkpointMs?: number;
-          readMs?: number;
           writeMs?: number;
         };
         console.log(
-          `${name} snapshot done at ${new Date(entry.time).toISOString()}: index ${entry.index}, ${entry.bytes} bytes, store checkpoint ${entry.checkpointMs} ms, read into the snapshot ${entry.readMs} ms, file written ${entry.writeMs} ms`,
+          `${name} snapshot done at ${new Date(entry.time).toISOString()}: index ${entry.index}, checkpoint ${entry.checkpointBytes} bytes, made in ${entry.checkpointMs} ms, snapshot file written ${entry.writeMs} ms`,
         );
       }
     }

@@ -15,7 +15,7 @@
  * are durable before anything is acknowledged (src/kv/crash-guard.ts says how a damaged store is
  * recognised).
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { errNoSpace, type KvError } from '../kv/errors.js';
@@ -35,8 +35,8 @@ import { ReadQueue } from './read-queue.js';
 import { ALARM_NOSPACE, MemberRegistry } from './registry.js';
 import { SnapshotInbox } from './snapshot-inbox.js';
 import {
+  checkpointSnapshotChunks,
   decodeSnapshotData,
-  encodeCheckpointSnapshotData,
   restoreStore,
   StateMachine,
 } from './state-machine.js';
@@ -456,9 +456,12 @@ export class MemberCore {
       }
       const registry = this.registry.state();
       const confState: ConfState = this.stateMachine.confState;
-      const data = await encodeCheckpointSnapshotData(registry, checkpoint.file);
-      const encoded = performance.now();
-      await this.storage.createSnapshot(index, confState, data);
+      const checkpointBytes = statSync(checkpoint.file).size;
+      await this.storage.createSnapshotFrom(
+        index,
+        confState,
+        checkpointSnapshotChunks(registry, checkpoint.file),
+      );
       const written = performance.now();
       this.lastSnapshotIndex = index;
       this.snapshotEvery = snapshotInterval(this.config.snapshotCount, this.id, index);
@@ -468,11 +471,10 @@ export class MemberCore {
       this.log.info(
         {
           index,
-          bytes: data.length,
+          checkpointBytes,
           compactedTo: compactTo,
           checkpointMs: Math.round(copied - started),
-          readMs: Math.round(encoded - copied),
-          writeMs: Math.round(written - encoded),
+          writeMs: Math.round(written - copied),
         },
         'snapshot taken',
       );

@@ -231,30 +231,44 @@ export function encodeSnapshotData(registry: RegistryState, chunks: readonly Uin
 }
 
 /**
- * Snapshot data from the registry and a store checkpoint file, read straight into its frame (the
- * file is the bulk of the data: it is copied once).
+ * Snapshot data from the registry and a store checkpoint file, as chunks of at most
+ * `chunkBytes` read from the file one at a time (the file is the bulk of the data; it never needs
+ * to be in memory whole). The file must not change while it is read.
  */
-export async function encodeCheckpointSnapshotData(
+export async function* checkpointSnapshotChunks(
   registry: RegistryState,
   checkpointFile: string,
-): Promise<Buffer> {
+  chunkBytes = 1024 * 1024,
+): AsyncGenerator<Uint8Array> {
   const handle = await open(checkpointFile, 'r');
   try {
     const size = (await handle.stat()).size;
     const head = encodeSnapshotData(registry, [CHECKPOINT_FRAME]);
-    const out = Buffer.allocUnsafe(head.length + 4 + size);
-    head.copy(out, 0);
-    out.writeUInt32BE(size, head.length);
-    let offset = head.length + 4;
-    while (offset < out.length) {
-      const { bytesRead } = await handle.read(out, offset, out.length - offset, null);
+    const frameHeader = Buffer.allocUnsafe(4);
+    frameHeader.writeUInt32BE(size);
+    yield Buffer.concat([head, frameHeader]);
+    let position = 0;
+    while (position < size) {
+      // A fresh buffer per chunk: the consumer may still hold the previous one.
+      const chunk = Buffer.allocUnsafe(Math.min(chunkBytes, size - position));
+      const { bytesRead } = await handle.read(chunk, 0, chunk.length, position);
       if (bytesRead === 0) throw new Error(`checkpoint ${checkpointFile} shrank while read`);
-      offset += bytesRead;
+      position += bytesRead;
+      yield chunk.subarray(0, bytesRead);
     }
-    return out;
   } finally {
     await handle.close();
   }
+}
+
+/** The whole snapshot data of `checkpointSnapshotChunks` in one buffer. */
+export async function encodeCheckpointSnapshotData(
+  registry: RegistryState,
+  checkpointFile: string,
+): Promise<Buffer> {
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of checkpointSnapshotChunks(registry, checkpointFile)) chunks.push(chunk);
+  return Buffer.concat(chunks);
 }
 
 export function decodeSnapshotData(data: Uint8Array): SnapshotData {

@@ -183,6 +183,40 @@ export class DiskStorage implements RaftStorage {
     await this.snapshots.prune(this.wal.durableSnapshot());
   }
 
+  /**
+   * As `createSnapshot`, for data too big to hold in memory: the data arrives as chunks and goes
+   * straight to the snapshot file. The snapshot becomes current only once its file is durable
+   * (raft reads its data back from the file when it first needs it); if a newer snapshot was
+   * adopted meanwhile (one received from the leader), this one is deleted and the call fails
+   * with SNAPSHOT_OUT_OF_DATE.
+   */
+  async createSnapshotFrom(
+    index: number,
+    confState: ConfState,
+    chunks: AsyncIterable<Uint8Array>,
+  ): Promise<void> {
+    this.checkNewer(index);
+    this.wal.assertWritable();
+    if (index > this.wal.lastIndex()) {
+      throw new StorageError(
+        'UNAVAILABLE',
+        `snapshot at ${index}: beyond last index ${this.wal.lastIndex()}`,
+      );
+    }
+    const metadata = { index, term: this.wal.term(index), confState };
+    const file = await this.snapshots.writeChunks(metadata, chunks);
+    try {
+      this.checkNewer(index);
+      this.wal.assertWritable();
+    } catch (error) {
+      await this.snapshots.remove(file);
+      throw error;
+    }
+    this.current = { metadata, file, data: null };
+    await this.inOrder(() => this.wal.markSnapshot(index, metadata.term));
+    await this.snapshots.prune(this.wal.durableSnapshot());
+  }
+
   async compact(index: number): Promise<void> {
     if (index <= this.wal.firstIndex() - 1) return;
     if (index > this.current.metadata.index) {

@@ -9,11 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { pino } from 'pino';
-import type { ConfState, Snapshot } from '../raft/types.js';
+import { type ConfState, type Snapshot, StorageError } from '../raft/types.js';
 import { range } from './contract.js';
 import { DiskStorage } from './disk-storage.js';
 import { CorruptionError, WalError } from './errors.js';
-import { SNAPSHOTS_RETAINED_MAX } from './snapshot.js';
+import { SNAPSHOT_SYNC_EVERY_BYTES, SNAPSHOTS_RETAINED_MAX } from './snapshot.js';
 
 const logger = pino({ level: 'silent' });
 const conf: ConfState = {
@@ -215,5 +215,79 @@ test('snapshots taken back to back without waiting keep the adopted file', () =>
     assert.equal(reopened.snapshot().metadata.index, 12);
     assert.equal(reopened.firstIndex(), 12);
     assert.ok(Buffer.from(reopened.snapshot().data).equals(Buffer.from(payload(100, 12))));
+    await reopened.close();
+  }));
+
+/** `data` cut into pieces of uneven sizes, handed out one at a time. */
+async function* pieces(data: Uint8Array): AsyncGenerator<Uint8Array> {
+  let at = 0;
+  for (let i = 0; at < data.length; i++) {
+    const size = [1, 777_777, 3 * 1024 * 1024 + 5, 64 * 1024][i % 4]!;
+    yield data.subarray(at, at + size);
+    at += size;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
+test('a snapshot written from chunks, synced as it grows, reads back and streams whole', () =>
+  withDirs(2, async ([dir, followerDir]) => {
+    const storage = await DiskStorage.open(dir!, { logger });
+    await storage.save({ term: 2, vote: 1, commit: 30 }, range(1, 30, 2));
+    // More than two sync intervals, with chunks that straddle the interval boundaries.
+    const data = payload(2 * SNAPSHOT_SYNC_EVERY_BYTES + 1_234_567, 5);
+    await storage.createSnapshotFrom(25, conf, pieces(data));
+    assert.equal(storage.snapshot().metadata.index, 25);
+    assert.equal(storage.snapshot().metadata.term, 2);
+    assert.ok(Buffer.from(storage.snapshot().data).equals(Buffer.from(data)));
+    await storage.compact(25);
+    // The file streams to a peer, whose receiver checks the checksum written with it.
+    const follower = await DiskStorage.open(followerDir!, { logger });
+    const receiver = follower.receiveSnapshot();
+    for await (const chunk of storage.snapshotChunks()) await receiver.write(chunk);
+    await follower.applyReceivedSnapshot(await receiver.finish());
+    assert.ok(Buffer.from(follower.snapshot().data).equals(Buffer.from(data)));
+    await follower.close();
+    await storage.close();
+    const reopened = await DiskStorage.open(dir!, { logger });
+    assert.equal(reopened.snapshot().metadata.index, 25);
+    assert.equal(reopened.firstIndex(), 26);
+    assert.ok(Buffer.from(reopened.snapshot().data).equals(Buffer.from(data)));
+    await reopened.close();
+  }));
+
+test('a snapshot from chunks becomes current only once durable, and yields to a newer one', () =>
+  withDirs(1, async ([dir]) => {
+    const storage = await DiskStorage.open(dir!, { logger });
+    await storage.save({ term: 1, vote: 1, commit: 20 }, range(1, 20, 1));
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    async function* slow(): AsyncGenerator<Uint8Array> {
+      yield payload(1000, 1);
+      await gate;
+      yield payload(1000, 2);
+    }
+    const own = storage.createSnapshotFrom(10, conf, slow());
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    assert.equal(storage.snapshot().metadata.index, 0, 'not current while its file is written');
+    // Meanwhile a newer snapshot arrives from the leader and is adopted.
+    const received: Snapshot = {
+      metadata: { index: 15, term: 1, confState: conf },
+      data: payload(500, 9),
+    };
+    await storage.applySnapshot(received);
+    release();
+    await assert.rejects(
+      own,
+      (error: unknown) => error instanceof StorageError && error.code === 'SNAPSHOT_OUT_OF_DATE',
+    );
+    assert.equal(storage.snapshot().metadata.index, 15);
+    const files = readdirSync(join(dir!, 'snap'));
+    assert.deepEqual(files.length, 1, `files left: ${files.join(', ')}`);
+    await storage.close();
+    const reopened = await DiskStorage.open(dir!, { logger });
+    assert.equal(reopened.snapshot().metadata.index, 15);
+    assert.ok(Buffer.from(reopened.snapshot().data).equals(Buffer.from(received.data)));
     await reopened.close();
   }));

@@ -24,6 +24,7 @@ import type { ConfState, Snapshot, SnapshotMetadata } from '../raft/types.js';
 import { CorruptionError, WalError } from './errors.js';
 import {
   closeFile,
+  fdatasync,
   fsyncDirectory,
   fsyncFile,
   makeDirectoryDurably,
@@ -37,6 +38,11 @@ export const SNAPSHOTS_RETAINED_MAX = 3;
 /** Largest chunk `chunks()` yields and a receiver accepts. */
 export const SNAPSHOT_CHUNK_BYTES_MAX = 4 * 1024 * 1024;
 export const SNAPSHOT_CHUNK_BYTES_DEFAULT = 1024 * 1024;
+/**
+ * How much of a snapshot file is written between syncs (see `SnapshotStore.writeChunks`): small
+ * enough that a WAL sync on the same disk never waits behind much of it.
+ */
+export const SNAPSHOT_SYNC_EVERY_BYTES = 4 * 1024 * 1024;
 /** Largest snapshot a receiver accepts from a peer, so a faulty peer cannot fill the disk. */
 export const SNAPSHOT_RECEIVE_BYTES_MAX = 64 * 1024 * 1024 * 1024;
 /** Largest metadata section (JSON of a membership); anything bigger is damage. */
@@ -195,31 +201,54 @@ export class SnapshotStore {
     return fs.existsSync(path) ? { index, term, path } : undefined;
   }
 
-  /** Writes `snapshot` atomically and durably, then deletes the oldest beyond the retained max. */
-  async write(snapshot: Snapshot): Promise<SnapshotFile> {
-    const { index, term } = snapshot.metadata;
+  /** Writes `snapshot` atomically and durably (see `writeChunks`). */
+  write(snapshot: Snapshot): Promise<SnapshotFile> {
+    const data = Buffer.from(snapshot.data.buffer, snapshot.data.byteOffset, snapshot.data.length);
+    return this.writeChunks(snapshot.metadata, [data]);
+  }
+
+  /**
+   * Writes a snapshot whose data arrives as chunks (never whole in memory), atomically and
+   * durably. The file is synced every SNAPSHOT_SYNC_EVERY_BYTES as it grows rather than once at
+   * the end: a sync of the whole file (tens of MB) made the WAL's own syncs on the same disk wait
+   * behind it, and every append with them.
+   */
+  async writeChunks(
+    metadata: SnapshotMetadata,
+    chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+  ): Promise<SnapshotFile> {
     const temporary = this.temporaryPath();
     const fd = await openFile(temporary, 'w');
     try {
-      const header = encodeHeader(snapshot.metadata);
-      const data = Buffer.from(
-        snapshot.data.buffer,
-        snapshot.data.byteOffset,
-        snapshot.data.length,
-      );
+      const header = encodeHeader(metadata);
       await writeAt(fd, header, 0);
-      await writeAt(fd, data, header.length);
-      const crc = crc32c(data, crc32c(header));
-      await writeAt(
-        fd,
-        encodeTrailer(header.length + data.length, crc),
-        header.length + data.length,
-      );
+      let crc = crc32c(header);
+      let position = header.length;
+      let unsynced = 0;
+      for await (const chunk of chunks) {
+        const bytes = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
+        for (let at = 0; at < bytes.length; ) {
+          const piece = bytes.subarray(at, at + SNAPSHOT_SYNC_EVERY_BYTES - unsynced);
+          await writeAt(fd, piece, position);
+          crc = crc32c(piece, crc);
+          position += piece.length;
+          at += piece.length;
+          unsynced += piece.length;
+          if (unsynced >= SNAPSHOT_SYNC_EVERY_BYTES) {
+            await fdatasync(fd);
+            unsynced = 0;
+          }
+        }
+      }
+      await writeAt(fd, encodeTrailer(position, crc), position);
       await fsyncFile(fd);
-    } finally {
-      await closeFile(fd);
+    } catch (error) {
+      await closeFile(fd).catch(() => {});
+      await fs.promises.rm(temporary, { force: true });
+      throw error;
     }
-    return this.install(temporary, index, term);
+    await closeFile(fd);
+    return this.install(temporary, metadata.index, metadata.term);
   }
 
   /** Renames a complete, synced temporary file to its final name, durably. */
