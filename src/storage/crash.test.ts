@@ -310,11 +310,16 @@ test('a missing segment in the middle of the retained log is corruption', async 
   assert.ok(names.length >= 3, `only ${names.length} segments`);
   const image = new Map(scenario.full);
   image.delete(names[1]!);
-  await assert.rejects(openWal(writeImage(image)), (error: unknown) => {
-    assert.ok(error instanceof CorruptionError);
-    assert.match(error.message, /missing/);
-    return true;
-  });
+  const dir = writeImage(image);
+  try {
+    await assert.rejects(openWal(dir), (error: unknown) => {
+      assert.ok(error instanceof CorruptionError);
+      assert.match(error.message, /missing/);
+      return true;
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('compaction releases whole segments and the log reopens from the rest', async () => {
@@ -369,10 +374,13 @@ test('entry data that looks like a batch header cannot turn a torn tail into cor
     // Tear off the end of the last record: the batch header is intact, its last record is not.
     const torn = Buffer.concat([after.subarray(0, end - 100), before.subarray(end - 100)]);
     const recovered = writeImage(withFile(full, name, torn));
-    const reopened = await openWal(recovered);
-    assert.equal(reopened.lastIndex(), 1);
-    await reopened.close();
-    rmSync(recovered, { recursive: true, force: true });
+    try {
+      const reopened = await openWal(recovered);
+      assert.equal(reopened.lastIndex(), 1);
+      await reopened.close();
+    } finally {
+      rmSync(recovered, { recursive: true, force: true });
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
