@@ -83,5 +83,14 @@ try {
     );
   }
 } finally {
+  if (process.env.PROBE_KEEP_LOGS !== undefined) {
+    for (const name of ['m1', 'm2', 'm3']) {
+      const log = fs.readFileSync(`${cluster.dir}/${name}.log`, 'utf8').split('\n');
+      const notable = log.filter((l) => /snapshot|leader|election/i.test(l));
+      const snaps = fs.readdirSync(`${cluster.dir}/${name}/snap`);
+      console.log(`--- ${name}: ${notable.length} notable lines; snap/ holds ${snaps.join(' ')}`);
+      for (const line of notable.slice(-12)) console.log(line.slice(0, 260));
+    }
+  }
   await stopCluster(cluster);
 }

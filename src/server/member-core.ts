@@ -35,7 +35,7 @@ import { ReadQueue } from './read-queue.js';
 import { ALARM_NOSPACE, MemberRegistry } from './registry.js';
 import { SnapshotInbox } from './snapshot-inbox.js';
 import {
-  checkpointSnapshotChunks,
+  checkpointSnapshotHead,
   decodeSnapshotData,
   restoreStore,
   StateMachine,
@@ -457,10 +457,12 @@ export class MemberCore {
       const registry = this.registry.state();
       const confState: ConfState = this.stateMachine.confState;
       const checkpointBytes = statSync(checkpoint.file).size;
-      await this.storage.createSnapshotFrom(
+      // The checkpoint file becomes the snapshot's data file as it is: no copy of the store.
+      await this.storage.createSnapshotWithFile(
         index,
         confState,
-        checkpointSnapshotChunks(registry, checkpoint.file),
+        checkpointSnapshotHead(registry, checkpointBytes),
+        checkpoint.file,
       );
       const written = performance.now();
       this.lastSnapshotIndex = index;

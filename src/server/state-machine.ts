@@ -9,7 +9,7 @@
  * checkpoint (an LMDB file, what members write now) or the MVCC store's snapshot chunks (what
  * members wrote before checkpoints; still read). See src/kv/snapshot.ts for both.
  */
-import { open } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { ApplyEntry, ApplyResult, MvccStore } from '../kv/mvcc.js';
 import { APPLY_BATCH_ENTRIES_MAX } from '../kv/mvcc.js';
@@ -231,44 +231,23 @@ export function encodeSnapshotData(registry: RegistryState, chunks: readonly Uin
 }
 
 /**
- * Snapshot data from the registry and a store checkpoint file, as chunks of at most
- * `chunkBytes` read from the file one at a time (the file is the bulk of the data; it never needs
- * to be in memory whole). The file must not change while it is read.
+ * The snapshot data that comes before a store checkpoint of `checkpointBytes`: the registry, the
+ * checkpoint marker and the checkpoint frame's length. The checkpoint file's bytes follow it.
  */
-export async function* checkpointSnapshotChunks(
-  registry: RegistryState,
-  checkpointFile: string,
-  chunkBytes = 1024 * 1024,
-): AsyncGenerator<Uint8Array> {
-  const handle = await open(checkpointFile, 'r');
-  try {
-    const size = (await handle.stat()).size;
-    const head = encodeSnapshotData(registry, [CHECKPOINT_FRAME]);
-    const frameHeader = Buffer.allocUnsafe(4);
-    frameHeader.writeUInt32BE(size);
-    yield Buffer.concat([head, frameHeader]);
-    let position = 0;
-    while (position < size) {
-      // A fresh buffer per chunk: the consumer may still hold the previous one.
-      const chunk = Buffer.allocUnsafe(Math.min(chunkBytes, size - position));
-      const { bytesRead } = await handle.read(chunk, 0, chunk.length, position);
-      if (bytesRead === 0) throw new Error(`checkpoint ${checkpointFile} shrank while read`);
-      position += bytesRead;
-      yield chunk.subarray(0, bytesRead);
-    }
-  } finally {
-    await handle.close();
-  }
+export function checkpointSnapshotHead(registry: RegistryState, checkpointBytes: number): Buffer {
+  const head = encodeSnapshotData(registry, [CHECKPOINT_FRAME]);
+  const frameHeader = Buffer.allocUnsafe(4);
+  frameHeader.writeUInt32BE(checkpointBytes);
+  return Buffer.concat([head, frameHeader]);
 }
 
-/** The whole snapshot data of `checkpointSnapshotChunks` in one buffer. */
+/** The whole snapshot data of a registry and a store checkpoint file, in one buffer. */
 export async function encodeCheckpointSnapshotData(
   registry: RegistryState,
   checkpointFile: string,
 ): Promise<Buffer> {
-  const chunks: Uint8Array[] = [];
-  for await (const chunk of checkpointSnapshotChunks(registry, checkpointFile)) chunks.push(chunk);
-  return Buffer.concat(chunks);
+  const image = await readFile(checkpointFile);
+  return Buffer.concat([checkpointSnapshotHead(registry, image.length), image]);
 }
 
 export function decodeSnapshotData(data: Uint8Array): SnapshotData {

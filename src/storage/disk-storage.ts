@@ -184,16 +184,18 @@ export class DiskStorage implements RaftStorage {
   }
 
   /**
-   * As `createSnapshot`, for data too big to hold in memory: the data arrives as chunks and goes
-   * straight to the snapshot file. The snapshot becomes current only once its file is durable
-   * (raft reads its data back from the file when it first needs it); if a newer snapshot was
-   * adopted meanwhile (one received from the leader), this one is deleted and the call fails
-   * with SNAPSHOT_OUT_OF_DATE.
+   * As `createSnapshot`, for data too big to copy around: the data is `head` followed by the bytes
+   * of `dataFile`, which the snapshot keeps as its own file (see `SnapshotStore.writeWithFile`;
+   * the caller gives the file up). The snapshot becomes current only once its files are durable
+   * (raft reads its data back from them when it first needs it); if a newer snapshot was adopted
+   * meanwhile (one received from the leader), this one is deleted and the call fails with
+   * SNAPSHOT_OUT_OF_DATE.
    */
-  async createSnapshotFrom(
+  async createSnapshotWithFile(
     index: number,
     confState: ConfState,
-    chunks: AsyncIterable<Uint8Array>,
+    head: Uint8Array,
+    dataFile: string,
   ): Promise<void> {
     this.checkNewer(index);
     this.wal.assertWritable();
@@ -204,7 +206,7 @@ export class DiskStorage implements RaftStorage {
       );
     }
     const metadata = { index, term: this.wal.term(index), confState };
-    const file = await this.snapshots.writeChunks(metadata, chunks);
+    const file = await this.snapshots.writeWithFile(metadata, head, dataFile);
     try {
       this.checkNewer(index);
       this.wal.assertWritable();

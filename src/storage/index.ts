@@ -20,7 +20,9 @@
  * 3. Errors of the raft contract are `StorageError`s (COMPACTED, UNAVAILABLE, SNAPSHOT_OUT_OF_DATE).
  *    Corruption found on open or on a read from disk is a `CorruptionError` (code CORRUPT) naming
  *    the file and byte offset; docs/operations-wal.md says what an operator does then.
- * 4. Snapshots: `createSnapshot`/`applySnapshot` write an atomically installed, checksummed file;
+ * 4. Snapshots: `createSnapshot`/`applySnapshot` write an atomically installed, checksummed file,
+ *    synced every few MiB as it grows; `createSnapshotWithFile` keeps a big file the state machine
+ *    made (a store checkpoint) as the snapshot's `.data` file instead of copying it in.
  *    `snapshotChunks()` streams the current one to a peer in bounded chunks, and the peer feeds the
  *    chunks to `receiveSnapshot()`'s receiver, then calls `applyReceivedSnapshot(metadata)`.
  *    The member's raft transfers do not use that pair yet: the raft core's `Snapshot` carries its

@@ -4,7 +4,15 @@
  * a received snapshot and adopting it in the log.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -218,29 +226,13 @@ test('snapshots taken back to back without waiting keep the adopted file', () =>
     await reopened.close();
   }));
 
-/** `data` cut into pieces of uneven sizes, handed out one at a time. */
-async function* pieces(data: Uint8Array): AsyncGenerator<Uint8Array> {
-  let at = 0;
-  for (let i = 0; at < data.length; i++) {
-    const size = [1, 777_777, 3 * 1024 * 1024 + 5, 64 * 1024][i % 4]!;
-    yield data.subarray(at, at + size);
-    at += size;
-    await new Promise<void>((resolve) => setImmediate(resolve));
-  }
-}
-
-test('a snapshot written from chunks, synced as it grows, reads back and streams whole', () =>
+test('a snapshot bigger than the sync interval is written in pieces and reads back whole', () =>
   withDirs(2, async ([dir, followerDir]) => {
     const storage = await DiskStorage.open(dir!, { logger });
     await storage.save({ term: 2, vote: 1, commit: 30 }, range(1, 30, 2));
-    // More than two sync intervals, with chunks that straddle the interval boundaries.
     const data = payload(2 * SNAPSHOT_SYNC_EVERY_BYTES + 1_234_567, 5);
-    await storage.createSnapshotFrom(25, conf, pieces(data));
-    assert.equal(storage.snapshot().metadata.index, 25);
-    assert.equal(storage.snapshot().metadata.term, 2);
-    assert.ok(Buffer.from(storage.snapshot().data).equals(Buffer.from(data)));
+    await storage.createSnapshot(25, conf, data);
     await storage.compact(25);
-    // The file streams to a peer, whose receiver checks the checksum written with it.
     const follower = await DiskStorage.open(followerDir!, { logger });
     const receiver = follower.receiveSnapshot();
     for await (const chunk of storage.snapshotChunks()) await receiver.write(chunk);
@@ -250,28 +242,111 @@ test('a snapshot written from chunks, synced as it grows, reads back and streams
     await storage.close();
     const reopened = await DiskStorage.open(dir!, { logger });
     assert.equal(reopened.snapshot().metadata.index, 25);
-    assert.equal(reopened.firstIndex(), 26);
     assert.ok(Buffer.from(reopened.snapshot().data).equals(Buffer.from(data)));
     await reopened.close();
   }));
 
-test('a snapshot from chunks becomes current only once durable, and yields to a newer one', () =>
+/** Writes `bytes` to a new file in `dir` and returns its path (a stand-in for a store checkpoint). */
+function dataFileIn(dir: string, name: string, bytes: Uint8Array): string {
+  mkdirSync(join(dir, 'out'), { recursive: true });
+  const path = join(dir, 'out', name);
+  writeFileSync(path, bytes);
+  return path;
+}
+
+test('a snapshot keeps a data file as its own: read back, streamed and reopened whole', () =>
+  withDirs(2, async ([dir, followerDir]) => {
+    const storage = await DiskStorage.open(dir!, { logger });
+    await storage.save({ term: 2, vote: 1, commit: 30 }, range(1, 30, 2));
+    const head = payload(777, 3);
+    const body = payload(SNAPSHOT_SYNC_EVERY_BYTES + 4321, 8);
+    const source = dataFileIn(dir!, 'checkpoint', body);
+    await storage.createSnapshotWithFile(25, conf, head, source);
+    assert.ok(!existsSync(source), 'the data file was moved into the snapshot directory');
+    assert.deepEqual(readdirSync(join(dir!, 'snap')).sort(), [
+      '0000000000000019-0000000000000002.data',
+      '0000000000000019-0000000000000002.snap',
+    ]);
+    const whole = Buffer.concat([head, body]);
+    assert.equal(storage.snapshot().metadata.index, 25);
+    assert.equal(storage.snapshot().metadata.term, 2);
+    assert.ok(Buffer.from(storage.snapshot().data).equals(whole));
+    await storage.compact(25);
+    // Streamed to a peer in the one-file form, whose checksum the receiver checks.
+    const follower = await DiskStorage.open(followerDir!, { logger });
+    const receiver = follower.receiveSnapshot();
+    for await (const chunk of storage.snapshotChunks(64 * 1024)) {
+      assert.ok(chunk.length <= 64 * 1024);
+      await receiver.write(chunk);
+    }
+    const metadata = await receiver.finish();
+    assert.equal(metadata.index, 25);
+    await follower.applyReceivedSnapshot(metadata);
+    assert.ok(Buffer.from(follower.snapshot().data).equals(whole));
+    await follower.close();
+    await storage.close();
+    const reopened = await DiskStorage.open(dir!, { logger });
+    assert.equal(reopened.snapshot().metadata.index, 25);
+    assert.equal(reopened.firstIndex(), 26);
+    assert.ok(Buffer.from(reopened.snapshot().data).equals(whole));
+    await reopened.close();
+  }));
+
+test('a damaged or truncated data file of a snapshot is corruption on open', () =>
+  withDirs(2, async (dirs) => {
+    for (const [i, damage] of (['flip', 'truncate'] as const).entries()) {
+      const dir = dirs[i]!;
+      const storage = await DiskStorage.open(dir, { logger });
+      await storage.save(null, range(1, 10, 1));
+      await storage.createSnapshotWithFile(
+        8,
+        conf,
+        payload(100, 1),
+        dataFileIn(dir, 'c', payload(9000, 2)),
+      );
+      await storage.compact(8);
+      await storage.close();
+      const path = join(dir, 'snap', '0000000000000008-0000000000000001.data');
+      const bytes = readFileSync(path);
+      if (damage === 'flip') bytes[5000]! ^= 0x10;
+      writeFileSync(path, damage === 'flip' ? bytes : bytes.subarray(0, 4096));
+      await assert.rejects(DiskStorage.open(dir, { logger }), (error: unknown) => {
+        assert.ok(error instanceof CorruptionError, `${damage}: ${String(error)}`);
+        return true;
+      });
+    }
+  }));
+
+test('a snapshot with a data file yields to a newer one adopted while it was written', () =>
   withDirs(1, async ([dir]) => {
     const storage = await DiskStorage.open(dir!, { logger });
     await storage.save({ term: 1, vote: 1, commit: 20 }, range(1, 20, 1));
+    // Hold the snapshot's files until a snapshot from the leader has been adopted.
+    const store = (
+      storage as unknown as { snapshots: { writeWithFile: (...a: unknown[]) => Promise<unknown> } }
+    ).snapshots;
+    const writeWithFile = store.writeWithFile.bind(store);
     let release = () => {};
     const gate = new Promise<void>((resolve) => {
       release = resolve;
     });
-    async function* slow(): AsyncGenerator<Uint8Array> {
-      yield payload(1000, 1);
+    let started = () => {};
+    const writing = new Promise<void>((resolve) => {
+      started = resolve;
+    });
+    store.writeWithFile = async (...args: unknown[]) => {
+      started();
       await gate;
-      yield payload(1000, 2);
-    }
-    const own = storage.createSnapshotFrom(10, conf, slow());
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    assert.equal(storage.snapshot().metadata.index, 0, 'not current while its file is written');
-    // Meanwhile a newer snapshot arrives from the leader and is adopted.
+      return writeWithFile(...args);
+    };
+    const own = storage.createSnapshotWithFile(
+      10,
+      conf,
+      payload(10, 1),
+      dataFileIn(dir!, 'c', payload(5000, 2)),
+    );
+    await writing;
+    assert.equal(storage.snapshot().metadata.index, 0, 'not current while its files are written');
     const received: Snapshot = {
       metadata: { index: 15, term: 1, confState: conf },
       data: payload(500, 9),
@@ -283,11 +358,43 @@ test('a snapshot from chunks becomes current only once durable, and yields to a 
       (error: unknown) => error instanceof StorageError && error.code === 'SNAPSHOT_OUT_OF_DATE',
     );
     assert.equal(storage.snapshot().metadata.index, 15);
-    const files = readdirSync(join(dir!, 'snap'));
-    assert.deepEqual(files.length, 1, `files left: ${files.join(', ')}`);
+    assert.deepEqual(readdirSync(join(dir!, 'snap')), ['000000000000000f-0000000000000001.snap']);
     await storage.close();
     const reopened = await DiskStorage.open(dir!, { logger });
     assert.equal(reopened.snapshot().metadata.index, 15);
     assert.ok(Buffer.from(reopened.snapshot().data).equals(Buffer.from(received.data)));
+    await reopened.close();
+  }));
+
+test('data files go with their snapshots: pruned together, orphans deleted on open', () =>
+  withDirs(1, async ([dir]) => {
+    const storage = await DiskStorage.open(dir!, { logger });
+    await storage.save(null, range(1, 40, 1));
+    for (const index of [5, 10, 15, 20, 25]) {
+      await storage.createSnapshotWithFile(
+        index,
+        conf,
+        payload(10, index),
+        dataFileIn(dir!, `c${index}`, payload(100, index)),
+      );
+    }
+    const names = readdirSync(join(dir!, 'snap')).sort();
+    const snaps = names.filter((n) => n.endsWith('.snap'));
+    assert.equal(snaps.length, SNAPSHOTS_RETAINED_MAX);
+    assert.deepEqual(
+      names.filter((n) => n.endsWith('.data')),
+      snaps.map((n) => n.replace('.snap', '.data')),
+    );
+    await storage.close();
+    // A crash after a data file was moved in but before its .snap was installed leaves an orphan.
+    writeFileSync(join(dir!, 'snap', '0000000000000023-0000000000000001.data'), payload(50, 1));
+    const reopened = await DiskStorage.open(dir!, { logger });
+    assert.ok(!readdirSync(join(dir!, 'snap')).includes('0000000000000023-0000000000000001.data'));
+    assert.equal(reopened.snapshot().metadata.index, 25);
+    assert.ok(
+      Buffer.from(reopened.snapshot().data).equals(
+        Buffer.concat([payload(10, 25), payload(100, 25)]),
+      ),
+    );
     await reopened.close();
   }));

@@ -8,6 +8,13 @@
  *   data     the state machine's bytes
  *   trailer  u64 LE length of everything before the trailer, u32 LE CRC32C of it, u32 LE "SNAP"
  *
+ * A snapshot whose data ends with a big file the state machine made (its store checkpoint) may keep
+ * that file as it is, beside the snapshot, instead of copying it in (`writeWithFile`): then the
+ * `.snap` file has format version 2 and holds the data up to that file, and `<index>-<term>.data`
+ * holds the rest; the trailer's length and checksum then cover the `.snap` bytes before the
+ * trailer followed by the `.data` file's bytes. Loading, verifying and streaming treat the pair as
+ * one snapshot; what `chunks()` streams to a peer is always the version 1 form.
+ *
  * Every file is written under a `.tmp` name, fsynced, renamed to its final name, and the directory
  * is fsynced; so a final name always denotes a complete file, and a `.tmp` found on open is an
  * unfinished write that is deleted. The file's bytes are also the wire format for sending a
@@ -29,6 +36,7 @@ import {
   fsyncFile,
   makeDirectoryDurably,
   openFile,
+  readFullySync,
   writeAt,
 } from './fs-async.js';
 import { readU64 } from './record.js';
@@ -50,12 +58,16 @@ export const SNAPSHOT_METADATA_BYTES_MAX = 1024 * 1024;
 
 const MAGIC = Buffer.from('SHOALSNP', 'latin1');
 const FORMAT_VERSION = 1;
+/** A `.snap` whose data continues in a `.data` file beside it. */
+const FORMAT_VERSION_SPLIT = 2;
 const HEADER_BYTES = 16;
 const TRAILER_BYTES = 16;
 const TRAILER_MAGIC = 0x50414e53; // "SNAP" little-endian
 const SUFFIX = '.snap';
+const DATA_SUFFIX = '.data';
 const TEMPORARY_SUFFIX = '.tmp';
 const namePattern = /^([0-9a-f]{16})-([0-9a-f]{16})\.snap$/;
+const dataNamePattern = /^([0-9a-f]{16})-([0-9a-f]{16})\.data$/;
 
 /** A snapshot file present in the store. */
 export interface SnapshotFile {
@@ -68,13 +80,18 @@ export function snapshotFileName(index: number, term: number): string {
   return `${index.toString(16).padStart(16, '0')}-${term.toString(16).padStart(16, '0')}${SUFFIX}`;
 }
 
-function encodeHeader(metadata: SnapshotMetadata): Buffer {
+/** The `.data` file that holds the rest of a version 2 snapshot's data. */
+function dataPath(snapPath: string): string {
+  return `${snapPath.slice(0, -SUFFIX.length)}${DATA_SUFFIX}`;
+}
+
+function encodeHeader(metadata: SnapshotMetadata, version = FORMAT_VERSION): Buffer {
   const json = Buffer.from(
     JSON.stringify({ index: metadata.index, term: metadata.term, confState: metadata.confState }),
   );
   const header = Buffer.alloc(HEADER_BYTES + json.length);
   MAGIC.copy(header, 0);
-  header.writeUInt32LE(FORMAT_VERSION, 8);
+  header.writeUInt32LE(version, 8);
   header.writeUInt32LE(json.length, 12);
   json.copy(header, HEADER_BYTES);
   return header;
@@ -151,17 +168,83 @@ function parseImage(
 /** Parses the header and metadata at the start of a file. */
 function parseHead(
   head: Buffer,
-): { metadata: SnapshotMetadata; dataStart: number } | [number, string] {
+  versions: readonly number[] = [FORMAT_VERSION],
+): { metadata: SnapshotMetadata; dataStart: number; version: number } | [number, string] {
   if (head.length < HEADER_BYTES || !head.subarray(0, 8).equals(MAGIC)) return [0, 'bad magic'];
-  if (head.readUInt32LE(8) !== FORMAT_VERSION)
-    return [8, `unknown version ${head.readUInt32LE(8)}`];
+  const version = head.readUInt32LE(8);
+  if (!versions.includes(version)) return [8, `unknown version ${version}`];
   const metadataBytes = head.readUInt32LE(12);
   if (metadataBytes > SNAPSHOT_METADATA_BYTES_MAX || HEADER_BYTES + metadataBytes > head.length) {
     return [12, `metadata length ${metadataBytes} out of range`];
   }
   const metadata = parseMetadata(head.subarray(HEADER_BYTES, HEADER_BYTES + metadataBytes));
   if (typeof metadata === 'string') return [HEADER_BYTES, metadata];
-  return { metadata, dataStart: HEADER_BYTES + metadataBytes };
+  return { metadata, dataStart: HEADER_BYTES + metadataBytes, version };
+}
+
+/** What the `.snap` file of a version 2 snapshot says; throws CorruptionError if damaged. */
+function parseSplit(file: SnapshotFile, image: Buffer) {
+  if (image.length < HEADER_BYTES + TRAILER_BYTES) {
+    throw new CorruptionError(file.path, 0, 'file too short');
+  }
+  const prefixBytes = image.length - TRAILER_BYTES;
+  if (image.readUInt32LE(prefixBytes + 12) !== TRAILER_MAGIC) {
+    throw new CorruptionError(file.path, prefixBytes, 'no trailer');
+  }
+  const head = parseHead(image.subarray(0, prefixBytes), [FORMAT_VERSION_SPLIT]);
+  if (Array.isArray(head)) throw new CorruptionError(file.path, head[0], head[1]);
+  checkName(file, head.metadata);
+  return {
+    metadata: head.metadata,
+    dataStart: head.dataStart,
+    prefixBytes,
+    contentBytes: readU64(image, prefixBytes),
+    crc: image.readUInt32LE(prefixBytes + 8),
+    dataPath: dataPath(file.path),
+  };
+}
+
+function checkName(file: SnapshotFile, metadata: SnapshotMetadata): void {
+  if (metadata.index !== file.index || metadata.term !== file.term) {
+    throw new CorruptionError(file.path, HEADER_BYTES, 'metadata does not match the file name');
+  }
+}
+
+/** The bytes of `path` up to `limit` (default: all) as fresh chunks of at most `chunkBytes`. */
+async function* readChunks(
+  path: string,
+  chunkBytes: number,
+  limit = Number.POSITIVE_INFINITY,
+): AsyncGenerator<Buffer> {
+  const handle = await fs.promises.open(path, 'r');
+  try {
+    for (let position = 0; position < limit; ) {
+      // A fresh buffer per chunk: the consumer may keep it (e.g. queued on a socket).
+      const chunk = Buffer.allocUnsafe(Math.min(chunkBytes, limit - position));
+      const { bytesRead } = await handle.read(chunk, 0, chunk.length, position);
+      if (bytesRead === 0) return;
+      position += bytesRead;
+      yield chunk.subarray(0, bytesRead);
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+/** fsyncs a file by path (its data and its size). */
+async function syncPath(path: string): Promise<void> {
+  const fd = await openFile(path, 'r');
+  try {
+    await fsyncFile(fd);
+  } finally {
+    await closeFile(fd);
+  }
+}
+
+/** Deletes a snapshot's `.snap` file and its `.data` file if it has one. */
+async function removeFiles(file: SnapshotFile): Promise<void> {
+  await fs.promises.rm(file.path, { force: true });
+  await fs.promises.rm(dataPath(file.path), { force: true });
 }
 
 export class SnapshotStore {
@@ -174,8 +257,12 @@ export class SnapshotStore {
   static async open(dir: string, logger: Logger): Promise<SnapshotStore> {
     await makeDirectoryDurably(dir);
     let removed = false;
-    for (const name of await fs.promises.readdir(dir)) {
-      if (!name.endsWith(TEMPORARY_SUFFIX)) continue;
+    const names = await fs.promises.readdir(dir);
+    for (const name of names) {
+      // A `.data` file without its `.snap` is the first half of an unfinished `writeWithFile`.
+      const orphan =
+        dataNamePattern.test(name) && !names.includes(name.replace(dataNamePattern, '$1-$2.snap'));
+      if (!name.endsWith(TEMPORARY_SUFFIX) && !orphan) continue;
       await fs.promises.rm(join(dir, name), { force: true });
       removed = true;
     }
@@ -251,6 +338,57 @@ export class SnapshotStore {
     return this.install(temporary, metadata.index, metadata.term);
   }
 
+  /**
+   * Writes a snapshot whose data is `head` followed by the bytes of `dataFile`, keeping that file
+   * as the snapshot's `.data` file (moved, not copied, when it is on the same file system): the
+   * file is synced and moved, read once for the checksum, and only then is the `.snap` file that
+   * names it installed. The caller gives up `dataFile`.
+   */
+  async writeWithFile(
+    metadata: SnapshotMetadata,
+    head: Uint8Array,
+    dataFile: string,
+  ): Promise<SnapshotFile> {
+    const { index, term } = metadata;
+    const snapPath = join(this.dir, snapshotFileName(index, term));
+    const target = dataPath(snapPath);
+    try {
+      await syncPath(dataFile);
+      try {
+        await fs.promises.rename(dataFile, target);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
+        await fs.promises.copyFile(dataFile, target);
+        await syncPath(target);
+        await fs.promises.rm(dataFile, { force: true });
+      }
+      await fsyncDirectory(this.dir);
+      const prefix = Buffer.concat([encodeHeader(metadata, FORMAT_VERSION_SPLIT), head]);
+      let crc = crc32c(prefix);
+      let dataBytes = 0;
+      for await (const chunk of readChunks(target, SNAPSHOT_CHUNK_BYTES_MAX)) {
+        crc = crc32c(chunk, crc);
+        dataBytes += chunk.length;
+      }
+      const temporary = this.temporaryPath();
+      const fd = await openFile(temporary, 'w');
+      try {
+        await writeAt(
+          fd,
+          Buffer.concat([prefix, encodeTrailer(prefix.length + dataBytes, crc)]),
+          0,
+        );
+        await fsyncFile(fd);
+      } finally {
+        await closeFile(fd);
+      }
+      return await this.install(temporary, index, term);
+    } catch (error) {
+      await fs.promises.rm(target, { force: true });
+      throw error;
+    }
+  }
+
   /** Renames a complete, synced temporary file to its final name, durably. */
   private async install(temporary: string, index: number, term: number): Promise<SnapshotFile> {
     const path = join(this.dir, snapshotFileName(index, term));
@@ -272,12 +410,12 @@ export class SnapshotStore {
     const files = this.list();
     const older = files.filter((f) => f.index < current.index);
     const excess = older.slice(0, Math.max(0, files.length - SNAPSHOTS_RETAINED_MAX));
-    for (const file of excess) await fs.promises.rm(file.path, { force: true });
+    for (const file of excess) await removeFiles(file);
     if (excess.length > 0) await fsyncDirectory(this.dir);
   }
 
   async remove(file: SnapshotFile): Promise<void> {
-    await fs.promises.rm(file.path, { force: true });
+    await removeFiles(file);
     await fsyncDirectory(this.dir);
     this.logger.warn({ file: file.path }, 'snapshot: removed a snapshot the log never adopted');
   }
@@ -285,45 +423,63 @@ export class SnapshotStore {
   /** Reads and verifies a whole snapshot synchronously (the raft core's `snapshot()` is sync). */
   load(file: SnapshotFile): Snapshot {
     const image = fs.readFileSync(file.path);
+    if (image.length >= HEADER_BYTES && image.readUInt32LE(8) === FORMAT_VERSION_SPLIT) {
+      return this.loadSplit(file, image);
+    }
     const parsed = parseImage(image);
     if (Array.isArray(parsed)) throw new CorruptionError(file.path, parsed[0], parsed[1]);
     const { metadata } = parsed;
-    if (metadata.index !== file.index || metadata.term !== file.term) {
-      throw new CorruptionError(file.path, HEADER_BYTES, 'metadata does not match the file name');
-    }
+    checkName(file, metadata);
     return { metadata, data: new Uint8Array(image.subarray(parsed.dataStart, parsed.dataEnd)) };
+  }
+
+  /** `load` for a `.snap` of version 2: its data continues in the `.data` file. */
+  private loadSplit(file: SnapshotFile, image: Buffer): Snapshot {
+    const split = parseSplit(file, image);
+    const fd = fs.openSync(split.dataPath, 'r');
+    try {
+      const dataBytes = fs.fstatSync(fd).size;
+      if (split.prefixBytes + dataBytes !== split.contentBytes) {
+        throw new CorruptionError(split.dataPath, dataBytes, 'data file length mismatch');
+      }
+      const inSnap = split.prefixBytes - split.dataStart;
+      const data = Buffer.allocUnsafe(inSnap + dataBytes);
+      image.copy(data, 0, split.dataStart, split.prefixBytes);
+      const read = readFullySync(fd, data.subarray(inSnap), dataBytes, 0);
+      if (read !== dataBytes) throw new CorruptionError(split.dataPath, read, 'data file shrank');
+      const crc = crc32c(data.subarray(inSnap), crc32c(image.subarray(0, split.prefixBytes)));
+      if (crc !== split.crc) {
+        throw new CorruptionError(split.dataPath, 0, 'checksum mismatch over .snap and .data');
+      }
+      return { metadata: split.metadata, data: new Uint8Array(data) };
+    } finally {
+      fs.closeSync(fd);
+    }
   }
 
   /** Verifies a file's checksum by streaming it (constant memory); returns its metadata. */
   async verify(file: SnapshotFile): Promise<SnapshotMetadata> {
-    const handle = await fs.promises.open(file.path, 'r');
-    try {
-      const size = (await handle.stat()).size;
-      if (size < HEADER_BYTES + TRAILER_BYTES) throw new CorruptionError(file.path, 0, 'too short');
-      const contentBytes = size - TRAILER_BYTES;
-      const head = Buffer.alloc(Math.min(contentBytes, HEADER_BYTES + SNAPSHOT_METADATA_BYTES_MAX));
-      await handle.read(head, 0, head.length, 0);
-      const parsed = parseHead(head);
-      if (Array.isArray(parsed)) throw new CorruptionError(file.path, parsed[0], parsed[1]);
-      const chunk = Buffer.alloc(SNAPSHOT_CHUNK_BYTES_DEFAULT);
-      let crc = 0;
-      for (let position = 0; position < contentBytes; position += chunk.length) {
-        const length = Math.min(chunk.length, contentBytes - position);
-        await handle.read(chunk, 0, length, position);
-        crc = crc32c(chunk.subarray(0, length), crc);
+    // Streaming the version 1 form reads and checks every byte, whichever form is on disk.
+    let bytes = 0;
+    let metadata: SnapshotMetadata | undefined;
+    const collected: Buffer[] = [];
+    for await (const chunk of this.chunks(file, SNAPSHOT_CHUNK_BYTES_MAX)) {
+      if (metadata === undefined && bytes < HEADER_BYTES + SNAPSHOT_METADATA_BYTES_MAX) {
+        collected.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
+        const parsed = parseHead(Buffer.concat(collected));
+        if (!Array.isArray(parsed)) metadata = parsed.metadata;
       }
-      const trailer = Buffer.alloc(TRAILER_BYTES);
-      await handle.read(trailer, 0, TRAILER_BYTES, contentBytes);
-      if (!encodeTrailer(contentBytes, crc).equals(trailer)) {
-        throw new CorruptionError(file.path, contentBytes, 'checksum or trailer mismatch');
-      }
-      return parsed.metadata;
-    } finally {
-      await handle.close();
+      bytes += chunk.length;
     }
+    if (metadata === undefined) throw new CorruptionError(file.path, 0, 'no readable header');
+    return metadata;
   }
 
-  /** The file's bytes as chunks of at most `chunkBytes`, read one at a time. */
+  /**
+   * The snapshot in its version 1 form (the wire format) as chunks of at most `chunkBytes`, read
+   * one at a time. The checksum is verified on the way: a damaged file throws CorruptionError
+   * before the last chunk (the trailer), so a receiver never installs it.
+   */
   async *chunks(
     file: SnapshotFile,
     chunkBytes = SNAPSHOT_CHUNK_BYTES_DEFAULT,
@@ -331,18 +487,78 @@ export class SnapshotStore {
     if (chunkBytes <= 0 || chunkBytes > SNAPSHOT_CHUNK_BYTES_MAX) {
       throw new WalError('INVALID_ARGUMENT', `snapshot chunk size ${chunkBytes} out of range`);
     }
+    const first = Buffer.alloc(HEADER_BYTES);
     const handle = await fs.promises.open(file.path, 'r');
+    let size: number;
     try {
-      for (;;) {
-        // A fresh buffer per chunk: the consumer may keep it (e.g. queued on a socket).
-        const chunk = Buffer.allocUnsafe(chunkBytes);
-        const { bytesRead } = await handle.read(chunk, 0, chunkBytes, null);
-        if (bytesRead === 0) return;
-        yield chunk.subarray(0, bytesRead);
-      }
+      size = (await handle.stat()).size;
+      await handle.read(first, 0, HEADER_BYTES, 0);
     } finally {
       await handle.close();
     }
+    if (size >= HEADER_BYTES && first.readUInt32LE(8) === FORMAT_VERSION_SPLIT) {
+      yield* this.splitChunks(file, chunkBytes);
+      return;
+    }
+    if (size < HEADER_BYTES + TRAILER_BYTES) throw new CorruptionError(file.path, 0, 'too short');
+    const contentBytes = size - TRAILER_BYTES;
+    let crc = 0;
+    let position = 0;
+    let checkedHead = false;
+    for await (const chunk of readChunks(file.path, chunkBytes, contentBytes)) {
+      if (!checkedHead) {
+        checkedHead = true;
+        const parsed = parseHead(chunk.subarray(0, HEADER_BYTES + SNAPSHOT_METADATA_BYTES_MAX));
+        // The metadata may span chunks; only a bad magic or version is certain from the first.
+        if (Array.isArray(parsed) && parsed[0] < HEADER_BYTES) {
+          throw new CorruptionError(file.path, parsed[0], parsed[1]);
+        }
+      }
+      crc = crc32c(chunk, crc);
+      position += chunk.length;
+      yield chunk;
+    }
+    const trailer = Buffer.alloc(TRAILER_BYTES);
+    const trailerHandle = await fs.promises.open(file.path, 'r');
+    try {
+      await trailerHandle.read(trailer, 0, TRAILER_BYTES, contentBytes);
+    } finally {
+      await trailerHandle.close();
+    }
+    if (position !== contentBytes || !encodeTrailer(contentBytes, crc).equals(trailer)) {
+      throw new CorruptionError(file.path, contentBytes, 'checksum or trailer mismatch');
+    }
+    yield trailer;
+  }
+
+  /** `chunks` for a version 2 snapshot: converted to version 1 on the way. */
+  private async *splitChunks(file: SnapshotFile, chunkBytes: number): AsyncGenerator<Uint8Array> {
+    const image = await fs.promises.readFile(file.path);
+    const split = parseSplit(file, image);
+    const header = encodeHeader(split.metadata);
+    const inSnap = image.subarray(split.dataStart, split.prefixBytes);
+    let crc = 0; // of the version 1 form being streamed
+    let stored = crc32c(image.subarray(0, split.prefixBytes)); // of the files, as written
+    let bytes = 0;
+    const emit = (chunk: Buffer) => {
+      crc = crc32c(chunk, crc);
+      bytes += chunk.length;
+      return chunk;
+    };
+    const lead = Buffer.concat([header, inSnap]);
+    for (let at = 0; at < lead.length; at += chunkBytes) {
+      yield emit(lead.subarray(at, at + chunkBytes));
+    }
+    let dataBytes = 0;
+    for await (const chunk of readChunks(split.dataPath, chunkBytes)) {
+      stored = crc32c(chunk, stored);
+      dataBytes += chunk.length;
+      yield emit(chunk);
+    }
+    if (split.prefixBytes + dataBytes !== split.contentBytes || stored !== split.crc) {
+      throw new CorruptionError(split.dataPath, dataBytes, 'checksum or length mismatch');
+    }
+    yield encodeTrailer(bytes, crc);
   }
 
   /** Starts receiving a snapshot streamed from a peer. */
