@@ -11,11 +11,19 @@
  *   PROBE_NODE_FLAGS  node flags for shoal members, e.g. "--trace-gc-nvp" or "--single-threaded-gc"
  *   WAL_METRICS=1     shoal: each run's WAL fsync time per member, scraped from /metrics
  *   MEMBER_LOG_LEVEL=info, SHOW_SNAPSHOTS=1   shoal: when each member took its snapshots
+ *   SHOW_CPU=1        each run's CPU per request of each member
+ *   KEEP_DIR=1        keep the cluster's directory (data and member logs) afterwards
  */
 
 import fs from 'node:fs';
 import { runBench } from '../src/cli/bench/runner.js';
-import { leaderFirst, type SystemKind, startCluster, stopCluster } from './compare-cluster.js';
+import {
+  leaderFirst,
+  memberCpuSec,
+  type SystemKind,
+  startCluster,
+  stopCluster,
+} from './compare-cluster.js';
 
 const kind = (process.argv[2] ?? 'shoal') as SystemKind;
 const clients = Number(process.argv[3] ?? 1);
@@ -68,8 +76,18 @@ try {
     const scrape = process.env.WAL_METRICS !== undefined && kind === 'shoal';
     const before = scrape ? await walFsync(endpoints) : [];
     const startedAt = new Date().toISOString();
-    const result = await runBench(options(clients === 1 ? 3000 : 12_000));
+    const cpuBefore = memberCpuSec(cluster);
+    const total = clients === 1 ? 3000 : 12_000;
+    const result = await runBench(options(total));
+    const cpu = memberCpuSec(cluster).map((c, m) =>
+      Math.round(((c - cpuBefore[m]!) * 1e6) / total),
+    );
     results.push(`${Math.round(result.throughputPerSec)}/${result.latency.p99Ms.toFixed(2)}`);
+    if (process.env.SHOW_CPU !== undefined) {
+      console.log(
+        `run ${run} from ${startedAt}: ${Math.round(result.throughputPerSec)} req/s, p99 ${result.latency.p99Ms.toFixed(2)} ms, member CPU µs/req ${cpu.join(' ')} (m1 m2 m3)`,
+      );
+    }
     if (scrape) {
       const after = await walFsync(endpoints);
       const perMember = after.map(
@@ -83,7 +101,11 @@ try {
   if (process.env.SHOW_SNAPSHOTS !== undefined && kind === 'shoal') {
     for (const name of ['m1', 'm2', 'm3']) {
       const log = fs.readFileSync(`${cluster.dir}/${name}.log`, 'utf8');
-      for (const line of log.split('\n').filter((l) => l.includes('snapshot taken'))) {
+      for (const line of log.split('\n').filter((l) => /snapshot/.test(l))) {
+        if (!line.includes('snapshot taken')) {
+          console.log(`${name}: ${line.slice(0, 300)}`);
+          continue;
+        }
         const entry = JSON.parse(line) as {
           time: number;
           index: number;
@@ -98,5 +120,6 @@ try {
     }
   }
 } finally {
-  await stopCluster(cluster);
+  await stopCluster(cluster, process.env.KEEP_DIR !== undefined);
+  if (process.env.KEEP_DIR !== undefined) console.log(`cluster directory kept: ${cluster.dir}`);
 }
