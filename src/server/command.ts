@@ -5,12 +5,16 @@
  * replicated member registry. A conf change entry's `context` carries a `ConfChangeContext` naming
  * the member being added, promoted or removed. An empty entry is the no-op a new leader appends.
  *
+ * A plain put, by far the most common command, has a fixed binary layout instead (`PUT_TAG`, see
+ * `encodePut`): msgpack's maps cost every member about 5 % of its busy time decoding them at 256
+ * clients. Its first byte is one msgpack never uses, so entries written in either form decode.
+ *
  * Every member applies the same entries, so results are identical everywhere; only the proposer,
  * recognised by `RequestId.member` and `RequestId.incarnation` (random per process start, so
  * entries proposed before a restart never match a new waiter), resolves a waiting request.
  */
 import { Packr, Unpackr } from 'msgpackr';
-import type { KvRequest } from '../kv/types.js';
+import type { KvRequest, PutRequest } from '../kv/types.js';
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 const unpackr = new Unpackr({ useRecords: false, int64AsType: 'bigint' });
@@ -56,8 +60,94 @@ export interface ConfChangeContext {
   action: 'add' | 'remove' | 'promote';
 }
 
+/** First byte of a put in the binary layout: 0xc1 is the one byte msgpack never uses. */
+const PUT_TAG = 0xc1;
+const PUT_FLAG_PREV_KV = 1;
+const PUT_FLAG_IGNORE_VALUE = 2;
+const PUT_FLAG_IGNORE_LEASE = 4;
+const PUT_FLAG_HAS_VALUE = 8;
+const PUT_FLAG_HAS_LEASE = 16;
+const PUT_FLAGS_KNOWN = 31;
+/** Tag, three request id numbers (f64), flags, lease (i64), key length (u32). */
+const PUT_FIXED_BYTES = 1 + 24 + 1 + 8 + 4;
+const PUT_FIELDS = new Set(['key', 'value', 'lease', 'prevKv', 'ignoreValue', 'ignoreLease']);
+
 export function encodeCommand(command: Command): Uint8Array {
-  return packr.pack(command);
+  return encodePut(command) ?? packr.pack(command);
+}
+
+/**
+ * A command holding one plain put in the binary layout: tag, member, incarnation and sequence
+ * (f64 LE), flags, lease (i64 LE, 0 when absent), key length (u32 LE), key, then, when it has one,
+ * the value's length (u32 LE) and the value. Undefined for any other command (msgpack then).
+ */
+function encodePut(command: Command): Uint8Array | undefined {
+  const put = command.kv !== undefined && 'put' in command.kv ? command.kv.put : undefined;
+  if (
+    put === undefined ||
+    command.registry !== undefined ||
+    Object.keys(command.kv!).length !== 1
+  ) {
+    return undefined;
+  }
+  for (const field of Object.keys(put)) if (!PUT_FIELDS.has(field)) return undefined;
+  const { key, value, lease } = put;
+  if (!(key instanceof Uint8Array) || (value !== undefined && !(value instanceof Uint8Array))) {
+    return undefined;
+  }
+  if (lease !== undefined && typeof lease !== 'bigint') return undefined;
+  const flags =
+    (put.prevKv === true ? PUT_FLAG_PREV_KV : 0) |
+    (put.ignoreValue === true ? PUT_FLAG_IGNORE_VALUE : 0) |
+    (put.ignoreLease === true ? PUT_FLAG_IGNORE_LEASE : 0) |
+    (value !== undefined ? PUT_FLAG_HAS_VALUE : 0) |
+    (lease !== undefined ? PUT_FLAG_HAS_LEASE : 0);
+  const out = Buffer.allocUnsafe(PUT_FIXED_BYTES + key.length + (value ? 4 + value.length : 0));
+  out[0] = PUT_TAG;
+  out.writeDoubleLE(command.id.member, 1);
+  out.writeDoubleLE(command.id.incarnation, 9);
+  out.writeDoubleLE(command.id.sequence, 17);
+  out[25] = flags;
+  out.writeBigInt64LE(lease ?? 0n, 26);
+  out.writeUInt32LE(key.length, 34);
+  out.set(key, 38);
+  if (value !== undefined) {
+    out.writeUInt32LE(value.length, 38 + key.length);
+    out.set(value, 42 + key.length);
+  }
+  return out;
+}
+
+/** Decodes `encodePut`'s layout; the key and value are views of `data`. */
+function decodePut(data: Uint8Array): Command {
+  const bytes = Buffer.from(data.buffer, data.byteOffset, data.length);
+  const malformed = () => new Error('raft entry holds a malformed put');
+  if (bytes.length < PUT_FIXED_BYTES) throw malformed();
+  const flags = bytes[25]!;
+  if ((flags & ~PUT_FLAGS_KNOWN) !== 0) throw malformed();
+  const keyBytes = bytes.readUInt32LE(34);
+  let at = 38 + keyBytes;
+  if (at > bytes.length) throw malformed();
+  const put: PutRequest = { key: bytes.subarray(38, at) };
+  if ((flags & PUT_FLAG_HAS_VALUE) !== 0) {
+    if (at + 4 > bytes.length) throw malformed();
+    const valueBytes = bytes.readUInt32LE(at);
+    at += 4;
+    if (at + valueBytes > bytes.length) throw malformed();
+    put.value = bytes.subarray(at, at + valueBytes);
+    at += valueBytes;
+  }
+  if (at !== bytes.length) throw malformed();
+  if ((flags & PUT_FLAG_HAS_LEASE) !== 0) put.lease = bytes.readBigInt64LE(26);
+  if ((flags & PUT_FLAG_PREV_KV) !== 0) put.prevKv = true;
+  if ((flags & PUT_FLAG_IGNORE_VALUE) !== 0) put.ignoreValue = true;
+  if ((flags & PUT_FLAG_IGNORE_LEASE) !== 0) put.ignoreLease = true;
+  const id = {
+    member: bytes.readDoubleLE(1),
+    incarnation: bytes.readDoubleLE(9),
+    sequence: bytes.readDoubleLE(17),
+  };
+  return { id, kv: { put } };
 }
 
 export function encodeConfChangeContext(context: ConfChangeContext): Uint8Array {
@@ -80,6 +170,7 @@ function isRequestId(value: unknown): value is RequestId {
  * malformed one means a bug or corruption: the caller treats the error as fatal.
  */
 export function decodeCommand(data: Uint8Array): Command {
+  if (data[0] === PUT_TAG) return decodePut(data);
   const value = unpackr.unpack(data) as Command;
   if (typeof value !== 'object' || value === null || !isRequestId(value.id)) {
     throw new Error('raft entry does not hold a shoal command');
