@@ -64,8 +64,10 @@ test('other commands, and puts the layout cannot hold, stay msgpack', () => {
     { id, kv: { deleteRange: { key: Buffer.from('a') } } },
     { id, kv: { txn: { compare: [], success: [], failure: [] } } },
     { id, registry: { publish: { id: 7, name: 'm1', clientUrls: ['http://127.0.0.1:2379'] } } },
-    // A lease that is not a bigint, and a field the layout does not know.
+    // A lease that is not a bigint, a flag that is not a boolean, and a field the layout does
+    // not know.
     { id, kv: { put: { key: Buffer.from('k'), lease: 5 as unknown as bigint } } },
+    { id, kv: { put: { key: Buffer.from('k'), prevKv: 1 as unknown as boolean } } },
     { id, kv: { put: { key: Buffer.from('k'), extra: 1 } as unknown as PutRequest } },
   ];
   for (const command of others) {
@@ -91,6 +93,11 @@ test('a damaged binary put is an error, never a wrong request', () => {
     (() => {
       const copy = Buffer.from(good);
       copy.writeUInt32LE(0xffff_ffff, 34); // key length beyond the entry
+      return copy;
+    })(),
+    (() => {
+      const copy = Buffer.from(good);
+      copy.writeBigInt64LE(7n, 26); // a lease without the flag that says there is one
       return copy;
     })(),
   ];

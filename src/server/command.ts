@@ -95,7 +95,12 @@ function encodePut(command: Command): Uint8Array | undefined {
   if (!(key instanceof Uint8Array) || (value !== undefined && !(value instanceof Uint8Array))) {
     return undefined;
   }
-  if (lease !== undefined && typeof lease !== 'bigint') return undefined;
+  if (lease !== undefined && (typeof lease !== 'bigint' || BigInt.asIntN(64, lease) !== lease)) {
+    return undefined;
+  }
+  for (const flag of [put.prevKv, put.ignoreValue, put.ignoreLease]) {
+    if (flag !== undefined && typeof flag !== 'boolean') return undefined;
+  }
   const flags =
     (put.prevKv === true ? PUT_FLAG_PREV_KV : 0) |
     (put.ignoreValue === true ? PUT_FLAG_IGNORE_VALUE : 0) |
@@ -138,7 +143,9 @@ function decodePut(data: Uint8Array): Command {
     at += valueBytes;
   }
   if (at !== bytes.length) throw malformed();
-  if ((flags & PUT_FLAG_HAS_LEASE) !== 0) put.lease = bytes.readBigInt64LE(26);
+  const lease = bytes.readBigInt64LE(26);
+  if ((flags & PUT_FLAG_HAS_LEASE) !== 0) put.lease = lease;
+  else if (lease !== 0n) throw malformed();
   if ((flags & PUT_FLAG_PREV_KV) !== 0) put.prevKv = true;
   if ((flags & PUT_FLAG_IGNORE_VALUE) !== 0) put.ignoreValue = true;
   if ((flags & PUT_FLAG_IGNORE_LEASE) !== 0) put.ignoreLease = true;

@@ -463,6 +463,7 @@ export class MemberCore {
         confState,
         checkpointSnapshotHead(registry, checkpointBytes),
         checkpoint.file,
+        checkpointBytes,
       );
       const written = performance.now();
       this.lastSnapshotIndex = index;

@@ -59,6 +59,8 @@ export class DiskStorage implements RaftStorage {
   private closed = false;
   /** Settles once every snapshot, compaction and reset record asked for so far is queued. */
   private markerTail: Promise<void> | null = null;
+  /** `createSnapshotWithFile` writes in progress (see `close`). */
+  private readonly snapshotWrites = new Set<Promise<SnapshotFile>>();
 
   private constructor(
     private readonly wal: Wal,
@@ -186,7 +188,8 @@ export class DiskStorage implements RaftStorage {
   /**
    * As `createSnapshot`, for data too big to copy around: the data is `head` followed by the bytes
    * of `dataFile`, which the snapshot keeps as its own file (see `SnapshotStore.writeWithFile`;
-   * the caller gives the file up). The snapshot becomes current only once its files are durable
+   * the caller gives the file up). `dataBytes`, when given, is the size `head` was built for: a
+   * file of another size is refused. The snapshot becomes current only once its files are durable
    * (raft reads its data back from them when it first needs it); if a newer snapshot was adopted
    * meanwhile (one received from the leader), this one is deleted and the call fails with
    * SNAPSHOT_OUT_OF_DATE.
@@ -196,6 +199,7 @@ export class DiskStorage implements RaftStorage {
     confState: ConfState,
     head: Uint8Array,
     dataFile: string,
+    dataBytes?: number,
   ): Promise<void> {
     this.checkNewer(index);
     this.wal.assertWritable();
@@ -206,16 +210,32 @@ export class DiskStorage implements RaftStorage {
       );
     }
     const metadata = { index, term: this.wal.term(index), confState };
-    const file = await this.snapshots.writeWithFile(metadata, head, dataFile);
+    const writing = this.snapshots.writeWithFile(metadata, head, dataFile, dataBytes);
+    // close() waits for files being written, so it never releases the directory under them.
+    this.snapshotWrites.add(writing);
+    let file: SnapshotFile;
     try {
+      file = await writing;
+    } finally {
+      this.snapshotWrites.delete(writing);
+    }
+    // The write took a while: the storage may have closed, or the log moved past this index (a
+    // deep write queue alone is no reason to throw the finished files away). The checks, the
+    // snapshot record and `current` change together, with no await in between.
+    try {
+      if (this.closed) throw new WalError('CLOSED', 'storage closed while a snapshot was written');
+      this.wal.assertOpen();
       this.checkNewer(index);
-      this.wal.assertWritable();
+      if (index > this.wal.lastIndex() || this.wal.term(index) !== metadata.term) {
+        throw new StorageError('SNAPSHOT_OUT_OF_DATE', `snapshot at ${index}: the log moved on`);
+      }
     } catch (error) {
       await this.snapshots.remove(file);
       throw error;
     }
+    const recorded = this.inOrder(() => this.wal.markSnapshot(index, metadata.term));
     this.current = { metadata, file, data: null };
-    await this.inOrder(() => this.wal.markSnapshot(index, metadata.term));
+    await recorded;
     await this.snapshots.prune(this.wal.durableSnapshot());
   }
 
@@ -255,8 +275,9 @@ export class DiskStorage implements RaftStorage {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    // Snapshot records still waiting for their files are queued first; the WAL then waits for
-    // every queued record.
+    // Snapshot files being written finish (or fail) first; then snapshot records still waiting
+    // for their files are queued; the WAL then waits for every queued record.
+    await Promise.allSettled([...this.snapshotWrites]);
     if (this.markerTail !== null) await this.markerTail;
     await this.wal.close();
     await this.lock.release();

@@ -398,3 +398,88 @@ test('data files go with their snapshots: pruned together, orphans deleted on op
     );
     await reopened.close();
   }));
+
+test('close waits for a snapshot being written, which then fails and leaves no files', () =>
+  withDirs(1, async ([dir]) => {
+    const storage = await DiskStorage.open(dir!, { logger });
+    await storage.save({ term: 1, vote: 1, commit: 20 }, range(1, 20, 1));
+    const store = (
+      storage as unknown as { snapshots: { writeWithFile: (...a: unknown[]) => Promise<unknown> } }
+    ).snapshots;
+    const writeWithFile = store.writeWithFile.bind(store);
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    store.writeWithFile = async (...args: unknown[]) => {
+      await gate;
+      return writeWithFile(...args);
+    };
+    const own = storage.createSnapshotWithFile(
+      10,
+      conf,
+      payload(10, 1),
+      dataFileIn(dir!, 'c', payload(5000, 2)),
+    );
+    let closed = false;
+    const closing = storage.close().then(() => {
+      closed = true;
+    });
+    for (let i = 0; i < 5; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+    assert.equal(closed, false, 'close returned while the snapshot files were being written');
+    release();
+    await assert.rejects(own, (error: unknown) => (error as { code?: string }).code === 'CLOSED');
+    await closing;
+    const reopened = await DiskStorage.open(dir!, { logger });
+    assert.equal(reopened.snapshot().metadata.index, 0);
+    assert.deepEqual(readdirSync(join(dir!, 'snap')), []);
+    await reopened.close();
+  }));
+
+test('a snapshot whose data file is missing, or of the wrong size, is refused', () =>
+  withDirs(2, async ([dir, other]) => {
+    const storage = await DiskStorage.open(dir!, { logger });
+    await storage.save(null, range(1, 10, 1));
+    await storage.createSnapshotWithFile(
+      8,
+      conf,
+      payload(10, 1),
+      dataFileIn(dir!, 'c', payload(900, 2)),
+    );
+    await storage.compact(8);
+    await storage.close();
+    rmSync(join(dir!, 'snap', '0000000000000008-0000000000000001.data'));
+    await assert.rejects(
+      DiskStorage.open(dir!, { logger }),
+      (error: unknown) =>
+        error instanceof CorruptionError && /data file missing/.test(error.message),
+    );
+    const second = await DiskStorage.open(other!, { logger });
+    await second.save(null, range(1, 10, 1));
+    await assert.rejects(
+      second.createSnapshotWithFile(
+        8,
+        conf,
+        payload(10, 1),
+        dataFileIn(other!, 'c', payload(900, 2)),
+        901,
+      ),
+      (error: unknown) => (error as { code?: string }).code === 'INVALID_ARGUMENT',
+    );
+    assert.deepEqual(readdirSync(join(other!, 'snap')), []);
+    assert.equal(second.snapshot().metadata.index, 0);
+    await second.close();
+  }));
+
+test('a snapshot streams in chunks smaller than its header', () =>
+  withDirs(1, async ([dir]) => {
+    const storage = await DiskStorage.open(dir!, { logger });
+    await storage.save(null, range(1, 10, 1));
+    const data = payload(100, 4);
+    await storage.createSnapshot(8, conf, data);
+    const chunks = await collect(storage.snapshotChunks(8));
+    assert.ok(chunks.every((chunk) => chunk.length <= 16));
+    const whole = Buffer.concat(chunks);
+    assert.ok(whole.subarray(whole.length - 16 - data.length, whole.length - 16).equals(data));
+    await storage.close();
+  }));

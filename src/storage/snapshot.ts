@@ -204,6 +204,14 @@ function parseSplit(file: SnapshotFile, image: Buffer) {
   };
 }
 
+/** A `.data` file the `.snap` names but that cannot be opened (gone): corruption. */
+function missingData(path: string, error: unknown): Error {
+  if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+    return new CorruptionError(path, 0, 'data file missing');
+  }
+  return error as Error;
+}
+
 function checkName(file: SnapshotFile, metadata: SnapshotMetadata): void {
   if (metadata.index !== file.index || metadata.term !== file.term) {
     throw new CorruptionError(file.path, HEADER_BYTES, 'metadata does not match the file name');
@@ -348,16 +356,23 @@ export class SnapshotStore {
     metadata: SnapshotMetadata,
     head: Uint8Array,
     dataFile: string,
+    expectedDataBytes?: number,
   ): Promise<SnapshotFile> {
     const { index, term } = metadata;
     const snapPath = join(this.dir, snapshotFileName(index, term));
     const target = dataPath(snapPath);
+    const temporary = this.temporaryPath();
+    // What this call made, so a failure deletes exactly that and nothing another snapshot owns.
+    let moved = false;
+    let renamed = false;
     try {
       await syncPath(dataFile);
       try {
         await fs.promises.rename(dataFile, target);
+        moved = true;
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
+        moved = true;
         await fs.promises.copyFile(dataFile, target);
         await syncPath(target);
         await fs.promises.rm(dataFile, { force: true });
@@ -370,7 +385,12 @@ export class SnapshotStore {
         crc = crc32c(chunk, crc);
         dataBytes += chunk.length;
       }
-      const temporary = this.temporaryPath();
+      if (expectedDataBytes !== undefined && dataBytes !== expectedDataBytes) {
+        throw new WalError(
+          'INVALID_ARGUMENT',
+          `snapshot data file holds ${dataBytes} bytes, its head says ${expectedDataBytes}`,
+        );
+      }
       const fd = await openFile(temporary, 'w');
       try {
         await writeAt(
@@ -382,9 +402,14 @@ export class SnapshotStore {
       } finally {
         await closeFile(fd);
       }
-      return await this.install(temporary, index, term);
+      await fs.promises.rename(temporary, snapPath);
+      renamed = true;
+      await fsyncDirectory(this.dir);
+      return { index, term, path: snapPath };
     } catch (error) {
-      await fs.promises.rm(target, { force: true });
+      await fs.promises.rm(temporary, { force: true });
+      if (renamed) await fs.promises.rm(snapPath, { force: true });
+      if (moved) await fs.promises.rm(target, { force: true });
       throw error;
     }
   }
@@ -436,7 +461,12 @@ export class SnapshotStore {
   /** `load` for a `.snap` of version 2: its data continues in the `.data` file. */
   private loadSplit(file: SnapshotFile, image: Buffer): Snapshot {
     const split = parseSplit(file, image);
-    const fd = fs.openSync(split.dataPath, 'r');
+    let fd: number;
+    try {
+      fd = fs.openSync(split.dataPath, 'r');
+    } catch (error) {
+      throw missingData(split.dataPath, error);
+    }
     try {
       const dataBytes = fs.fstatSync(fd).size;
       if (split.prefixBytes + dataBytes !== split.contentBytes) {
@@ -501,19 +531,14 @@ export class SnapshotStore {
       return;
     }
     if (size < HEADER_BYTES + TRAILER_BYTES) throw new CorruptionError(file.path, 0, 'too short');
+    if (!first.subarray(0, 8).equals(MAGIC)) throw new CorruptionError(file.path, 0, 'bad magic');
+    if (first.readUInt32LE(8) !== FORMAT_VERSION) {
+      throw new CorruptionError(file.path, 8, `unknown version ${first.readUInt32LE(8)}`);
+    }
     const contentBytes = size - TRAILER_BYTES;
     let crc = 0;
     let position = 0;
-    let checkedHead = false;
     for await (const chunk of readChunks(file.path, chunkBytes, contentBytes)) {
-      if (!checkedHead) {
-        checkedHead = true;
-        const parsed = parseHead(chunk.subarray(0, HEADER_BYTES + SNAPSHOT_METADATA_BYTES_MAX));
-        // The metadata may span chunks; only a bad magic or version is certain from the first.
-        if (Array.isArray(parsed) && parsed[0] < HEADER_BYTES) {
-          throw new CorruptionError(file.path, parsed[0], parsed[1]);
-        }
-      }
       crc = crc32c(chunk, crc);
       position += chunk.length;
       yield chunk;
@@ -550,6 +575,11 @@ export class SnapshotStore {
       yield emit(lead.subarray(at, at + chunkBytes));
     }
     let dataBytes = 0;
+    try {
+      await fs.promises.access(split.dataPath);
+    } catch (error) {
+      throw missingData(split.dataPath, error);
+    }
     for await (const chunk of readChunks(split.dataPath, chunkBytes)) {
       stored = crc32c(chunk, stored);
       dataBytes += chunk.length;

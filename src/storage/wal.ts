@@ -399,6 +399,12 @@ export class Wal {
     return this.enqueue({ kind: 'snapshot', index, term }, bytes, barrier);
   }
 
+  /** Throws if the log can take no more writes at all (closed or failed); ignores the queue. */
+  assertOpen(): void {
+    if (this.failure !== null) throw this.failure;
+    if (this.closed) throw new WalError('CLOSED', 'wal: closed');
+  }
+
   /** Throws the error a small write would be refused with now (closed, failed, overloaded). */
   assertWritable(): void {
     const refusal = this.refusal(recordSizeBytes(HARD_STATE_BODY_BYTES));
