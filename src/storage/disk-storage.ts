@@ -60,7 +60,7 @@ export class DiskStorage implements RaftStorage {
   /** Settles once every snapshot, compaction and reset record asked for so far is queued. */
   private markerTail: Promise<void> | null = null;
   /** `createSnapshotWithFile` writes in progress (see `close`). */
-  private readonly snapshotWrites = new Set<Promise<unknown>>();
+  private readonly snapshotWrites = new Set<Promise<SnapshotFile>>();
 
   private constructor(
     private readonly wal: Wal,
@@ -190,7 +190,7 @@ export class DiskStorage implements RaftStorage {
    * of `dataFile`, which the snapshot keeps as its own file (see `SnapshotStore.writeWithFile`;
    * the caller gives the file up). `dataBytes`, when given, is the size `head` was built for: a
    * file of another size is refused. The snapshot becomes current only once its files are durable
-   * (its data stays in memory, read as the file was checksummed); if a newer snapshot was adopted
+   * (raft reads its data back from them when it first needs it); if a newer snapshot was adopted
    * meanwhile (one received from the leader), this one is deleted and the call fails with
    * SNAPSHOT_OUT_OF_DATE.
    */
@@ -214,9 +214,8 @@ export class DiskStorage implements RaftStorage {
     // close() waits for files being written, so it never releases the directory under them.
     this.snapshotWrites.add(writing);
     let file: SnapshotFile;
-    let data: Uint8Array;
     try {
-      ({ file, data } = await writing);
+      file = await writing;
     } finally {
       this.snapshotWrites.delete(writing);
     }
@@ -235,7 +234,7 @@ export class DiskStorage implements RaftStorage {
       throw error;
     }
     const recorded = this.inOrder(() => this.wal.markSnapshot(index, metadata.term));
-    this.current = { metadata, file, data };
+    this.current = { metadata, file, data: null };
     await recorded;
     await this.snapshots.prune(this.wal.durableSnapshot());
   }

@@ -483,16 +483,3 @@ test('a snapshot streams in chunks smaller than its header', () =>
     assert.ok(whole.subarray(whole.length - 16 - data.length, whole.length - 16).equals(data));
     await storage.close();
   }));
-
-test('a snapshot made with a data file keeps its data in memory for raft', () =>
-  withDirs(1, async ([dir]) => {
-    const storage = await DiskStorage.open(dir!, { logger });
-    await storage.save(null, range(1, 10, 1));
-    const head = payload(30, 1);
-    const body = payload(70_000, 2);
-    await storage.createSnapshotWithFile(8, conf, head, dataFileIn(dir!, 'c', body), body.length);
-    // Gone from the disk, the data still comes from memory: no read back when raft asks for it.
-    rmSync(join(dir!, 'snap', '0000000000000008-0000000000000001.data'));
-    assert.ok(Buffer.from(storage.snapshot().data).equals(Buffer.concat([head, body])));
-    await storage.close();
-  }));

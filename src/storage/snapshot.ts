@@ -350,15 +350,14 @@ export class SnapshotStore {
    * Writes a snapshot whose data is `head` followed by the bytes of `dataFile`, keeping that file
    * as the snapshot's `.data` file (moved, not copied, when it is on the same file system): the
    * file is synced and moved, read once for the checksum, and only then is the `.snap` file that
-   * names it installed. The caller gives up `dataFile`, and gets the snapshot's whole data (as
-   * read for the checksum) with the file.
+   * names it installed. The caller gives up `dataFile`.
    */
   async writeWithFile(
     metadata: SnapshotMetadata,
     head: Uint8Array,
     dataFile: string,
     expectedDataBytes?: number,
-  ): Promise<{ file: SnapshotFile; data: Uint8Array }> {
+  ): Promise<SnapshotFile> {
     const { index, term } = metadata;
     const snapPath = join(this.dir, snapshotFileName(index, term));
     const target = dataPath(snapPath);
@@ -380,27 +379,11 @@ export class SnapshotStore {
       }
       await fsyncDirectory(this.dir);
       const prefix = Buffer.concat([encodeHeader(metadata, FORMAT_VERSION_SPLIT), head]);
-      // The file is read once for its checksum, straight into the snapshot's data (head, then the
-      // file), which the caller keeps: raft sends snapshots from memory, and reading it back
-      // later would block the event loop the first time a follower needs it.
-      const handle = await fs.promises.open(target, 'r');
-      let data: Buffer;
-      let dataBytes = 0;
       let crc = crc32c(prefix);
-      try {
-        const size = (await handle.stat()).size;
-        data = Buffer.allocUnsafe(head.length + size);
-        data.set(head, 0);
-        while (dataBytes < size) {
-          const room = Math.min(SNAPSHOT_CHUNK_BYTES_MAX, size - dataBytes);
-          const at = head.length + dataBytes;
-          const { bytesRead } = await handle.read(data, at, room, dataBytes);
-          if (bytesRead === 0) throw new CorruptionError(target, dataBytes, 'data file shrank');
-          crc = crc32c(data.subarray(at, at + bytesRead), crc);
-          dataBytes += bytesRead;
-        }
-      } finally {
-        await handle.close();
+      let dataBytes = 0;
+      for await (const chunk of readChunks(target, SNAPSHOT_CHUNK_BYTES_MAX)) {
+        crc = crc32c(chunk, crc);
+        dataBytes += chunk.length;
       }
       if (expectedDataBytes !== undefined && dataBytes !== expectedDataBytes) {
         throw new WalError(
@@ -422,7 +405,7 @@ export class SnapshotStore {
       await fs.promises.rename(temporary, snapPath);
       renamed = true;
       await fsyncDirectory(this.dir);
-      return { file: { index, term, path: snapPath }, data: new Uint8Array(data) };
+      return { index, term, path: snapPath };
     } catch (error) {
       await fs.promises.rm(temporary, { force: true });
       if (renamed) await fs.promises.rm(snapPath, { force: true });
