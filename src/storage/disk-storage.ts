@@ -168,15 +168,7 @@ export class DiskStorage implements RaftStorage {
   }
 
   async createSnapshot(index: number, confState: ConfState, data: Uint8Array): Promise<void> {
-    this.checkNewer(index);
-    this.wal.assertWritable();
-    if (index > this.wal.lastIndex()) {
-      throw new StorageError(
-        'UNAVAILABLE',
-        `snapshot at ${index}: beyond last index ${this.wal.lastIndex()}`,
-      );
-    }
-    const metadata = { index, term: this.wal.term(index), confState };
+    const metadata = this.ownSnapshotMetadata(index, confState);
     this.current = { metadata, file: null, data };
     const durable = this.persistSnapshot({ metadata, data });
     // The record is queued only once the file is durable (see `inOrder`): queued at once with the
@@ -201,15 +193,7 @@ export class DiskStorage implements RaftStorage {
     dataFile: string,
     dataBytes?: number,
   ): Promise<void> {
-    this.checkNewer(index);
-    this.wal.assertWritable();
-    if (index > this.wal.lastIndex()) {
-      throw new StorageError(
-        'UNAVAILABLE',
-        `snapshot at ${index}: beyond last index ${this.wal.lastIndex()}`,
-      );
-    }
-    const metadata = { index, term: this.wal.term(index), confState };
+    const metadata = this.ownSnapshotMetadata(index, confState);
     const writing = this.snapshots.writeWithFile(metadata, head, dataFile, dataBytes);
     // close() waits for files being written, so it never releases the directory under them.
     this.snapshotWrites.add(writing);
@@ -305,6 +289,19 @@ export class DiskStorage implements RaftStorage {
   /** Test and operator hook: the WAL segment files, oldest first. */
   walSegmentPaths(): string[] {
     return this.wal.segmentPaths();
+  }
+
+  /** The metadata of a snapshot this member takes at `index`; throws if it cannot take one. */
+  private ownSnapshotMetadata(index: number, confState: ConfState): SnapshotMetadata {
+    this.checkNewer(index);
+    this.wal.assertWritable();
+    if (index > this.wal.lastIndex()) {
+      throw new StorageError(
+        'UNAVAILABLE',
+        `snapshot at ${index}: beyond last index ${this.wal.lastIndex()}`,
+      );
+    }
+    return { index, term: this.wal.term(index), confState };
   }
 
   private checkNewer(index: number): void {

@@ -317,28 +317,37 @@ test('a damaged or truncated data file of a snapshot is corruption on open', () 
     }
   }));
 
+/**
+ * Holds `storage`'s next `createSnapshotWithFile` before it writes any file: `writing` settles
+ * once it is held, `release()` lets it go on.
+ */
+function holdSnapshotFiles(storage: DiskStorage): { writing: Promise<void>; release: () => void } {
+  const store = (
+    storage as unknown as { snapshots: { writeWithFile: (...a: unknown[]) => Promise<unknown> } }
+  ).snapshots;
+  const writeWithFile = store.writeWithFile.bind(store);
+  let release = () => {};
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let started = () => {};
+  const writing = new Promise<void>((resolve) => {
+    started = resolve;
+  });
+  store.writeWithFile = async (...args: unknown[]) => {
+    started();
+    await gate;
+    return writeWithFile(...args);
+  };
+  return { writing, release };
+}
+
 test('a snapshot with a data file yields to a newer one adopted while it was written', () =>
   withDirs(1, async ([dir]) => {
     const storage = await DiskStorage.open(dir!, { logger });
     await storage.save({ term: 1, vote: 1, commit: 20 }, range(1, 20, 1));
     // Hold the snapshot's files until a snapshot from the leader has been adopted.
-    const store = (
-      storage as unknown as { snapshots: { writeWithFile: (...a: unknown[]) => Promise<unknown> } }
-    ).snapshots;
-    const writeWithFile = store.writeWithFile.bind(store);
-    let release = () => {};
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let started = () => {};
-    const writing = new Promise<void>((resolve) => {
-      started = resolve;
-    });
-    store.writeWithFile = async (...args: unknown[]) => {
-      started();
-      await gate;
-      return writeWithFile(...args);
-    };
+    const { writing, release } = holdSnapshotFiles(storage);
     const own = storage.createSnapshotWithFile(
       10,
       conf,
@@ -403,18 +412,7 @@ test('close waits for a snapshot being written, which then fails and leaves no f
   withDirs(1, async ([dir]) => {
     const storage = await DiskStorage.open(dir!, { logger });
     await storage.save({ term: 1, vote: 1, commit: 20 }, range(1, 20, 1));
-    const store = (
-      storage as unknown as { snapshots: { writeWithFile: (...a: unknown[]) => Promise<unknown> } }
-    ).snapshots;
-    const writeWithFile = store.writeWithFile.bind(store);
-    let release = () => {};
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    store.writeWithFile = async (...args: unknown[]) => {
-      await gate;
-      return writeWithFile(...args);
-    };
+    const { release } = holdSnapshotFiles(storage);
     const own = storage.createSnapshotWithFile(
       10,
       conf,
