@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -18,11 +18,17 @@ import { encodeCommand, encodeConfChangeContext, type RequestId } from './comman
 import { MemberRegistry } from './registry.js';
 import {
   type ApplyOutcome,
+  checkpointSnapshotHead,
   decodeSnapshotData,
-  encodeCheckpointSnapshotData,
   encodeSnapshotData,
   StateMachine,
 } from './state-machine.js';
+
+/** The whole snapshot data of a registry and a store checkpoint file, as a member's snapshot holds it. */
+function checkpointSnapshotData(registry: ReturnType<MemberRegistry['state']>, file: string) {
+  const image = readFileSync(file);
+  return Buffer.concat([checkpointSnapshotHead(registry, image.length), image]);
+}
 
 const dirs: string[] = [];
 after(() => {
@@ -151,7 +157,7 @@ describe('StateMachine', () => {
     assert.equal(checkpoint.revision, 3);
     // Batches applied after the copy are not in it.
     await a.sm.apply([put(3, id(1, 3), 'z')]);
-    const data = await encodeCheckpointSnapshotData(a.registry.state(), checkpoint.file);
+    const data = checkpointSnapshotData(a.registry.state(), checkpoint.file);
     await removeCheckpoint(dirname(checkpoint.file));
     assert.equal(existsSync(dirname(checkpoint.file)), false);
     const decoded = decodeSnapshotData(data);

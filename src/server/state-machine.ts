@@ -9,7 +9,6 @@
  * checkpoint (an LMDB file, what members write now) or the MVCC store's snapshot chunks (what
  * members wrote before checkpoints; still read). See src/kv/snapshot.ts for both.
  */
-import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { ApplyEntry, ApplyResult, MvccStore } from '../kv/mvcc.js';
 import { APPLY_BATCH_ENTRIES_MAX } from '../kv/mvcc.js';
@@ -239,15 +238,6 @@ export function checkpointSnapshotHead(registry: RegistryState, checkpointBytes:
   const frameHeader = Buffer.allocUnsafe(4);
   frameHeader.writeUInt32BE(checkpointBytes);
   return Buffer.concat([head, frameHeader]);
-}
-
-/** The whole snapshot data of a registry and a store checkpoint file, in one buffer. */
-export async function encodeCheckpointSnapshotData(
-  registry: RegistryState,
-  checkpointFile: string,
-): Promise<Buffer> {
-  const image = await readFile(checkpointFile);
-  return Buffer.concat([checkpointSnapshotHead(registry, image.length), image]);
 }
 
 export function decodeSnapshotData(data: Uint8Array): SnapshotData {
