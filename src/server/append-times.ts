@@ -13,32 +13,34 @@
 /** Readies remembered (about a second of appends on a busy member, far more than apply lags). */
 export const APPEND_TIME_RECORDS_MAX = 1024;
 
-interface AppendRecord {
-  firstIndex: number;
-  lastIndex: number;
-  atMs: number;
-}
-
 export class AppendTimes {
-  private readonly records: (AppendRecord | undefined)[] = new Array(APPEND_TIME_RECORDS_MAX);
+  // A ring of records as three columns (typed arrays: no object per record for the collector to
+  // copy; a record lives about a second, long enough to survive young-generation collections).
+  private readonly firstIndexes = new Float64Array(APPEND_TIME_RECORDS_MAX);
+  private readonly lastIndexes = new Float64Array(APPEND_TIME_RECORDS_MAX);
+  private readonly atMs = new Float64Array(APPEND_TIME_RECORDS_MAX);
   /** Where the next record goes; the newest is just before it. */
   private next = 0;
+  private recorded = 0;
 
   /** Entries firstIndex..lastIndex were appended (handed to storage) at atMs. */
   record(firstIndex: number, lastIndex: number, atMs: number): void {
     if (lastIndex < firstIndex)
       throw new RangeError(`bad append range ${firstIndex}..${lastIndex}`);
-    this.records[this.next] = { firstIndex, lastIndex, atMs };
+    this.firstIndexes[this.next] = firstIndex;
+    this.lastIndexes[this.next] = lastIndex;
+    this.atMs[this.next] = atMs;
     this.next = (this.next + 1) % APPEND_TIME_RECORDS_MAX;
+    if (this.recorded < APPEND_TIME_RECORDS_MAX) this.recorded++;
   }
 
   /** When the entry now at `index` was appended, or undefined when no record covers it. */
   appendedAtMs(index: number): number | undefined {
-    for (let i = 1; i <= APPEND_TIME_RECORDS_MAX; i++) {
-      const record =
-        this.records[(this.next - i + APPEND_TIME_RECORDS_MAX) % APPEND_TIME_RECORDS_MAX];
-      if (record === undefined) return undefined;
-      if (index >= record.firstIndex && index <= record.lastIndex) return record.atMs;
+    for (let i = 1; i <= this.recorded; i++) {
+      const slot = (this.next - i + APPEND_TIME_RECORDS_MAX) % APPEND_TIME_RECORDS_MAX;
+      if (index >= this.firstIndexes[slot]! && index <= this.lastIndexes[slot]!) {
+        return this.atMs[slot];
+      }
     }
     return undefined;
   }

@@ -85,7 +85,13 @@ export interface WalStats {
 }
 
 type Operation =
-  | { kind: 'save'; hardState: HardState | null; entries: readonly Entry[] }
+  | {
+      kind: 'save';
+      hardState: HardState | null;
+      entries: readonly Entry[];
+      /** The log index's generation for `entries[0]`; the others follow one by one. */
+      firstGeneration: number;
+    }
   | { kind: 'compact'; index: number; term: number }
   | { kind: 'reset'; index: number; term: number; hardState: HardState }
   | { kind: 'snapshot'; index: number; term: number };
@@ -159,6 +165,8 @@ export class Wal {
   private readonly segmentBytes: number;
   private readonly batchBytesMax: number;
   private readonly queueBytesMax: number;
+  /** Reused by each batch: every written entry's position in the batch and record size. */
+  private readonly writtenScratch: number[] = [];
 
   private constructor(
     private readonly dir: string,
@@ -334,14 +342,24 @@ export class Wal {
     for (const entry of entries) bytes += entryRecordBytes(entry);
     const refusal = this.refusal(bytes) ?? checkHardState(hardState) ?? this.checkEntries(entries);
     if (refusal !== null) return Promise.reject(refusal);
+    let firstGeneration = 0;
     if (entries.length > 0) {
       const first = entries[0]!.index;
       if (first <= this.index.last) this.index.truncateFrom(first);
-      for (const entry of entries) this.index.append(entry);
+      for (const entry of entries) {
+        const generation = this.index.append(entry);
+        if (firstGeneration === 0) firstGeneration = generation;
+      }
     }
     if (hardState !== null) this.hardStateValue = hardState;
     this.deferredHardState = null;
-    return this.enqueue({ kind: 'save', hardState, entries: entries.slice() }, bytes, null);
+    const operation = {
+      kind: 'save' as const,
+      hardState,
+      entries: entries.slice(),
+      firstGeneration,
+    };
+    return this.enqueue(operation, bytes, null);
   }
 
   /**
@@ -548,7 +566,9 @@ export class Wal {
       const { index, term } = this.diskSnapshot;
       position = encodeIndexTerm(buffer, position, RecordType.Snapshot, index, term);
     }
-    const written: { entry: Entry; positionBytes: number; recordBytes: number }[] = [];
+    // Each entry's record position and size, in the order the batch holds the entries.
+    const written = this.writtenScratch;
+    written.length = 0;
     for (const pending of batch) {
       position = this.encodeOperation(buffer, position, pending.operation, written, active);
     }
@@ -560,13 +580,18 @@ export class Wal {
     this.counters.operations += batch.length;
     this.appendOffsetBytes = base + totalBytes;
     this.segmentFresh = false;
-    for (const { entry, positionBytes, recordBytes } of written) {
-      const location = {
-        segment: active.sequence,
-        positionBytes: base + positionBytes,
-        recordBytes,
-      };
-      this.index.setLocation(entry, location);
+    let next = 0;
+    for (const { operation } of batch) {
+      if (operation.kind !== 'save') continue;
+      for (let i = 0; i < operation.entries.length; i++, next += 2) {
+        this.index.setLocation(
+          operation.entries[i]!.index,
+          operation.firstGeneration + i,
+          active.sequence,
+          base + written[next]!,
+          written[next + 1]!,
+        );
+      }
     }
     if (batch.some((p) => p.operation.kind === 'reset')) {
       this.durableResetSegment = active.sequence;
@@ -579,14 +604,14 @@ export class Wal {
     buffer: Buffer,
     start: number,
     operation: Operation,
-    written: { entry: Entry; positionBytes: number; recordBytes: number }[],
+    written: number[],
     active: Segment,
   ): number {
     let position = start;
     if (operation.kind === 'save') {
       for (const entry of operation.entries) {
         const end = encodeEntry(buffer, position, entry);
-        written.push({ entry, positionBytes: position, recordBytes: end - position });
+        written.push(position, end - position);
         position = end;
       }
       const last = operation.entries.at(-1);
