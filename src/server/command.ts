@@ -191,7 +191,3 @@ export function decodeConfChangeContext(data: Uint8Array): ConfChangeContext | n
   if (typeof value !== 'object' || value === null || !isRequestId(value.id)) return null;
   return value;
 }
-
-export function requestKey(id: RequestId): string {
-  return `${id.incarnation}:${id.sequence}`;
-}

@@ -12,18 +12,26 @@
  */
 import { randomInt } from 'node:crypto';
 import { RaftError } from '../raft/index.js';
-import { type Command, encodeCommand, type RequestId, requestKey } from './command.js';
+import { type Command, encodeCommand, type RequestId } from './command.js';
 import { type EtcdError, etcdErrors } from './etcd/errors.js';
 import type { ApplyOutcome } from './state-machine.js';
 
 export const PROPOSALS_PENDING_MAX = 100_000;
 /** Callers waiting for a leader at once. */
 export const LEADER_WAITERS_MAX = 100_000;
+/**
+ * How often waiters past their deadline are failed. One sweep for all of them, rather than a
+ * timer per request: a timer set and cleared for every put was a few hundred bytes of garbage
+ * and two timer-list updates on the leader's path, for a timeout of several seconds that may as
+ * well fire this much late.
+ */
+export const TIMEOUT_SWEEP_MS = 100;
 
 interface Waiter {
   resolve(outcome: ApplyOutcome): void;
   reject(error: EtcdError): void;
-  timer: NodeJS.Timeout;
+  /** performance.now() after which the request fails with a timeout. */
+  deadline: number;
   leaderAtStart: number;
 }
 
@@ -35,12 +43,19 @@ export interface ProposerOptions {
   propose(data: Uint8Array): void;
   /** Called for every proposal that failed (refused by raft or timed out), for metrics. */
   onFailed?(): void;
+  /** The clock deadlines are kept on (milliseconds); performance.now() unless a test sets one. */
+  now?(): number;
 }
 
 export class Proposer {
   readonly incarnation = randomInt(1, 2 ** 47);
   private sequence = 0;
-  private readonly waiters = new Map<string, Waiter>();
+  /**
+   * By request sequence, so in the order the requests started; every request has the same
+   * timeout, so this is also the order of their deadlines.
+   */
+  private readonly waiters = new Map<number, Waiter>();
+  private sweeper: NodeJS.Timeout | null = null;
   private leaderWaiters = new Set<() => void>();
 
   constructor(private readonly options: ProposerOptions) {}
@@ -99,22 +114,16 @@ export class Proposer {
   ): Promise<ApplyOutcome> {
     if (this.waiters.size >= PROPOSALS_PENDING_MAX)
       return Promise.reject(etcdErrors.tooManyRequests());
-    const key = requestKey(id);
+    if (!this.owns(id)) throw new Error(`request id ${id.sequence} is not this proposer's`);
+    const key = id.sequence;
     const promise = new Promise<ApplyOutcome>((resolve, reject) => {
-      const leaderAtStart = this.options.leader();
-      const timer = setTimeout(() => {
-        this.waiters.delete(key);
-        const changed = this.options.leader() !== leaderAtStart;
-        this.options.onFailed?.();
-        reject(changed ? etcdErrors.timeoutDueToLeaderFail() : etcdErrors.timeout());
-      }, this.options.requestTimeoutMs);
-      this.waiters.set(key, { resolve, reject, timer, leaderAtStart });
+      const deadline = this.now() + this.options.requestTimeoutMs;
+      this.waiters.set(key, { resolve, reject, deadline, leaderAtStart: this.options.leader() });
     });
+    this.sweeper ??= setInterval(() => this.sweep(), TIMEOUT_SWEEP_MS).unref();
     try {
       submit(data);
     } catch (error) {
-      const waiter = this.waiters.get(key);
-      if (waiter !== undefined) clearTimeout(waiter.timer);
       this.waiters.delete(key);
       this.options.onFailed?.();
       return Promise.reject(raftRefusal(error));
@@ -124,21 +133,46 @@ export class Proposer {
 
   /** An entry proposed by this member was applied. */
   applied(id: RequestId, outcome: ApplyOutcome): void {
-    if (id.incarnation !== this.incarnation) return;
-    const key = requestKey(id);
-    const waiter = this.waiters.get(key);
+    if (!this.owns(id)) return;
+    const waiter = this.waiters.get(id.sequence);
     if (waiter === undefined) return;
-    clearTimeout(waiter.timer);
-    this.waiters.delete(key);
+    this.waiters.delete(id.sequence);
     waiter.resolve(outcome);
   }
 
-  close(error: EtcdError): void {
-    for (const waiter of this.waiters.values()) {
-      clearTimeout(waiter.timer);
-      waiter.reject(error);
+  /** Ids this proposer made (an entry proposed before a restart has another incarnation). */
+  private owns(id: RequestId): boolean {
+    return id.member === this.options.memberId && id.incarnation === this.incarnation;
+  }
+
+  private now(): number {
+    return this.options.now?.() ?? performance.now();
+  }
+
+  /**
+   * Fails the waiters past their deadline, the oldest first, stopping at the first still due.
+   * Runs every TIMEOUT_SWEEP_MS while any request waits.
+   */
+  sweep(): void {
+    const now = this.now();
+    for (const [key, waiter] of this.waiters) {
+      if (waiter.deadline > now) break;
+      this.waiters.delete(key);
+      const changed = this.options.leader() !== waiter.leaderAtStart;
+      this.options.onFailed?.();
+      waiter.reject(changed ? etcdErrors.timeoutDueToLeaderFail() : etcdErrors.timeout());
     }
+    if (this.waiters.size === 0 && this.sweeper !== null) {
+      clearInterval(this.sweeper);
+      this.sweeper = null;
+    }
+  }
+
+  close(error: EtcdError): void {
+    for (const waiter of this.waiters.values()) waiter.reject(error);
     this.waiters.clear();
+    if (this.sweeper !== null) clearInterval(this.sweeper);
+    this.sweeper = null;
   }
 }
 
