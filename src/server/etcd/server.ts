@@ -39,7 +39,8 @@ import {
 } from './codec.js';
 import { EtcdError, etcdErrors, GrpcCode, invalidArgument } from './errors.js';
 import { type GrpcCall, GrpcH2Server, type GrpcStatus, type MethodCodec } from './h2-grpc.js';
-import type { MemberListResponse } from './types.js';
+import { decodePutRequestBytes, encodePutResponseBytes } from './put-wire.js';
+import type { MemberListResponse, PutRequest } from './types.js';
 import {
   checkDeleteRangeRequest,
   checkPutRequest,
@@ -208,6 +209,20 @@ export class EtcdGrpcServer {
         };
       },
     });
+    // Put, the hottest method, skips protobufjs both ways (put-wire.ts); the JSON gateway keeps
+    // the generic path above.
+    this.#server.addUnary(
+      '/etcdserverpb.KV/Put',
+      {
+        decode: (bytes) => ({ put: decodePutRequestBytes(bytes), wireBytes: bytes.length }),
+        encode: encodePutResponseBytes,
+      },
+      this.#wrap('KV.Put', (r: { put: PutRequest; wireBytes: number }) => {
+        checkPutRequest(r.put);
+        if (r.wireBytes > this.#maxRequestBytes) throw etcdErrors.requestTooLarge();
+        return this.#backend.put(r.put);
+      }),
+    );
     this.#addService(
       'Watch',
       {},
@@ -336,7 +351,10 @@ export class EtcdGrpcServer {
   }
 
   /** Runs a handler with the in-flight limit and turns every failure into a gRPC status. */
-  #wrap(methodName: string, handler: UnaryHandler): (request: Decoded) => Promise<PbMessage> {
+  #wrap<Req, Res>(
+    methodName: string,
+    handler: (request: Req) => Promise<Res>,
+  ): (request: Req) => Promise<Res> {
     return async (request) => {
       if (this.#inflight >= this.#inflightMax) throw toServiceError(etcdErrors.tooManyRequests());
       this.#inflight++;
