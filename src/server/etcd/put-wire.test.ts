@@ -12,7 +12,7 @@ import {
   type PbMessage,
   toLong,
 } from './codec.js';
-import { decodePutRequestBytes, encodePutResponseBytes } from './put-wire.js';
+import { checkPutResponse, decodePutRequestBytes, encodePutResponseBytes } from './put-wire.js';
 import type { PutResponse } from './types.js';
 
 const root = loadEtcdRoot();
@@ -142,4 +142,18 @@ test('a revision that is not a safe integer is refused, as the generic path refu
   const header = { clusterId: 1n, memberId: 2n, revision: 2 ** 53, raftTerm: 3n };
   assert.throws(() => encodePutResponse({ header }), /not a safe integer/);
   assert.throws(() => encodePutResponseBytes({ header }), /not a safe integer/);
+  assert.throws(() => checkPutResponse({ header }), /not a safe integer/);
+  const prevKv = {
+    key: Buffer.from('k'),
+    createRevision: 1,
+    modRevision: 2 ** 60,
+    version: 1,
+    value: Buffer.from('v'),
+    lease: 0n,
+  };
+  assert.throws(
+    () => checkPutResponse({ header: { ...header, revision: 5 }, prevKv }),
+    /modRevision/,
+  );
+  checkPutResponse({ header: { ...header, revision: 5 }, prevKv: { ...prevKv, modRevision: 2 } });
 });

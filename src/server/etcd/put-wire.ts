@@ -143,7 +143,8 @@ class Reader {
         this.advance(4);
         return;
       default:
-        // Groups (3, 4) are not in proto3; protobufjs rejects them in these messages as well.
+        // Groups (wire types 3 and 4) do not exist in proto3 and no etcd client sends them:
+        // refused here (protobufjs would skip them).
         throw new WireError(`unsupported wire type ${wire}`);
     }
   }
@@ -233,6 +234,20 @@ class Writer {
     this.bytes.set(value, this.position);
     this.position += value.length;
   }
+}
+
+/**
+ * Throws if a number of the response cannot cross to the wire as an int64 (as codec.ts's
+ * checkedInt). The server calls it inside its request wrapper, so such a response is logged and
+ * counted as a failed request before encoding ever sees it.
+ */
+export function checkPutResponse(response: PutResponse): void {
+  checkSafe(response.header.revision, 'header.revision');
+  const kv = response.prevKv;
+  if (kv)
+    for (const field of ['createRevision', 'modRevision', 'version'] as const) {
+      checkSafe(kv[field], field);
+    }
 }
 
 interface HeaderParts {

@@ -39,7 +39,7 @@ import {
 } from './codec.js';
 import { EtcdError, etcdErrors, GrpcCode, invalidArgument } from './errors.js';
 import { type GrpcCall, GrpcH2Server, type GrpcStatus, type MethodCodec } from './h2-grpc.js';
-import { decodePutRequestBytes, encodePutResponseBytes } from './put-wire.js';
+import { checkPutResponse, decodePutRequestBytes, encodePutResponseBytes } from './put-wire.js';
 import type { MemberListResponse, PutRequest } from './types.js';
 import {
   checkDeleteRangeRequest,
@@ -217,10 +217,12 @@ export class EtcdGrpcServer {
         decode: (bytes) => ({ put: decodePutRequestBytes(bytes), wireBytes: bytes.length }),
         encode: encodePutResponseBytes,
       },
-      this.#wrap('KV.Put', (r: { put: PutRequest; wireBytes: number }) => {
+      this.#wrap('KV.Put', async (r: { put: PutRequest; wireBytes: number }) => {
         checkPutRequest(r.put);
         if (r.wireBytes > this.#maxRequestBytes) throw etcdErrors.requestTooLarge();
-        return this.#backend.put(r.put);
+        const response = await this.#backend.put(r.put);
+        checkPutResponse(response);
+        return response;
       }),
     );
     this.#addService(
