@@ -186,12 +186,8 @@ function varint32Bytes(value: number): number {
 
 /** Splits a non-negative safe integer or an int64/uint64 bigint into 32-bit halves. */
 function halves(value: number | bigint): [high: number, low: number] {
-  if (typeof value === 'number') {
-    if (value >= 0 && value <= 0xffffffff) return [0, value >>> 0];
-    const bits = BigInt.asUintN(64, BigInt(value));
-    return [Number(bits >> 32n) >>> 0, Number(bits & 0xffffffffn) >>> 0];
-  }
-  const bits = BigInt.asUintN(64, value);
+  if (typeof value === 'number' && value >= 0 && value <= 0xffffffff) return [0, value >>> 0];
+  const bits = BigInt.asUintN(64, BigInt(value));
   return [Number(bits >> 32n) >>> 0, Number(bits & 0xffffffffn) >>> 0];
 }
 
