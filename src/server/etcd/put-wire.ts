@@ -14,6 +14,7 @@
  *   KeyValue:       key=1 bytes, create_revision=2, mod_revision=3, version=4 int64, value=5
  *                   bytes, lease=6 int64
  */
+import { checkedInt } from './codec.js';
 import type { KeyValue, PutRequest, PutResponse, ResponseHeader } from './types.js';
 
 const WIRE_VARINT = 0;
@@ -233,16 +234,16 @@ class Writer {
 }
 
 /**
- * Throws if a number of the response cannot cross to the wire as an int64 (as codec.ts's
+ * Throws if a number of the response cannot cross to the wire as an int64 (codec.ts's
  * checkedInt). The server calls it inside its request wrapper, so such a response is logged and
- * counted as a failed request before encoding ever sees it.
+ * counted as a failed request; the encoder calls it again for callers that skip the wrapper.
  */
 export function checkPutResponse(response: PutResponse): void {
-  checkSafe(response.header.revision, 'header.revision');
+  checkedInt(response.header.revision, 'header.revision');
   const kv = response.prevKv;
   if (kv)
     for (const field of ['createRevision', 'modRevision', 'version'] as const) {
-      checkSafe(kv[field], field);
+      checkedInt(kv[field], field);
     }
 }
 
@@ -255,7 +256,6 @@ interface HeaderParts {
 }
 
 function headerParts(header: ResponseHeader): HeaderParts {
-  checkSafe(header.revision, 'header.revision');
   const clusterId = halves(header.clusterId);
   const memberId = halves(header.memberId);
   const revision = halves(header.revision);
@@ -270,9 +270,6 @@ function headerParts(header: ResponseHeader): HeaderParts {
 }
 
 function keyValueBytes(kv: KeyValue): number {
-  for (const field of ['createRevision', 'modRevision', 'version'] as const) {
-    checkSafe(kv[field], field);
-  }
   return (
     1 +
     varint32Bytes(kv.key.length) +
@@ -293,6 +290,7 @@ function keyValueBytes(kv: KeyValue): number {
 
 /** Encodes a PutResponse exactly as protobufjs encodes `encodePutResponse(response)`. */
 export function encodePutResponseBytes(response: PutResponse): Uint8Array {
+  checkPutResponse(response);
   const header = headerParts(response.header);
   const prevKv = response.prevKv;
   const prevKvBytes = prevKv ? keyValueBytes(prevKv) : 0;
@@ -330,11 +328,4 @@ export function encodePutResponseBytes(response: PutResponse): Uint8Array {
   }
   if (w.position !== total) throw new Error(`put response: wrote ${w.position} of ${total} bytes`);
   return w.bytes;
-}
-
-/** As codec.ts's checkedInt: a number crossing to the wire as int64 must be an integer. */
-function checkSafe(value: number, field: string): void {
-  if (!Number.isSafeInteger(value)) {
-    throw new Error(`backend returned ${field}=${value}, which is not a safe integer`);
-  }
 }
