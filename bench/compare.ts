@@ -415,7 +415,7 @@ function writeResults(
     `- Machine: ${machine}. The load generator shares the machine with the clusters under test.`,
     `- Matrix: put, linearizable range (range-l), serializable range (range-s) at 1, 16 and 256 concurrent clients; ${valSize}-byte values, ${keySize}-byte keys; puts cycle over ${keySpaceSize} sequential keys; ranges read one key. Each cell first runs its own load unmeasured for about ${warmupSeconds} s and at least ${timing.warmupRequests} requests (the same for both systems: V8 needs several thousand requests to optimise a member's hot paths and the generator's), then about ${seconds} s measured (total chosen from the warm-up's throughput). Both clusters stay up, but only the one being measured runs: the other is frozen (SIGSTOP). Every cell runs ${rounds} times, alternating (${baseline.name}, ${candidate.name}, ${baseline.name}, ...); each cell shows each system's best round's throughput (other work on the shared machine only ever slows a run) and p50/p99 over the requests of all its rounds together (one round's p99 rests on a few dozen requests), and the last column lists every round's throughput and own p99. Connections: 1 (to the leader) for 1 client, 3 for 16, 6 for 256, spread over all members starting with the leader.`,
     `- Members: --heartbeat-interval=100 --election-timeout=1000 --snapshot-count=100000, data in a temp dir.`,
-    '- Command: `npm run bench:compare' + (suffix ? ` -- ${suffix}` : '') + '`',
+    `- Command: \`npm run bench:compare${suffix ? ` -- ${suffix}` : ''}\``,
     '',
     markdownTable(baseline, candidate),
     '',

@@ -27,6 +27,16 @@ function cpuSplit(pids: (number | undefined)[]): [number, number][] {
   });
 }
 
+/** [read, write] syscalls so far of each member (all its threads), from /proc/PID/io. */
+function syscalls(pids: (number | undefined)[]): [number, number][] {
+  return pids.map((pid) => {
+    const io = fs.readFileSync(`/proc/${pid}/io`, 'utf8');
+    const field = (name: string) =>
+      Number(new RegExp(`${name}: (\\d+)`).exec(io)?.[1] ?? Number.NaN);
+    return [field('syscr'), field('syscw')];
+  });
+}
+
 const kind = (process.argv[2] ?? 'shoal') as SystemKind;
 const total = Number(process.argv[3] ?? 2000);
 const counts = process.argv.slice(4).map(Number);
@@ -52,6 +62,7 @@ try {
     const n = clients === 1 ? total : total * 4;
     const cpuBefore = memberCpuSec(cluster);
     const splitBefore = cpuSplit(cluster.children.map((c) => c.pid));
+    const sysBefore = syscalls(cluster.children.map((c) => c.pid));
     const native = process.env.PROBE_PROTOCOL === 'native';
     const r = await (native ? runNativeBench : runBench)({
       command: (process.env.PROBE_CMD ?? 'put') as 'put' | 'range',
@@ -73,6 +84,11 @@ try {
       ([u, s], i) =>
         `${Math.round(((u - splitBefore[i]![0]) * 1e6) / n)}u/${Math.round(((s - splitBefore[i]![1]) * 1e6) / n)}s`,
     );
+    const sys = syscalls(cluster.children.map((c) => c.pid)).map(
+      ([r, w], i) =>
+        `${((r - sysBefore[i]![0]) / n).toFixed(2)}r/${((w - sysBefore[i]![1]) / n).toFixed(2)}w`,
+    );
+    console.log(`  read/write syscalls per req per member: ${sys.join(' ')}`);
     console.log(`  leader=${leaderIndex} user/sys µs/req per member: ${split.join(' ')}`);
     console.log(
       kind,
