@@ -20,9 +20,14 @@ import {
   type Watch,
   type WatchEvent,
 } from '../src/client/index.js';
-import { nativeKv, parseLeaderHint } from '../src/client/protocol.js';
+import {
+  nativeKv,
+  PUT_BATCH_PUTS_MAX,
+  type PutBatchResponse,
+  parseLeaderHint,
+} from '../src/client/protocol.js';
 import { MvccStore } from '../src/kv/index.js';
-import { RpcClient, RpcError } from '../src/rpc/index.js';
+import { RpcClient, RpcError, Status } from '../src/rpc/index.js';
 import type { EtcdBackend } from '../src/server/etcd/backend.js';
 import { etcdErrors } from '../src/server/etcd/errors.js';
 import { SingleMemberBackend } from '../src/server/etcd/mvcc-backend.js';
@@ -433,6 +438,110 @@ describe('retries and load balancing', () => {
     } finally {
       await spread.close();
       for (const follower of followers) await follower.close();
+    }
+  });
+});
+
+describe('put batching', () => {
+  it('sends the puts of one turn as one call, each with its own revision and answer', async () => {
+    await client.leaderEndpoint();
+    const before = { ...server.service.requests };
+    const missingLease = 0x5eedn;
+    const puts = Array.from({ length: 50 }, (_, i) =>
+      i === 17
+        ? client.put('batched/17', 'x', { lease: missingLease })
+        : client.put(`batched/${i}`, `value-${i}`),
+    );
+    const settled = await Promise.allSettled(puts);
+    assert.equal(server.service.requests.putBatch, before.putBatch! + 1, 'one putBatch call');
+    assert.equal(server.service.requests.put, before.put! + 50, 'fifty puts');
+    const failed = settled[17]!;
+    assert.equal(failed.status, 'rejected');
+    assert.ok(failed.reason instanceof ShoalError);
+    assert.equal(failed.reason.code, 'NOT_FOUND');
+    assert.equal(failed.reason.message, 'etcdserver: requested lease not found');
+    const revisions = settled
+      .filter((s) => s.status === 'fulfilled')
+      .map((s) => s.value.header.revision);
+    assert.equal(revisions.length, 49);
+    // Each put was applied on its own, in the order it was issued.
+    for (let i = 1; i < revisions.length; i++) assert.equal(revisions[i], revisions[0]! + i);
+    assert.equal(text((await client.get('batched/49'))?.value), 'value-49');
+    assert.equal(await client.get('batched/17'), undefined);
+  });
+
+  it('sends a lone put as a plain put, and cuts a batch at PUT_BATCH_PUTS_MAX', async () => {
+    await client.leaderEndpoint();
+    const before = { ...server.service.requests };
+    await client.put('alone', '1');
+    assert.equal(server.service.requests.putBatch, before.putBatch);
+    assert.equal(server.service.requests.put, before.put! + 1);
+    const count = PUT_BATCH_PUTS_MAX + 1;
+    await Promise.all(Array.from({ length: count }, (_, i) => client.put(`cut/${i}`, 'v')));
+    // The first PUT_BATCH_PUTS_MAX leave as one batch, the last alone.
+    assert.equal(server.service.requests.putBatch, before.putBatch! + 1);
+    assert.equal(server.service.requests.put, before.put! + 1 + count);
+  });
+
+  it('does not resend the puts of a batch that timed out', async () => {
+    let putCalls = 0;
+    const stalled = wrap(backend, {
+      put: () => {
+        putCalls++;
+        return new Promise(() => {});
+      },
+    });
+    const member = await startNativeServer({ backend: stalled, logger: silent });
+    const impatient = new ShoalClient({ endpoints: [member.address], timeoutMs: 200 });
+    try {
+      await impatient.leaderEndpoint();
+      const results = await Promise.allSettled([
+        impatient.put('slow/1', 'a'),
+        impatient.put('slow/2', 'b'),
+        impatient.put('slow/3', 'c'),
+      ]);
+      for (const result of results) {
+        assert.equal(result.status, 'rejected');
+        assert.ok(result.reason instanceof ShoalError);
+        assert.equal(result.reason.code, 'DEADLINE_EXCEEDED');
+      }
+      assert.equal(member.service.requests.putBatch, 1);
+      assert.equal(putCalls, 3, 'a maybe-applied write is not resent');
+    } finally {
+      await impatient.close();
+      await member.close();
+    }
+  });
+
+  it('refuses a malformed batch whole and a malformed put alone', async () => {
+    const raw = new RpcClient(server.address);
+    const stub = raw.stub(nativeKv) as unknown as Record<string, (r: unknown) => Promise<unknown>>;
+    try {
+      for (const request of [{ puts: [] }, { puts: 'many' }, 7]) {
+        const error = await stub.putBatch!(request).catch((e: unknown) => e);
+        assert.ok(error instanceof RpcError);
+        assert.equal(error.code, 'INVALID_ARGUMENT');
+        assert.match(error.message, request === 7 ? /putBatch must be a map/ : /putBatch\.puts/);
+      }
+      const tooMany = Array.from({ length: PUT_BATCH_PUTS_MAX + 1 }, () => ({
+        key: Buffer.from('k'),
+      }));
+      const refused = await stub.putBatch!({ puts: tooMany }).catch((e: unknown) => e);
+      assert.match((refused as Error).message, /a list of 1 to 1024 puts/);
+      const answer = (await stub.putBatch!({
+        puts: [{ key: 5 }, { key: Buffer.from('mixed'), value: Buffer.from('ok') }, {}],
+      })) as PutBatchResponse;
+      assert.equal(answer.results.length, 3);
+      const [bad, good, empty] = answer.results;
+      assert.ok(bad !== undefined && 'error' in bad);
+      assert.equal(bad.error.status, Status.INVALID_ARGUMENT);
+      assert.match(bad.error.message, /putBatch\.puts\[0\]\.key must be bytes/);
+      assert.ok(good !== undefined && 'header' in good && good.header.revision > 0);
+      assert.ok(empty !== undefined && 'error' in empty);
+      assert.match(empty.error.message, /putBatch\.puts\[2\]\.key must be bytes/);
+      assert.equal(text((await client.get('mixed'))?.value), 'ok');
+    } finally {
+      await raw.close(0);
     }
   });
 });

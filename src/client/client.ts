@@ -86,8 +86,8 @@ export class ShoalClient {
   private readonly leases = new Set<Lease>();
 
   constructor(options: ShoalClientOptions) {
-    this.router = new Router(options.endpoints, options.logger);
     this.callOptions = { timeoutMs: options.timeoutMs ?? CALL_TIMEOUT_MS_DEFAULT };
+    this.router = new Router(options.endpoints, this.callOptions, options.logger);
   }
 
   /** The value of one key, or undefined when it does not exist. */
@@ -130,15 +130,15 @@ export class ShoalClient {
   }
 
   /**
-   * Sends a prepared put to the leader: the cheap path for benchmarks and hot loops. It allocates
-   * nothing beyond the request and the call itself while the leader is known and answering.
+   * Sends a prepared put to the leader. While the leader is known, puts issued in the same
+   * event-loop turn leave together as one call (put-batcher.ts); a retry goes alone.
    */
   putRequest(request: PutRequest): Promise<PutResponse> {
     const leader = this.router.leader;
     if (leader === undefined || this.closed)
       return this.call('write', (stub) => stub.put(request, this.callOptions));
-    return leader.stub
-      .put(request, this.callOptions)
+    return leader.puts
+      .put(request)
       .catch((error: unknown) =>
         this.recover(error, leader, 'write', (stub) => stub.put(request, this.callOptions)),
       );

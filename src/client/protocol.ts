@@ -82,6 +82,29 @@ export interface PutResponse {
   prevKv?: KeyValue;
 }
 
+/**
+ * Several independent puts in one call: what ShoalClient sends when more than one put to the same
+ * member is waiting at the end of an event-loop turn (put-batcher.ts). Each put is its own request
+ * with its own revision and its own answer, exactly as if it had been sent alone; the batch only
+ * saves the per-call work of both sides. At most PUT_BATCH_PUTS_MAX puts.
+ */
+export interface PutBatchRequest {
+  puts: PutRequest[];
+}
+
+/** A put of a batch that failed: its gRPC status number and etcd's message. */
+export interface PutBatchError {
+  error: { status: number; message: string };
+}
+
+/** One answer per put, in the order of the request's puts. */
+export interface PutBatchResponse {
+  results: Array<PutResponse | PutBatchError>;
+}
+
+/** The most puts one putBatch call may carry. */
+export const PUT_BATCH_PUTS_MAX = 1024;
+
 export interface DeleteRangeRequest {
   key: Uint8Array;
   rangeEnd?: Uint8Array;
@@ -259,6 +282,7 @@ export const nativeKv = defineService({
   methods: {
     range: unary<RangeRequest, RangeResponse>(),
     put: unary<PutRequest, PutResponse>(),
+    putBatch: unary<PutBatchRequest, PutBatchResponse>(),
     deleteRange: unary<DeleteRangeRequest, DeleteRangeResponse>(),
     txn: unary<TxnRequest, TxnResponse>(),
     compact: unary<CompactRequest, CompactResponse>(),

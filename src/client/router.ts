@@ -6,8 +6,9 @@
  * Endpoints the client was not given are learned from MemberList (peer URLs), up to a bound.
  */
 import { type Logger, pino } from 'pino';
-import { RpcClient, type Stub } from '../rpc/index.js';
+import { type CallOptions, RpcClient, type Stub } from '../rpc/index.js';
 import { addressOfUrl, type NativeKvService, nativeKv } from './protocol.js';
+import { PutBatcher } from './put-batcher.js';
 
 /** The most endpoints a client keeps (given plus learned from MemberList). */
 export const ENDPOINTS_MAX = 64;
@@ -19,17 +20,23 @@ export const DISCOVERY_TIMEOUT_MS = 1_000;
 export class Endpoint {
   readonly rpc: RpcClient;
   readonly stub: Stub<NativeKvService>;
+  /** Puts to this member waiting for the end of the turn, to leave as one call. */
+  readonly puts: PutBatcher;
   /** The member id this endpoint reported, once known. */
   memberId: bigint | undefined;
   downUntilMs = 0;
 
-  constructor(readonly address: string) {
+  constructor(
+    readonly address: string,
+    callOptions: CallOptions,
+  ) {
     // A short backoff ceiling: a member that restarts is tried again within a second.
     this.rpc = new RpcClient(address, {
       backoff: { initialMs: 50, maxMs: 1_000 },
       connectTimeoutMs: 1_000,
     });
     this.stub = this.rpc.stub(nativeKv);
+    this.puts = new PutBatcher(this.stub, callOptions);
   }
 
   get up(): boolean {
@@ -44,7 +51,11 @@ export class Router {
   private discovering: Promise<Endpoint | undefined> | null = null;
   private readonly log: Logger;
 
-  constructor(addresses: readonly string[], logger?: Logger) {
+  constructor(
+    addresses: readonly string[],
+    private readonly callOptions: CallOptions,
+    logger?: Logger,
+  ) {
     if (addresses.length === 0) throw new TypeError('ShoalClient needs at least one endpoint');
     this.log = logger ?? pino({ name: 'shoal-client', level: 'warn' });
     for (const address of addresses) this.add(normalizeEndpoint(address));
@@ -54,7 +65,7 @@ export class Router {
     const known = this.endpoints.find((e) => e.address === address);
     if (known !== undefined) return known;
     if (this.endpoints.length >= ENDPOINTS_MAX) return undefined;
-    const endpoint = new Endpoint(address);
+    const endpoint = new Endpoint(address, this.callOptions);
     this.endpoints.push(endpoint);
     return endpoint;
   }

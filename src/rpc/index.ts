@@ -68,7 +68,7 @@ export {
   type RpcClientOptions,
   RpcClientPool,
 } from './client.js';
-export { isRpcError, RpcError, Status, type StatusCode } from './errors.js';
+export { isRpcError, RpcError, Status, type StatusCode, statusFromNumber } from './errors.js';
 export { FRAME_BYTES_MAX_DEFAULT } from './frame.js';
 export { CONNECTION_DEFAULTS, type ConnectionOptions } from './options.js';
 export { type ListenOptions, RpcServer, type RpcServerOptions } from './server.js';

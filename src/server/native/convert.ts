@@ -4,7 +4,12 @@
  * wrong type is an INVALID_ARGUMENT RpcError naming the field path (`txn.success[2].request.key`),
  * so a client author sees exactly what to fix.
  */
-import { COMPARE_RESULTS, SORT_ORDERS, SORT_TARGETS } from '../../client/protocol.js';
+import {
+  COMPARE_RESULTS,
+  PUT_BATCH_PUTS_MAX,
+  SORT_ORDERS,
+  SORT_TARGETS,
+} from '../../client/protocol.js';
 import { RpcError, Status, type StatusCode } from '../../rpc/index.js';
 import type { EtcdError } from '../etcd/errors.js';
 import type * as api from '../etcd/types.js';
@@ -94,6 +99,18 @@ export function toPut(request: unknown, path: string): api.PutRequest {
     ignoreValue: flag(r.ignoreValue, `${path}.ignoreValue`),
     ignoreLease: flag(r.ignoreLease, `${path}.ignoreLease`),
   };
+}
+
+/**
+ * The puts of a putBatch call, still unchecked one by one: a put with a bad field fails alone
+ * (the caller converts each with `toPut`), while a batch that is not a list of 1 to
+ * PUT_BATCH_PUTS_MAX puts fails as a whole.
+ */
+export function toPutBatch(request: unknown): unknown[] {
+  const r = record(request, 'putBatch');
+  if (!Array.isArray(r.puts) || r.puts.length === 0 || r.puts.length > PUT_BATCH_PUTS_MAX)
+    throw invalid('putBatch.puts', `a list of 1 to ${PUT_BATCH_PUTS_MAX} puts`);
+  return r.puts;
 }
 
 export function toDeleteRange(request: unknown, path: string): api.DeleteRangeRequest {

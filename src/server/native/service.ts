@@ -29,6 +29,7 @@ import {
   toLeaseId,
   toLeaseTimeToLive,
   toPut,
+  toPutBatch,
   toRange,
   toTxn,
 } from './convert.js';
@@ -107,6 +108,25 @@ export function createNativeKvService(options: NativeKvServiceOptions): NativeKv
         checkPutRequest(converted);
         return backend.put(converted);
       }),
+    putBatch: async (request) => {
+      requests.putBatch = (requests.putBatch ?? 0) + 1;
+      // Every put starts in this same pass, so all of them are proposed in one event-loop turn
+      // (one Ready) as if they had arrived as separate calls; each is answered on its own.
+      const answers = toPutBatch(request).map((put, i) =>
+        run('put', async () => {
+          const converted = toPut(put, `putBatch.puts[${i}]`);
+          checkPutRequest(converted);
+          return backend.put(converted);
+        }).then(
+          (response): wire.PutResponse => response,
+          (error: unknown): wire.PutBatchError => {
+            const failure = RpcError.from(error);
+            return { error: { status: failure.status, message: failure.message } };
+          },
+        ),
+      );
+      return { results: await Promise.all(answers) };
+    },
     deleteRange: (request) =>
       run('deleteRange', async () => {
         const converted = toDeleteRange(request, 'deleteRange');
