@@ -27,13 +27,13 @@ function cpuSplit(pids: (number | undefined)[]): [number, number][] {
   });
 }
 
-/** [read, write] syscalls so far of each member (all its threads), from /proc/PID/io. */
-function syscalls(pids: (number | undefined)[]): [number, number][] {
+/** [read, write] syscalls and bytes so far of each member (all its threads), from /proc/PID/io. */
+function syscalls(pids: (number | undefined)[]): [number, number, number, number][] {
   return pids.map((pid) => {
     const io = fs.readFileSync(`/proc/${pid}/io`, 'utf8');
     const field = (name: string) =>
       Number(new RegExp(`${name}: (\\d+)`).exec(io)?.[1] ?? Number.NaN);
-    return [field('syscr'), field('syscw')];
+    return [field('syscr'), field('syscw'), field('rchar'), field('wchar')];
   });
 }
 
@@ -85,10 +85,11 @@ try {
         `${Math.round(((u - splitBefore[i]![0]) * 1e6) / n)}u/${Math.round(((s - splitBefore[i]![1]) * 1e6) / n)}s`,
     );
     const sys = syscalls(cluster.children.map((c) => c.pid)).map(
-      ([r, w], i) =>
-        `${((r - sysBefore[i]![0]) / n).toFixed(2)}r/${((w - sysBefore[i]![1]) / n).toFixed(2)}w`,
+      ([r, w, rb, wb], i) =>
+        `${((r - sysBefore[i]![0]) / n).toFixed(2)}r/${((w - sysBefore[i]![1]) / n).toFixed(2)}w ` +
+        `${Math.round((rb - sysBefore[i]![2]) / n)}B/${Math.round((wb - sysBefore[i]![3]) / n)}B`,
     );
-    console.log(`  read/write syscalls per req per member: ${sys.join(' ')}`);
+    console.log(`  read/write syscalls and bytes per req per member: ${sys.join(' ')}`);
     console.log(`  leader=${leaderIndex} user/sys µs/req per member: ${split.join(' ')}`);
     console.log(
       kind,
