@@ -83,7 +83,11 @@ export class Member {
     // The native client protocol (shoal/client) is served on the peer port, next to raft traffic.
     core.transport.addService(
       nativeKv,
-      createNativeKvService({ backend, logger: log.child({ component: 'native-kv' }) }).handlers,
+      createNativeKvService({
+        backend,
+        maxRequestBytes: config.maxRequestBytes,
+        logger: log.child({ component: 'native-kv' }),
+      }).handlers,
     );
     let membership: MembershipWiring | null = null;
     const listed = (): MembershipEntry[] => membership?.list() ?? [];

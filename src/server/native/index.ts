@@ -22,6 +22,8 @@ export interface NativeServerOptions {
   /** 0 picks a free port. */
   port?: number;
   logger?: Logger;
+  /** See NativeKvServiceOptions.maxRequestBytes. */
+  maxRequestBytes?: number;
 }
 
 export interface RunningNativeServer {
@@ -35,7 +37,11 @@ export interface RunningNativeServer {
 export async function startNativeServer(
   options: NativeServerOptions,
 ): Promise<RunningNativeServer> {
-  const service = createNativeKvService({ backend: options.backend, logger: options.logger });
+  const service = createNativeKvService({
+    backend: options.backend,
+    logger: options.logger,
+    maxRequestBytes: options.maxRequestBytes,
+  });
   const server = new RpcServer(options.logger === undefined ? {} : { logger: options.logger });
   server.addService(nativeKv, service.handlers);
   const host = options.host ?? '127.0.0.1';

@@ -14,6 +14,7 @@ import { addressOfUrl, formatLeaderHint, nativeKv } from '../../client/protocol.
 import { RpcError, type ServiceImplementation } from '../../rpc/index.js';
 import type { EtcdBackend } from '../etcd/backend.js';
 import { EtcdError, etcdErrors } from '../etcd/errors.js';
+import { maxRequestBytesDefault } from '../etcd/server.js';
 import type * as api from '../etcd/types.js';
 import {
   checkDeleteRangeRequest,
@@ -40,6 +41,12 @@ export interface NativeKvServiceOptions {
   logger?: Logger;
   /** The most compares, or ops in one branch, a txn may carry (etcd's --max-txn-ops). */
   txnOpsMax?: number;
+  /**
+   * The most key, value and range-end bytes one write may carry (the member's
+   * --max-request-bytes, etcd's default 1.5 MiB); a bigger one is refused with etcd's
+   * "request is too large" before it reaches raft.
+   */
+  maxRequestBytes?: number;
 }
 
 export interface NativeKvService {
@@ -60,6 +67,10 @@ export function createNativeKvService(options: NativeKvServiceOptions): NativeKv
   const { backend } = options;
   const log = options.logger ?? pino({ name: 'native-kv', level: 'warn' });
   const txnOpsMax = options.txnOpsMax ?? txnOpsMaxDefault;
+  const maxRequestBytes = options.maxRequestBytes ?? maxRequestBytesDefault;
+  const checkSize = (bytes: number) => {
+    if (bytes > maxRequestBytes) throw etcdErrors.requestTooLarge();
+  };
   const requests: Record<string, number> = {};
   for (const name of Object.keys(nativeKv.methods)) requests[name] = 0;
 
@@ -106,6 +117,7 @@ export function createNativeKvService(options: NativeKvServiceOptions): NativeKv
       run('put', async () => {
         const converted = toPut(request, 'put');
         checkPutRequest(converted);
+        checkSize(putBytes(converted));
         return backend.put(converted);
       }),
     putBatch: async (request) => {
@@ -116,6 +128,7 @@ export function createNativeKvService(options: NativeKvServiceOptions): NativeKv
         run('put', async () => {
           const converted = toPut(put, `putBatch.puts[${i}]`);
           checkPutRequest(converted);
+          checkSize(putBytes(converted));
           return backend.put(converted);
         }).then(
           (response): wire.PutResponse => response,
@@ -131,12 +144,14 @@ export function createNativeKvService(options: NativeKvServiceOptions): NativeKv
       run('deleteRange', async () => {
         const converted = toDeleteRange(request, 'deleteRange');
         checkDeleteRangeRequest(converted);
+        checkSize(converted.key.length + converted.rangeEnd.length);
         return backend.deleteRange(converted);
       }),
     txn: (request) =>
       run('txn', async () => {
         const converted = toTxn(request, 'txn', 0);
         checkTxnRequest(converted, txnOpsMax);
+        checkSize(txnBytes(converted));
         return backend.txn(converted) as Promise<wire.TxnResponse>;
       }),
     compact: (request) =>
@@ -171,6 +186,25 @@ export function createNativeKvService(options: NativeKvServiceOptions): NativeKv
       }),
   };
   return { handlers, requests };
+}
+
+function putBytes(request: api.PutRequest): number {
+  return request.key.length + request.value.length;
+}
+
+/** The key, value and range-end bytes of a txn, nested txns included. */
+function txnBytes(request: api.TxnRequest): number {
+  let bytes = 0;
+  for (const compare of request.compare) {
+    bytes += compare.key.length + compare.rangeEnd.length;
+    if (compare.target === 'value') bytes += compare.value.length;
+  }
+  for (const op of [...request.success, ...request.failure]) {
+    if (op.type === 'put') bytes += putBytes(op.request);
+    else if (op.type === 'txn') bytes += txnBytes(op.request);
+    else bytes += op.request.key.length + op.request.rangeEnd.length;
+  }
+  return bytes;
 }
 
 function toCompact(request: unknown): api.CompactionRequest {
