@@ -26,6 +26,7 @@ import {
   type PutBatchResponse,
   parseLeaderHint,
 } from '../src/client/protocol.js';
+import { PUT_BATCH_BYTES_MAX } from '../src/client/put-batcher.js';
 import { MvccStore } from '../src/kv/index.js';
 import { RpcClient, RpcError, Status } from '../src/rpc/index.js';
 import type { EtcdBackend } from '../src/server/etcd/backend.js';
@@ -323,6 +324,45 @@ describe('bad input to the native service', () => {
   });
 });
 
+describe('request size limit', () => {
+  it('refuses writes above --max-request-bytes, each put of a batch on its own', async () => {
+    const member = await startNativeServer({ backend, logger: silent, maxRequestBytes: 1024 });
+    const limited = new ShoalClient({ endpoints: [member.address] });
+    try {
+      const tooLarge = async (write: Promise<unknown>) => {
+        const error = await write.then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        assert.ok(error instanceof ShoalError, 'refused');
+        assert.equal(error.code, 'INVALID_ARGUMENT');
+        assert.equal(error.message, 'etcdserver: request is too large');
+      };
+      await tooLarge(limited.put('big', Buffer.alloc(2000)));
+      await limited.put('fits', Buffer.alloc(1000));
+      const [big, small] = await Promise.allSettled([
+        limited.put('big-in-batch', Buffer.alloc(1500)),
+        limited.put('small-in-batch', 'ok'),
+      ]);
+      await tooLarge(big.status === 'rejected' ? Promise.reject(big.reason) : Promise.resolve());
+      assert.equal(small.status, 'fulfilled');
+      await tooLarge(
+        limited
+          .txn()
+          .then(op.put('t1', Buffer.alloc(600)), op.put('t2', Buffer.alloc(600)))
+          .commit(),
+      );
+      assert.equal(await client.get('big'), undefined);
+      assert.equal(await client.get('big-in-batch'), undefined);
+      assert.equal(await client.get('t1'), undefined);
+      assert.equal((await client.get('fits'))?.value.length, 1000);
+    } finally {
+      await limited.close();
+      await member.close();
+    }
+  });
+});
+
 describe('retries and load balancing', () => {
   it('retries a write that could not be sent onto a member that answers', async () => {
     const [deadPort] = await freePorts(1);
@@ -470,7 +510,7 @@ describe('put batching', () => {
     assert.equal(await client.get('batched/17'), undefined);
   });
 
-  it('sends a lone put as a plain put, and cuts a batch at PUT_BATCH_PUTS_MAX', async () => {
+  it('sends a lone put as a plain put, and cuts a batch at its count and byte limits', async () => {
     await client.leaderEndpoint();
     const before = { ...server.service.requests };
     await client.put('alone', '1');
@@ -481,6 +521,12 @@ describe('put batching', () => {
     // The first PUT_BATCH_PUTS_MAX leave as one batch, the last alone.
     assert.equal(server.service.requests.putBatch, before.putBatch! + 1);
     assert.equal(server.service.requests.put, before.put! + 1 + count);
+    // Two puts whose values together pass PUT_BATCH_BYTES_MAX leave one by one.
+    const half = Buffer.alloc(PUT_BATCH_BYTES_MAX / 2 + 1, 0x62);
+    await Promise.all([client.put('large/1', half), client.put('large/2', half)]);
+    assert.equal(server.service.requests.putBatch, before.putBatch! + 1);
+    assert.equal(server.service.requests.put, before.put! + 3 + count);
+    assert.equal((await client.get('large/2'))?.value.length, half.length);
   });
 
   it('does not resend the puts of a batch that timed out', async () => {
