@@ -184,3 +184,62 @@ describe('ShoalClient on a 3-member cluster', { timeout: 120_000 }, () => {
     );
   });
 });
+
+describe('batched puts on a 3-member cluster', { timeout: 120_000 }, () => {
+  let cluster: ProcessCluster;
+  let client: ShoalClient;
+
+  before(async () => {
+    cluster = await ProcessCluster.plan(3);
+    await cluster.startAll();
+    client = new ShoalClient({ endpoints: cluster.members.map(nativeEndpoint), timeoutMs: 3_000 });
+  });
+
+  after(async () => {
+    await client?.close();
+    await cluster?.stopAll();
+  });
+
+  it('loses no acknowledged put of concurrent batches when the leader is SIGKILLed', async () => {
+    const leader = await agreedLeader(client, cluster.members);
+    const workers = 32;
+    const acksPerWorker = 15;
+    const attemptsPerWorkerMax = 200;
+    const killAfterAcks = 100;
+    const acknowledged = new Map<string, string>();
+    const failures: string[] = [];
+    let killed: Promise<unknown> | undefined;
+    // Every worker writes new keys only, so an unacknowledged put (maybe applied, maybe not)
+    // never hides or overwrites an acknowledged one.
+    const worker = async (w: number) => {
+      let acks = 0;
+      for (let attempt = 0; acks < acksPerWorker; attempt++) {
+        assert.ok(attempt < attemptsPerWorkerMax, `worker ${w} made no progress`);
+        const key = `batched/${w}/${attempt}`;
+        const value = `value ${w} ${attempt}`;
+        try {
+          await client.put(key, value);
+          acknowledged.set(key, value);
+          acks++;
+          if (acknowledged.size === killAfterAcks) killed = leader.stop('SIGKILL');
+        } catch (error) {
+          failures.push(`${(error as { code?: string }).code}: ${String(error)}`);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: workers }, (_, w) => worker(w)));
+    await killed;
+    assert.ok(killed !== undefined, 'the leader was killed mid-run');
+    // Only puts in flight to the dead member may fail, and only as unreachable or timed out.
+    for (const failure of failures) assert.match(failure, /^(UNAVAILABLE|DEADLINE_EXCEEDED):/);
+    const survivors = cluster.members.filter((m) => m !== leader);
+    const newLeader = await agreedLeader(client, survivors);
+    const stats = await client.stats(nativeEndpoint(newLeader));
+    assert.ok((stats.requests.putBatch ?? 0) > 0, 'puts after the failover went out in batches');
+    const present = await client.range('batched/', { prefix: true });
+    const stored = new Map(present.kvs.map((kv) => [text(kv.key), text(kv.value)]));
+    const lost = [...acknowledged].filter(([key, value]) => stored.get(key) !== value);
+    assert.deepEqual(lost, []);
+    assert.equal(acknowledged.size, workers * acksPerWorker);
+  });
+});
