@@ -37,6 +37,18 @@ function syscalls(pids: (number | undefined)[]): [number, number, number, number
   });
 }
 
+/** Context switches (voluntary + involuntary) so far of each member, summed over its threads. */
+function switches(pids: (number | undefined)[]): number[] {
+  return pids.map((pid) => {
+    let total = 0;
+    for (const task of fs.readdirSync(`/proc/${pid}/task`)) {
+      const status = fs.readFileSync(`/proc/${pid}/task/${task}/status`, 'utf8');
+      for (const match of status.matchAll(/ctxt_switches:\s+(\d+)/g)) total += Number(match[1]);
+    }
+    return total;
+  });
+}
+
 const kind = (process.argv[2] ?? 'shoal') as SystemKind;
 const total = Number(process.argv[3] ?? 2000);
 const counts = process.argv.slice(4).map(Number);
@@ -63,6 +75,7 @@ try {
     const cpuBefore = memberCpuSec(cluster);
     const splitBefore = cpuSplit(cluster.children.map((c) => c.pid));
     const sysBefore = syscalls(cluster.children.map((c) => c.pid));
+    const switchesBefore = switches(cluster.children.map((c) => c.pid));
     const native = process.env.PROBE_PROTOCOL === 'native';
     const r = await (native ? runNativeBench : runBench)({
       command: (process.env.PROBE_CMD ?? 'put') as 'put' | 'range',
@@ -90,6 +103,10 @@ try {
         `${Math.round((rb - sysBefore[i]![2]) / n)}B/${Math.round((wb - sysBefore[i]![3]) / n)}B`,
     );
     console.log(`  read/write syscalls and bytes per req per member: ${sys.join(' ')}`);
+    const switched = switches(cluster.children.map((c) => c.pid)).map((count, i) =>
+      ((count - switchesBefore[i]!) / n).toFixed(2),
+    );
+    console.log(`  context switches per req per member: ${switched.join(' ')}`);
     console.log(`  leader=${leaderIndex} user/sys µs/req per member: ${split.join(' ')}`);
     console.log(
       kind,
