@@ -97,14 +97,30 @@ export class Proposer {
     for (const done of [...this.leaderWaiters]) done();
   }
 
-  /** Proposes `command` (its id is assigned here) and resolves with its apply outcome. */
-  async propose(command: Omit<Command, 'id'>): Promise<ApplyOutcome> {
-    await this.waitForLeader();
-    const id = this.nextId();
-    return this.proposeWithId(id, encodeCommand({ ...command, id }), (data) =>
-      this.options.propose(data),
-    );
+  /**
+   * Proposes `command` (its id is assigned here) and resolves with its apply outcome. With a
+   * leader known it proposes at once, within the caller's turn, so the proposals of one turn
+   * share a Ready; otherwise once a leader is known.
+   */
+  propose(command: Omit<Command, 'id'>): Promise<ApplyOutcome> {
+    if (this.options.leader() === 0)
+      return this.waitForLeader().then(() => this.proposeNow(command));
+    return this.proposeNow(command);
   }
+
+  /** Never throws: a command that cannot be encoded fails its promise, as before a leader. */
+  private proposeNow(command: Omit<Command, 'id'>): Promise<ApplyOutcome> {
+    const id = this.nextId();
+    let data: Uint8Array;
+    try {
+      data = encodeCommand({ ...command, id });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.proposeWithId(id, data, this.submit);
+  }
+
+  private readonly submit = (data: Uint8Array) => this.options.propose(data);
 
   /** Registers a waiter for `id`, then runs `submit` (which proposes `data`). */
   proposeWithId(
