@@ -230,7 +230,9 @@ describe('batched puts on a 3-member cluster', { timeout: 120_000 }, () => {
     await Promise.all(Array.from({ length: workers }, (_, w) => worker(w)));
     await killed;
     assert.ok(killed !== undefined, 'the leader was killed mid-run');
-    // Only puts in flight to the dead member may fail, and only as unreachable or timed out.
+    // Only puts in flight to the dead member may fail (at most one per worker, allowing for a
+    // second leader change), and only as unreachable or timed out.
+    assert.ok(failures.length <= 2 * workers, `${failures.length} puts failed`);
     for (const failure of failures) assert.match(failure, /^(UNAVAILABLE|DEADLINE_EXCEEDED):/);
     const survivors = cluster.members.filter((m) => m !== leader);
     const newLeader = await agreedLeader(client, survivors);

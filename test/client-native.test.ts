@@ -22,17 +22,21 @@ import {
 } from '../src/client/index.js';
 import {
   nativeKv,
+  PUT_BATCH_BYTES_MAX,
   PUT_BATCH_PUTS_MAX,
   type PutBatchResponse,
   parseLeaderHint,
 } from '../src/client/protocol.js';
-import { PUT_BATCH_BYTES_MAX } from '../src/client/put-batcher.js';
 import { MvccStore } from '../src/kv/index.js';
-import { RpcClient, RpcError, Status } from '../src/rpc/index.js';
+import { defineService, RpcClient, RpcError, RpcServer, Status } from '../src/rpc/index.js';
 import type { EtcdBackend } from '../src/server/etcd/backend.js';
 import { etcdErrors } from '../src/server/etcd/errors.js';
 import { SingleMemberBackend } from '../src/server/etcd/mvcc-backend.js';
-import { type RunningNativeServer, startNativeServer } from '../src/server/native/index.js';
+import {
+  createNativeKvService,
+  type RunningNativeServer,
+  startNativeServer,
+} from '../src/server/native/index.js';
 
 const silent = pino({ level: 'silent' });
 let directory: string;
@@ -344,6 +348,7 @@ describe('request size limit', () => {
         limited.put('big-in-batch', Buffer.alloc(1500)),
         limited.put('small-in-batch', 'ok'),
       ]);
+      assert.equal(member.service.requests.putBatch, 1, 'both puts went as one batch');
       await tooLarge(big.status === 'rejected' ? Promise.reject(big.reason) : Promise.resolve());
       assert.equal(small.status, 'fulfilled');
       await tooLarge(
@@ -574,6 +579,17 @@ describe('put batching', () => {
       }));
       const refused = await stub.putBatch!({ puts: tooMany }).catch((e: unknown) => e);
       assert.match((refused as Error).message, /a list of 1 to 1024 puts/);
+      const heavy = [0, 1].map(() => ({ key: Buffer.from('k'), value: Buffer.alloc(600_000) }));
+      const tooHeavy = await stub.putBatch!({ puts: heavy }).catch((e: unknown) => e);
+      assert.ok(tooHeavy instanceof RpcError);
+      assert.match(tooHeavy.message, /putBatch\.puts carry 1200002 key and value bytes/);
+      const odd = (await stub.putBatch!({
+        puts: [null, [], new Uint8Array(1)],
+      })) as PutBatchResponse;
+      assert.deepEqual(
+        odd.results.map((r) => ('error' in r ? r.error.message : 'ok')),
+        [0, 1, 2].map((i) => `shoal: putBatch.puts[${i}] must be a map`),
+      );
       const answer = (await stub.putBatch!({
         puts: [{ key: 5 }, { key: Buffer.from('mixed'), value: Buffer.from('ok') }, {}],
       })) as PutBatchResponse;
@@ -589,5 +605,100 @@ describe('put batching', () => {
     } finally {
       await raw.close(0);
     }
+  });
+});
+
+describe("put batching keeps a plain put's behaviour", () => {
+  it('does not let a later delete overtake a batched put', async () => {
+    await client.leaderEndpoint();
+    await Promise.resolve();
+    // Issued inside a promise reaction, where nextTick runs only after every microtask.
+    const put = client.put('ordered', 'x');
+    const removed = client.delete('ordered');
+    const [putResponse, deleteResponse] = await Promise.all([put, removed]);
+    assert.equal(deleteResponse.deleted, 1);
+    assert.ok(deleteResponse.header.revision > putResponse.header.revision);
+    assert.equal(await client.get('ordered'), undefined);
+  });
+
+  it('fails only the put that cannot be encoded, not its neighbours', async () => {
+    await client.leaderEndpoint();
+    const [bad, good] = await Promise.allSettled([
+      client.putRequest({ key: Buffer.from('lease-too-big'), lease: 2n ** 70n }),
+      client.put('beside-the-bad-one', 'fine'),
+    ]);
+    assert.equal(bad.status, 'rejected');
+    assert.ok(bad.reason instanceof ShoalError);
+    assert.equal(bad.reason.code, 'INVALID_ARGUMENT');
+    assert.equal(good.status, 'fulfilled');
+    assert.equal(text((await client.get('beside-the-bad-one'))?.value), 'fine');
+  });
+
+  it('falls back to single puts on a member that has no putBatch', async () => {
+    const { putBatch: _, ...olderMethods } = nativeKv.methods;
+    const olderKv = defineService({ name: nativeKv.name, methods: olderMethods });
+    const older = new RpcServer({ logger: silent });
+    const service = createNativeKvService({ backend, logger: silent });
+    older.addService(olderKv, service.handlers);
+    const { port } = await older.listen({ host: '127.0.0.1', port: 0 });
+    const olderClient = new ShoalClient({ endpoints: [`127.0.0.1:${port}`] });
+    try {
+      await olderClient.leaderEndpoint();
+      for (let round = 0; round < 2; round++) {
+        const puts = await Promise.all(
+          [0, 1, 2].map((i) => olderClient.put(`older/${round}/${i}`, 'v')),
+        );
+        assert.equal(puts.length, 3);
+      }
+      assert.equal(service.requests.put, 6);
+      assert.equal(text((await client.get('older/1/2'))?.value), 'v');
+    } finally {
+      await olderClient.close();
+      await older.close();
+    }
+  });
+
+  it('rejects each put of a malformed answer, with no unhandled rejection', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    const hostile = new RpcServer({ logger: silent });
+    const real = createNativeKvService({ backend, logger: silent }).handlers;
+    hostile.addService(nativeKv, {
+      ...real,
+      putBatch: () =>
+        ({ results: [{ error: null }, { error: 5 }, null] }) as unknown as PutBatchResponse,
+    });
+    const { port } = await hostile.listen({ host: '127.0.0.1', port: 0 });
+    const victim = new ShoalClient({ endpoints: [`127.0.0.1:${port}`] });
+    try {
+      await victim.leaderEndpoint();
+      const settled = await Promise.allSettled([0, 1, 2].map((i) => victim.put(`h/${i}`, 'v')));
+      for (const result of settled) {
+        assert.equal(result.status, 'rejected');
+        assert.ok(result.reason instanceof ShoalError);
+        assert.equal(result.reason.code, 'UNKNOWN');
+        assert.match(result.reason.message, /putBatch answer held/);
+      }
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(unhandled, []);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      await victim.close();
+      await hostile.close();
+    }
+  });
+
+  it('cancels the puts still waiting when the client closes', async () => {
+    const closing = new ShoalClient({ endpoints: [server.address] });
+    await closing.leaderEndpoint();
+    const before = server.service.requests.put!;
+    const waiting = closing.put('never-sent', 'x').catch((e: unknown) => e);
+    await closing.close();
+    const error = await waiting;
+    assert.ok(error instanceof ShoalError);
+    assert.equal(error.code, 'CANCELLED');
+    assert.equal(error.message, 'the client is closed');
+    assert.equal(server.service.requests.put, before);
   });
 });

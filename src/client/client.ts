@@ -146,6 +146,7 @@ export class ShoalClient {
 
   /** Sends a prepared range: serializable ones round-robin over members, others to the leader. */
   rangeRequest(request: RangeRequest): Promise<RangeResponse> {
+    this.flushPuts();
     const kind: Kind = request.serializable ? 'serializableRead' : 'read';
     const endpoint = kind === 'read' ? this.router.leader : this.router.pickAny();
     if (endpoint === undefined || this.closed)
@@ -208,6 +209,7 @@ export class ShoalClient {
 
   /** Follows the changes of a key or range (usage in watch.ts). */
   watch(key: Bytes, options?: WatchOptions): Watch {
+    this.flushPuts();
     const bytes = toBytes(key);
     const request: WatchRequest = { key: bytes };
     if (options?.rangeEnd !== undefined) request.rangeEnd = toBytes(options.rangeEnd);
@@ -247,14 +249,25 @@ export class ShoalClient {
   /** Stops every keep-alive loop (revoking nothing) and closes the connections. */
   async close(): Promise<void> {
     this.closed = true;
+    const closed = new ShoalError('CANCELLED', 'the client is closed');
+    for (const endpoint of this.router.endpoints) endpoint.puts.cancel(closed);
     for (const lease of [...this.leases]) lease.close();
     await this.router.close();
+  }
+
+  /**
+   * Sends the puts waiting for the end of the turn now, before another call leaves: a write or
+   * read issued after a put must not overtake it (put-batcher.ts).
+   */
+  private flushPuts(): void {
+    for (const endpoint of this.router.endpoints) endpoint.puts.flush();
   }
 
   private async direct<T>(
     address: string,
     send: (stub: Stub<NativeKvService>) => Promise<T>,
   ): Promise<T> {
+    this.flushPuts();
     const normalized = normalizeEndpoint(address);
     const endpoint = this.router.endpoints.find((e) => e.address === normalized);
     if (endpoint === undefined)
@@ -268,6 +281,7 @@ export class ShoalClient {
 
   private async call<T>(kind: Kind, send: (stub: Stub<NativeKvService>) => Promise<T>): Promise<T> {
     if (this.closed) throw new ShoalError('CANCELLED', 'the client is closed');
+    this.flushPuts();
     const endpoint = await this.target(kind);
     if (endpoint === undefined) return this.recover(noReachableLeader(), undefined, kind, send);
     try {

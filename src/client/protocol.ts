@@ -104,6 +104,8 @@ export interface PutBatchResponse {
 
 /** The most puts one putBatch call may carry. */
 export const PUT_BATCH_PUTS_MAX = 1024;
+/** The most key and value bytes, summed over its puts, one putBatch call may carry. */
+export const PUT_BATCH_BYTES_MAX = 1024 * 1024;
 
 export interface DeleteRangeRequest {
   key: Uint8Array;

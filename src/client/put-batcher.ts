@@ -7,24 +7,33 @@
  *
  * The batch leaves from `process.nextTick`, which runs once every promise reaction of the current
  * turn has settled: a hundred callers whose previous puts were answered by one message all queue
- * their next put before it fires, and nothing waits for I/O or a timer. A batch is cut at
- * PUT_BATCH_PUTS_MAX puts or PUT_BATCH_BYTES_MAX key and value bytes (a bigger put leaves alone).
+ * their next put before it fires, and nothing waits for I/O or a timer. Any other call the client
+ * sends first calls `flush()`, so a put never leaves after a write (or read) issued after it. A
+ * batch is cut at PUT_BATCH_PUTS_MAX puts or PUT_BATCH_BYTES_MAX key and value bytes (a bigger
+ * put leaves alone).
  *
- * A put whose batch failed as a whole (the connection broke, the deadline passed) is rejected with
- * that call's error, and a put the member refused with its own error, rebuilt as the RpcError a
- * single call would have thrown: the client's retry rules see the same facts either way.
+ * Failures keep a plain put's meaning. A put the member refused is rejected with the RpcError a
+ * single call would have thrown. A batch that failed as a whole after it was sent (the connection
+ * broke, the deadline passed) rejects each of its puts with that error, and the client's retry
+ * rules decide per put. A batch that provably never left (it could not be encoded: one bad put
+ * would otherwise fail its neighbours) or that the member does not know (a member of an older
+ * version: UNIMPLEMENTED, nothing applied) is sent again as single puts; after UNIMPLEMENTED this
+ * endpoint stops batching.
  */
-import { type CallOptions, RpcError, type Stub, statusFromNumber } from '../rpc/index.js';
+import {
+  type CallOptions,
+  isRpcError,
+  RpcError,
+  type Stub,
+  statusFromNumber,
+} from '../rpc/index.js';
 import {
   type NativeKvService,
+  PUT_BATCH_BYTES_MAX,
   PUT_BATCH_PUTS_MAX,
-  type PutBatchError,
   type PutRequest,
   type PutResponse,
 } from './protocol.js';
-
-/** Key and value bytes one batch carries at most. */
-export const PUT_BATCH_BYTES_MAX = 1024 * 1024;
 
 interface WaitingPut {
   request: PutRequest;
@@ -36,6 +45,8 @@ export class PutBatcher {
   private waiting: WaitingPut[] = [];
   private waitingBytes = 0;
   private scheduled = false;
+  /** False once the member answered that it has no putBatch method. */
+  private batching = true;
   private readonly flushScheduled = () => {
     this.scheduled = false;
     this.flush();
@@ -62,42 +73,88 @@ export class PutBatcher {
   }
 
   /** Sends what waits now: a plain put for one, a putBatch for more. */
-  private flush(): void {
+  flush(): void {
     const batch = this.waiting;
     if (batch.length === 0) return;
     this.waiting = [];
     this.waitingBytes = 0;
-    if (batch.length === 1) {
-      const only = batch[0]!;
-      this.stub.put(only.request, this.options).then(only.resolve, only.reject);
+    if (batch.length === 1 || !this.batching) {
+      for (const waiting of batch) this.sendAlone(waiting);
       return;
     }
     const puts = batch.map((waiting) => waiting.request);
-    this.stub.putBatch({ puts }, this.options).then(
-      (response) => answer(batch, response.results),
-      (error: unknown) => {
+    this.stub
+      .putBatch({ puts }, this.options)
+      .then(
+        (response) => answer(batch, response),
+        (error: unknown) => this.batchFailed(batch, error),
+      )
+      .catch((error: unknown) => {
+        // Only a bug in the two handlers above gets here; settle whatever they left pending.
         for (const waiting of batch) waiting.reject(error);
-      },
-    );
+      });
+  }
+
+  /** Fails every waiting put without sending it (the client is closing). */
+  cancel(error: unknown): void {
+    const batch = this.waiting;
+    this.waiting = [];
+    this.waitingBytes = 0;
+    for (const waiting of batch) waiting.reject(error);
+  }
+
+  private sendAlone(waiting: WaitingPut): void {
+    this.stub.put(waiting.request, this.options).then(waiting.resolve, waiting.reject);
+  }
+
+  private batchFailed(batch: readonly WaitingPut[], error: unknown): void {
+    const unknownMethod = isRpcError(error, 'UNIMPLEMENTED');
+    if (unknownMethod) this.batching = false;
+    if (unknownMethod || neverSent(error)) {
+      for (const waiting of batch) this.sendAlone(waiting);
+      return;
+    }
+    for (const waiting of batch) waiting.reject(error);
   }
 }
 
-function answer(batch: readonly WaitingPut[], results: unknown): void {
+/** True for the client-side refusals that prove the batch was never written to the socket. */
+function neverSent(error: unknown): boolean {
+  return (
+    (isRpcError(error, 'INVALID_ARGUMENT') &&
+      error.message.startsWith('request could not be encoded')) ||
+    (isRpcError(error, 'RESOURCE_EXHAUSTED') && error.message.includes('exceeds the frame limit'))
+  );
+}
+
+/** Settles each put from its result; an answer that does not fit the batch fails it whole. */
+function answer(batch: readonly WaitingPut[], response: unknown): void {
+  const results = (response as { results?: unknown } | null)?.results;
   if (!Array.isArray(results) || results.length !== batch.length) {
-    // The member answered something this client cannot match to its puts; any of them may have
-    // been applied, so none may be retried as if it had not been.
+    // Any of the puts may have been applied, so none may be retried as if it had not been.
     const error = new RpcError('UNKNOWN', 'shoal: a putBatch answer did not match its puts');
     for (const waiting of batch) waiting.reject(error);
     return;
   }
   for (let i = 0; i < batch.length; i++) {
-    const result = results[i] as PutResponse | PutBatchError | null;
     const waiting = batch[i]!;
-    if (typeof result !== 'object' || result === null) {
-      waiting.reject(new RpcError('UNKNOWN', 'shoal: a putBatch answer held no result for a put'));
-    } else if ('error' in result) {
-      const { status, message } = result.error;
-      waiting.reject(new RpcError(statusFromNumber(status), String(message)));
-    } else waiting.resolve(result);
+    const result: unknown = results[i];
+    const failure = failureOf(result);
+    if (failure !== undefined) waiting.reject(failure);
+    else waiting.resolve(result as PutResponse);
   }
+}
+
+/** The error a put's result carries, undefined for a success; malformed results are errors. */
+function failureOf(result: unknown): RpcError | undefined {
+  if (typeof result !== 'object' || result === null) {
+    return new RpcError('UNKNOWN', 'shoal: a putBatch answer held no result for a put');
+  }
+  if (!('error' in result)) return undefined;
+  const { error } = result as { error: unknown };
+  const { status, message } = (error ?? {}) as { status?: unknown; message?: unknown };
+  if (typeof status !== 'number' || typeof message !== 'string') {
+    return new RpcError('UNKNOWN', 'shoal: a putBatch answer held a malformed error');
+  }
+  return new RpcError(statusFromNumber(status), message);
 }

@@ -6,6 +6,7 @@
  */
 import {
   COMPARE_RESULTS,
+  PUT_BATCH_BYTES_MAX,
   PUT_BATCH_PUTS_MAX,
   SORT_ORDERS,
   SORT_TARGETS,
@@ -104,12 +105,24 @@ export function toPut(request: unknown, path: string): api.PutRequest {
 /**
  * The puts of a putBatch call, still unchecked one by one: a put with a bad field fails alone
  * (the caller converts each with `toPut`), while a batch that is not a list of 1 to
- * PUT_BATCH_PUTS_MAX puts fails as a whole.
+ * PUT_BATCH_PUTS_MAX puts, or carries more than PUT_BATCH_BYTES_MAX key and value bytes, fails
+ * as a whole.
  */
 export function toPutBatch(request: unknown): unknown[] {
   const r = record(request, 'putBatch');
   if (!Array.isArray(r.puts) || r.puts.length === 0 || r.puts.length > PUT_BATCH_PUTS_MAX)
     throw invalid('putBatch.puts', `a list of 1 to ${PUT_BATCH_PUTS_MAX} puts`);
+  let bytes = 0;
+  for (const put of r.puts) {
+    const { key, value } = (put ?? {}) as { key?: unknown; value?: unknown };
+    if (key instanceof Uint8Array) bytes += key.length;
+    if (value instanceof Uint8Array) bytes += value.length;
+  }
+  if (bytes > PUT_BATCH_BYTES_MAX)
+    throw new RpcError(
+      'INVALID_ARGUMENT',
+      `shoal: putBatch.puts carry ${bytes} key and value bytes, more than ${PUT_BATCH_BYTES_MAX}`,
+    );
   return r.puts;
 }
 

@@ -51,7 +51,10 @@ export interface NativeKvServiceOptions {
 
 export interface NativeKvService {
   readonly handlers: ServiceImplementation<wire.NativeKvService>;
-  /** Requests answered so far, by method (also served by the `stats` call). */
+  /**
+   * Requests answered so far, by method (also served by the `stats` call). `put` counts every
+   * put, whether it came alone or in a batch; `putBatch` counts the batch calls.
+   */
   readonly requests: Record<string, number>;
 }
 
@@ -90,8 +93,15 @@ export function createNativeKvService(options: NativeKvServiceOptions): NativeKv
     }
   }
 
-  /** Counts the call and turns any failure into the RpcError the caller sees. */
-  async function run<T>(method: string, work: () => Promise<T>): Promise<T> {
+  /**
+   * Counts the call and turns any failure into the RpcError the caller sees. `hints`, shared by
+   * the puts of one batch, asks for the leader hint once per message rather than once per put.
+   */
+  async function run<T>(
+    method: string,
+    work: () => Promise<T>,
+    hints?: Map<string, Promise<string>>,
+  ): Promise<T> {
     requests[method] = (requests[method] ?? 0) + 1;
     try {
       return await work();
@@ -99,11 +109,24 @@ export function createNativeKvService(options: NativeKvServiceOptions): NativeKv
       if (error instanceof RpcError) throw error;
       if (error instanceof EtcdError) {
         if (!LEADERLESS_MESSAGES.has(error.message)) throw rpcErrorOf(error);
-        throw new RpcError(rpcErrorOf(error).code, await leaderHint(error.message));
+        let hint = hints?.get(error.message);
+        if (hint === undefined) {
+          hint = leaderHint(error.message);
+          hints?.set(error.message, hint);
+        }
+        throw new RpcError(rpcErrorOf(error).code, await hint);
       }
       log.error({ err: error, method }, 'native kv: unexpected backend failure');
       throw new RpcError('UNKNOWN', `shoal: ${method} failed: ${(error as Error).message}`);
     }
+  }
+
+  /** One put, from the `put` method or from a batch (`path` names it in errors). */
+  async function putOne(request: unknown, path: string): Promise<wire.PutResponse> {
+    const converted = toPut(request, path);
+    checkPutRequest(converted);
+    checkSize(putBytes(converted));
+    return backend.put(converted);
   }
 
   const handlers: ServiceImplementation<wire.NativeKvService> = {
@@ -113,24 +136,15 @@ export function createNativeKvService(options: NativeKvServiceOptions): NativeKv
         checkRangeRequest(converted);
         return backend.range(converted);
       }),
-    put: (request) =>
-      run('put', async () => {
-        const converted = toPut(request, 'put');
-        checkPutRequest(converted);
-        checkSize(putBytes(converted));
-        return backend.put(converted);
-      }),
+    put: (request) => run('put', () => putOne(request, 'put')),
     putBatch: async (request) => {
       requests.putBatch = (requests.putBatch ?? 0) + 1;
+      const hints = new Map<string, Promise<string>>();
       // Every put starts in this same pass, so all of them are proposed in one event-loop turn
-      // (one Ready) as if they had arrived as separate calls; each is answered on its own.
+      // (one Ready) as if they had arrived as separate calls; each is answered on its own. The
+      // answer waits for the slowest: a put that outlives the caller's deadline fails the batch.
       const answers = toPutBatch(request).map((put, i) =>
-        run('put', async () => {
-          const converted = toPut(put, `putBatch.puts[${i}]`);
-          checkPutRequest(converted);
-          checkSize(putBytes(converted));
-          return backend.put(converted);
-        }).then(
+        run('put', () => putOne(put, `putBatch.puts[${i}]`), hints).then(
           (response): wire.PutResponse => response,
           (error: unknown): wire.PutBatchError => {
             const failure = RpcError.from(error);
