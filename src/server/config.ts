@@ -8,8 +8,10 @@
  * below 2^53 so they are exact JavaScript numbers (still valid uint64 ids on the wire).
  */
 import { createHash } from 'node:crypto';
+import { maxRequestBytesDefault } from './etcd/server.js';
 
-export const DEFAULT_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
+/** etcd's default, defined once with the gRPC front end that enforces it. */
+export const DEFAULT_MAX_REQUEST_BYTES = maxRequestBytesDefault;
 export const DEFAULT_QUOTA_BACKEND_BYTES = 2 * 1024 * 1024 * 1024;
 /** etcd refuses a quota above 8 GiB; shoal keeps the same ceiling. */
 export const MAX_QUOTA_BACKEND_BYTES = 8 * 1024 * 1024 * 1024;
