@@ -26,19 +26,28 @@ async function agreedLeader(
   });
 }
 
-describe('ShoalClient on a 3-member cluster', { timeout: 120_000 }, () => {
-  let cluster: ProcessCluster;
-  let client: ShoalClient;
-
+/** Starts a 3-member cluster and a client for the enclosing suite, stopped after it. */
+function clusterAndClient(use: (cluster: ProcessCluster, client: ShoalClient) => void): void {
+  let cluster: ProcessCluster | undefined;
+  let client: ShoalClient | undefined;
   before(async () => {
     cluster = await ProcessCluster.plan(3);
     await cluster.startAll();
     client = new ShoalClient({ endpoints: cluster.members.map(nativeEndpoint), timeoutMs: 3_000 });
+    use(cluster, client);
   });
-
   after(async () => {
     await client?.close();
     await cluster?.stopAll();
+  });
+}
+
+describe('ShoalClient on a 3-member cluster', { timeout: 120_000 }, () => {
+  let cluster: ProcessCluster;
+  let client: ShoalClient;
+  clusterAndClient((started, connected) => {
+    cluster = started;
+    client = connected;
   });
 
   it('discovers the leader and sends writes and linearizable reads to it', async () => {
@@ -188,16 +197,9 @@ describe('ShoalClient on a 3-member cluster', { timeout: 120_000 }, () => {
 describe('batched puts on a 3-member cluster', { timeout: 120_000 }, () => {
   let cluster: ProcessCluster;
   let client: ShoalClient;
-
-  before(async () => {
-    cluster = await ProcessCluster.plan(3);
-    await cluster.startAll();
-    client = new ShoalClient({ endpoints: cluster.members.map(nativeEndpoint), timeoutMs: 3_000 });
-  });
-
-  after(async () => {
-    await client?.close();
-    await cluster?.stopAll();
+  clusterAndClient((started, connected) => {
+    cluster = started;
+    client = connected;
   });
 
   it('loses no acknowledged put of concurrent batches when the leader is SIGKILLed', async () => {
