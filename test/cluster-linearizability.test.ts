@@ -4,12 +4,15 @@
  * restarts members and freezes them with SIGSTOP/SIGCONT, one member at a time, so a majority is up
  * except for the moments a fault is being healed. The per-key history must be linearizable;
  * operations that failed or timed out count as unknown outcomes. The same workload and nemesis run
- * against a real 3-member etcd 3.4 cluster, which shows that the test passes on a correct system.
+ * against a real 3-member etcd 3.4 cluster, which shows that the test passes on a correct system,
+ * and against shoal through its native client (shoal/client), where the workers share one
+ * ShoalClient, so that puts issued in the same turn travel as one putBatch call.
  * The seed is printed; SHOAL_SEED overrides it.
  */
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { after, before, describe, test } from 'node:test';
+import { compare, op, ShoalClient } from '../src/client/index.js';
 import { EtcdTestClient } from './support/etcd-client.js';
 import { EtcdCluster } from './support/etcd-cluster.js';
 import { etcdInstalled } from './support/etcd-process.js';
@@ -40,6 +43,8 @@ const RECOVERY_TIMEOUT_MS = 20_000;
 interface FaultTarget {
   name: string;
   endpoint: string;
+  /** host:port of the member's native protocol (its peer port), for shoal members. */
+  nativeEndpoint?: string;
   kill(): Promise<void>;
   restart(): Promise<void>;
   signal(name: 'SIGSTOP' | 'SIGCONT'): void;
@@ -72,9 +77,45 @@ describe('linearizability of a 3-member cluster under a nemesis', { timeout: 240
         restart: () => m.start(cluster.initialCluster(), 'new'),
         signal: (name) => void m.child?.kill(name),
       }));
-      const result = await runWithNemesis(targets, SEED);
+      const result = await runWithNemesis(targets, SEED, grpcClients(targets));
       t.diagnostic(`seed ${SEED}; faults: ${result.faults.join(', ')}`);
       assertLinearizableAndRich(result, (line) => t.diagnostic(line));
+    });
+
+    test(`shoal is linearizable through its native client (seed ${SEED})`, async (t) => {
+      const targets: FaultTarget[] = cluster.members.map((m) => ({
+        name: m.spec.name,
+        endpoint: m.endpoint,
+        nativeEndpoint: `127.0.0.1:${m.spec.peerPort}`,
+        kill: () => m.stop('SIGKILL').then(() => undefined),
+        restart: () => m.start(cluster.initialCluster(), 'new'),
+        signal: (name) => void m.child?.kill(name),
+      }));
+      const shared = new ShoalClient({
+        endpoints: targets.map((target) => target.nativeEndpoint!),
+        timeoutMs: CALL_DEADLINE_MS,
+      });
+      try {
+        const result = await runWithNemesis(
+          targets,
+          SEED + 1,
+          () => nativeClient(shared),
+          'nemesis-native/',
+        );
+        t.diagnostic(`seed ${SEED + 1}; faults: ${result.faults.join(', ')}`);
+        const batches = await Promise.all(
+          targets.map((target) =>
+            shared.stats(target.nativeEndpoint!).then(
+              (stats) => stats.requests.putBatch ?? 0,
+              () => 0,
+            ),
+          ),
+        );
+        t.diagnostic(`putBatch calls served since each member's last start: ${batches.join(', ')}`);
+        assertLinearizableAndRich(result, (line) => t.diagnostic(line));
+      } finally {
+        await shared.close();
+      }
     });
   });
 
@@ -95,7 +136,7 @@ describe('linearizability of a 3-member cluster under a nemesis', { timeout: 240
         restart: () => m.start(cluster.initialCluster),
         signal: (name) => void m.child?.kill(name),
       }));
-      const result = await runWithNemesis(targets, SEED);
+      const result = await runWithNemesis(targets, SEED, grpcClients(targets));
       t.diagnostic(`seed ${SEED}; faults: ${result.faults.join(', ')}`);
       assertLinearizableAndRich(result, (line) => t.diagnostic(line));
     });
@@ -125,7 +166,13 @@ function assertLinearizableAndRich(run: RunResult, note: (line: string) => void)
 }
 
 /** Runs the clients until the nemesis has done its faults (or the clients their maximum). */
-async function runWithNemesis(targets: FaultTarget[], seed: number): Promise<RunResult> {
+async function runWithNemesis(
+  targets: FaultTarget[],
+  seed: number,
+  makeClient: (clientId: number) => RegisterClient,
+  /** Keys are `${prefix}a` ...: every run on one cluster starts from keys no run has written. */
+  prefix = 'nemesis/',
+): Promise<RunResult> {
   const history: Operation[] = [];
   const faults: string[] = [];
   let nemesisDone = false;
@@ -133,7 +180,8 @@ async function runWithNemesis(targets: FaultTarget[], seed: number): Promise<Run
   const clients = Array.from({ length: CLIENTS }, (_, clientId) =>
     runClient(
       clientId,
-      targets,
+      makeClient(clientId),
+      prefix,
       seed,
       () => nemesisDone,
       (op) => history.push({ ...op, id: nextId++ }),
@@ -149,21 +197,70 @@ async function runWithNemesis(targets: FaultTarget[], seed: number): Promise<Run
   return { history, faults, nemesisEndMs };
 }
 
+/** One worker's way to the cluster: it performs operations and learns of failures. */
+interface RegisterClient {
+  perform(key: string, input: OpInput): Promise<OpOutput>;
+  /** The last operation failed (its outcome is unknown). */
+  failed(): void;
+  close(): void;
+}
+
 /**
- * One client: a connection to every member; it sticks to one member and moves to the next after
- * any failure, so a dead or frozen member costs it one unknown operation rather than many.
+ * gRPC workers: each has a connection to every member; it sticks to one member and moves to the
+ * next after any failure, so a dead or frozen member costs it one unknown operation rather than
+ * many.
  */
+function grpcClients(targets: FaultTarget[]): (clientId: number) => RegisterClient {
+  return (clientId) => {
+    const connections = targets.map((t) => new EtcdTestClient(t.endpoint, CALL_DEADLINE_MS));
+    let current = clientId % targets.length;
+    return {
+      perform: (key, input) => perform(connections[current]!, key, input),
+      failed: () => {
+        current = (current + 1) % targets.length;
+      },
+      close: () => {
+        for (const connection of connections) connection.close();
+      },
+    };
+  };
+}
+
+/** A native worker on the shared ShoalClient, which finds the leader and fails over itself. */
+function nativeClient(client: ShoalClient): RegisterClient {
+  return {
+    perform: async (key, input) => {
+      if (input.kind === 'read') {
+        const kv = await client.get(key);
+        return { kind: 'read', value: kv === undefined ? null : Buffer.from(kv.value).toString() };
+      }
+      if (input.kind === 'write') {
+        await client.put(key, input.value);
+        return { kind: 'write' };
+      }
+      const condition =
+        input.expected === null
+          ? compare(key).version('=', 0)
+          : compare(key).value('=', input.expected);
+      const response = await client.txn().if(condition).then(op.put(key, input.value)).commit();
+      return { kind: 'cas', succeeded: response.succeeded };
+    },
+    failed: () => {},
+    close: () => {},
+  };
+}
+
+/** One worker: seeded operations, one at a time, until the nemesis is done (and a few after). */
 async function runClient(
   clientId: number,
-  targets: FaultTarget[],
+  client: RegisterClient,
+  prefix: string,
   seed: number,
   done: () => boolean,
   record: (op: Omit<Operation, 'id'>) => void,
 ): Promise<void> {
   const random = seededRandom(seed * 1000 + clientId);
-  const connections = targets.map((t) => new EtcdTestClient(t.endpoint, CALL_DEADLINE_MS));
   const lastSeen = new Map<string, RegisterValue>();
-  let current = clientId % targets.length;
   // A few operations run after the nemesis ends, so the healed cluster is checked too.
   let afterDone = 0;
   try {
@@ -181,12 +278,12 @@ async function runClient(
       const invokeTime = performance.now();
       let output: OpOutput;
       try {
-        output = await perform(connections[current]!, `nemesis/${key}`, input);
+        output = await client.perform(`${prefix}${key}`, input);
       } catch {
         // Any failure leaves the outcome open: a write may have been committed before the member
         // died, been forwarded before the deadline, or be applied by a later leader.
         output = { kind: 'unknown' };
-        current = (current + 1) % targets.length;
+        client.failed();
       }
       const returnTime = performance.now();
       if (output.kind === 'read') lastSeen.set(key, output.value);
@@ -196,7 +293,7 @@ async function runClient(
       record({ clientId, key, input, output, invokeTime, returnTime });
     }
   } finally {
-    for (const connection of connections) connection.close();
+    client.close();
   }
 }
 
