@@ -621,6 +621,21 @@ describe("put batching keeps a plain put's behaviour", () => {
     assert.equal(await client.get('ordered'), undefined);
   });
 
+  it('applies the puts of one batch in the order they were issued', async () => {
+    await client.leaderEndpoint();
+    const before = server.service.requests.putBatch!;
+    const writes = ['first', 'second', 'third'].map((value) =>
+      client.put('in-order', value, { prevKv: true }),
+    );
+    const [first, second, third] = await Promise.all(writes);
+    assert.equal(server.service.requests.putBatch, before + 1, 'one batch');
+    // Each put saw the one issued before it as its previous value.
+    assert.equal(text(second!.prevKv?.value), 'first');
+    assert.equal(text(third!.prevKv?.value), 'second');
+    assert.ok(first!.header.revision < second!.header.revision);
+    assert.equal(text((await client.get('in-order'))?.value), 'third');
+  });
+
   it('fails only the put that cannot be encoded, not its neighbours', async () => {
     await client.leaderEndpoint();
     const [bad, good] = await Promise.allSettled([
