@@ -50,14 +50,35 @@ export function toEtcdError(error: unknown): unknown {
 }
 
 export class RaftBackend implements EtcdBackend {
+  /** The last identity handed out, and the cluster id and term it was made for. */
+  private identityCached: Readonly<HeaderIdentity> | undefined;
+  private identityClusterId = -1;
+  private identityTerm = -1;
+
   constructor(private readonly core: MemberCore) {}
 
-  identity(): HeaderIdentity {
-    return {
-      clusterId: BigInt(this.core.registry.clusterId),
-      memberId: BigInt(this.core.id),
-      raftTerm: BigInt(this.core.raft.term),
-    };
+  /**
+   * The fields every response header carries besides the revision. Every answer needs them and
+   * they change only with the term (or once, when the cluster id is learned), so the three
+   * bigints are made once per term instead of once per request.
+   */
+  identity(): Readonly<HeaderIdentity> {
+    const clusterId = this.core.registry.clusterId;
+    const term = this.core.raft.term;
+    if (
+      this.identityCached === undefined ||
+      clusterId !== this.identityClusterId ||
+      term !== this.identityTerm
+    ) {
+      this.identityCached = Object.freeze({
+        clusterId: BigInt(clusterId),
+        memberId: BigInt(this.core.id),
+        raftTerm: BigInt(term),
+      });
+      this.identityClusterId = clusterId;
+      this.identityTerm = term;
+    }
+    return this.identityCached;
   }
 
   private currentHeader(): api.ResponseHeader {
