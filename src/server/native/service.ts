@@ -94,39 +94,62 @@ export function createNativeKvService(options: NativeKvServiceOptions): NativeKv
   }
 
   /**
-   * Counts the call and turns any failure into the RpcError the caller sees. `hints`, shared by
-   * the puts of one batch, asks for the leader hint once per message rather than once per put.
+   * The RpcError the caller sees for a failure. `hints`, shared by the puts of one batch, asks
+   * for the leader hint once per message rather than once per put.
    */
-  async function run<T>(
+  async function failure(
     method: string,
-    work: () => Promise<T>,
+    error: unknown,
     hints?: Map<string, Promise<string>>,
-  ): Promise<T> {
+  ): Promise<RpcError> {
+    if (error instanceof RpcError) return error;
+    if (error instanceof EtcdError) {
+      if (!LEADERLESS_MESSAGES.has(error.message)) return rpcErrorOf(error);
+      let hint = hints?.get(error.message);
+      if (hint === undefined) {
+        hint = leaderHint(error.message);
+        hints?.set(error.message, hint);
+      }
+      return new RpcError(rpcErrorOf(error).code, await hint);
+    }
+    log.error({ err: error, method }, 'native kv: unexpected backend failure');
+    return new RpcError('UNKNOWN', `shoal: ${method} failed: ${(error as Error).message}`);
+  }
+
+  /** Counts the call and turns any failure into the RpcError the caller sees. */
+  async function run<T>(method: string, work: () => Promise<T>): Promise<T> {
     requests[method] = (requests[method] ?? 0) + 1;
     try {
       return await work();
     } catch (error) {
-      if (error instanceof RpcError) throw error;
-      if (error instanceof EtcdError) {
-        if (!LEADERLESS_MESSAGES.has(error.message)) throw rpcErrorOf(error);
-        let hint = hints?.get(error.message);
-        if (hint === undefined) {
-          hint = leaderHint(error.message);
-          hints?.set(error.message, hint);
-        }
-        throw new RpcError(rpcErrorOf(error).code, await hint);
-      }
-      log.error({ err: error, method }, 'native kv: unexpected backend failure');
-      throw new RpcError('UNKNOWN', `shoal: ${method} failed: ${(error as Error).message}`);
+      throw await failure(method, error);
     }
   }
 
   /** One put, from the `put` method or from a batch (`path` names it in errors). */
-  async function putOne(request: unknown, path: string): Promise<wire.PutResponse> {
+  function putOne(request: unknown, path: string): Promise<wire.PutResponse> {
     const converted = toPut(request, path);
     checkPutRequest(converted);
     checkSize(putBytes(converted));
     return backend.put(converted);
+  }
+
+  /**
+   * One put of a batch, counted as a put and answered on its own. It is a single async frame
+   * (no closures), since a batch runs it up to PUT_BATCH_PUTS_MAX times per call.
+   */
+  async function batchPut(
+    put: unknown,
+    index: number,
+    hints: Map<string, Promise<string>>,
+  ): Promise<wire.PutResponse | wire.PutBatchError> {
+    requests.put = (requests.put ?? 0) + 1;
+    try {
+      return await putOne(put, `putBatch.puts[${index}]`);
+    } catch (error) {
+      const refused = await failure('put', error, hints);
+      return { error: { status: refused.status, message: refused.message } };
+    }
   }
 
   const handlers: ServiceImplementation<wire.NativeKvService> = {
@@ -139,19 +162,13 @@ export function createNativeKvService(options: NativeKvServiceOptions): NativeKv
     put: (request) => run('put', () => putOne(request, 'put')),
     putBatch: async (request) => {
       requests.putBatch = (requests.putBatch ?? 0) + 1;
+      const puts = toPutBatch(request);
       const hints = new Map<string, Promise<string>>();
       // Every put starts in this same pass, so all of them are proposed in one event-loop turn
       // (one Ready) as if they had arrived as separate calls; each is answered on its own. The
       // answer waits for the slowest: a put that outlives the caller's deadline fails the batch.
-      const answers = toPutBatch(request).map((put, i) =>
-        run('put', () => putOne(put, `putBatch.puts[${i}]`), hints).then(
-          (response): wire.PutResponse => response,
-          (error: unknown): wire.PutBatchError => {
-            const failure = RpcError.from(error);
-            return { error: { status: failure.status, message: failure.message } };
-          },
-        ),
-      );
+      const answers = new Array<Promise<wire.PutResponse | wire.PutBatchError>>(puts.length);
+      for (let i = 0; i < puts.length; i++) answers[i] = batchPut(puts[i], i, hints);
       return { results: await Promise.all(answers) };
     },
     deleteRange: (request) =>
