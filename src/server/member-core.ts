@@ -285,7 +285,7 @@ export class MemberCore {
     const grows = requestCost(request) > 0;
     // Like etcd, a raised NOSPACE alarm (replicated: raised by any member) refuses every write
     // that could grow the store until an operator disarms it, after compacting.
-    if (grows && this.registry.alarms(ALARM_NOSPACE).length > 0) return errNoSpace();
+    if (grows && this.registry.hasAlarm(ALARM_NOSPACE)) return errNoSpace();
     if (this.dbSizeBytes + QUOTA_MARGIN_BYTES < this.config.quotaBackendBytes) return undefined;
     const refused = this.kv.quotaCheck(request);
     if (refused !== undefined) this.raiseNoSpace();
@@ -298,7 +298,7 @@ export class MemberCore {
    * in the background; the refused request has its answer already.
    */
   private raiseNoSpace(): void {
-    if (this.raisingNoSpace || this.registry.alarms(ALARM_NOSPACE).length > 0) return;
+    if (this.raisingNoSpace || this.registry.hasAlarm(ALARM_NOSPACE)) return;
     this.raisingNoSpace = true;
     this.changeAlarm('activate', this.id, ALARM_NOSPACE)
       .catch((error: unknown) => this.log.warn({ err: error }, 'could not raise NOSPACE'))

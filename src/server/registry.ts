@@ -145,6 +145,12 @@ export class MemberRegistry {
     return [...this.raised.values()].filter((a) => type === 0 || a.alarm === type);
   }
 
+  /** Whether an alarm of `type` (0: any) is raised; asked on every write, so it builds no list. */
+  hasAlarm(type = 0): boolean {
+    for (const alarm of this.raised.values()) if (type === 0 || alarm.alarm === type) return true;
+    return false;
+  }
+
   state(): RegistryState {
     return {
       index: this.index,
