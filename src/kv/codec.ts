@@ -22,11 +22,25 @@ export interface RevisionPointer {
 
 export function encodeRevisionKey(main: number, sub: number, tombstone: boolean): Buffer {
   const bytes = Buffer.allocUnsafe(tombstone ? REVISION_KEY_BYTES + 1 : REVISION_KEY_BYTES);
-  bytes.writeBigUInt64BE(BigInt(main), 0);
+  writeUint64BE(bytes, main, 0);
   bytes[8] = SEPARATOR;
-  bytes.writeBigUInt64BE(BigInt(sub), 9);
+  writeUint64BE(bytes, sub, 9);
   if (tombstone) bytes[REVISION_KEY_BYTES] = TOMBSTONE_MARK;
   return bytes;
+}
+
+const TWO_TO_32 = 2 ** 32;
+
+/**
+ * Writes a non-negative safe integer as 8 big-endian bytes in two 32-bit halves: every put
+ * encodes a revision key, and going through BigInt cost two allocations each.
+ */
+function writeUint64BE(bytes: Buffer, value: number, offset: number): void {
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new RangeError(`revision ${value} is not a non-negative safe integer`);
+  }
+  bytes.writeUInt32BE(Math.floor(value / TWO_TO_32), offset);
+  bytes.writeUInt32BE(value >>> 0, offset + 4);
 }
 
 export function decodeRevisionKey(bytes: Uint8Array): RevisionPointer {

@@ -90,6 +90,13 @@ describe('codec', () => {
       sub: 7,
       tombstone: true,
     });
+    // Both halves of each 8-byte number, up to the largest revision a JavaScript number holds.
+    assert.equal(
+      encodeRevisionKey(Number.MAX_SAFE_INTEGER, 2 ** 32 + 5, false).toString('hex'),
+      '001fffffffffffff5f0000000100000005',
+    );
+    assert.throws(() => encodeRevisionKey(-1, 0, false), RangeError);
+    assert.throws(() => encodeRevisionKey(1.5, 0, false), RangeError);
   });
 });
 
