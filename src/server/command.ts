@@ -141,7 +141,9 @@ function malformed(): Error {
 
 /** Decodes `encodePut`'s layout; the key and value are views of `data`. */
 function decodePut(data: Uint8Array): Command {
-  const bytes = Buffer.from(data.buffer, data.byteOffset, data.length);
+  const bytes = Buffer.isBuffer(data)
+    ? data
+    : Buffer.from(data.buffer, data.byteOffset, data.length);
   if (bytes.length < PUT_FIXED_BYTES) throw malformed();
   const flags = bytes[25]!;
   if ((flags & ~PUT_FLAGS_KNOWN) !== 0) throw malformed();
@@ -158,9 +160,9 @@ function decodePut(data: Uint8Array): Command {
     at += valueBytes;
   }
   if (at !== bytes.length) throw malformed();
-  const lease = bytes.readBigInt64LE(26);
-  if ((flags & PUT_FLAG_HAS_LEASE) !== 0) put.lease = lease;
-  else if (lease !== 0n) throw malformed();
+  // Most puts carry no lease: their lease bytes are checked to be zero without making a bigint.
+  if ((flags & PUT_FLAG_HAS_LEASE) !== 0) put.lease = bytes.readBigInt64LE(26);
+  else if (bytes.readUInt32LE(26) !== 0 || bytes.readUInt32LE(30) !== 0) throw malformed();
   if ((flags & PUT_FLAG_PREV_KV) !== 0) put.prevKv = true;
   if ((flags & PUT_FLAG_IGNORE_VALUE) !== 0) put.ignoreValue = true;
   if ((flags & PUT_FLAG_IGNORE_LEASE) !== 0) put.ignoreLease = true;
