@@ -69,6 +69,18 @@ export function isUnsentFailure(error: unknown): boolean {
   );
 }
 
+/**
+ * True for the RPC client's own refusals of a request it could not put on the wire: it could not
+ * be encoded, or it is bigger than a frame. Nothing was sent, so nothing was applied.
+ */
+export function isRefusedBeforeSending(error: unknown): boolean {
+  return (
+    (isRpcError(error, 'INVALID_ARGUMENT') &&
+      error.message.startsWith('request could not be encoded')) ||
+    (isRpcError(error, 'RESOURCE_EXHAUSTED') && error.message.includes('exceeds the frame limit'))
+  );
+}
+
 /** True when the connection broke (the member may have died), whether or not it got the call. */
 export function isConnectionFailure(error: unknown): boolean {
   if (!isRpcError(error, 'UNAVAILABLE')) return false;

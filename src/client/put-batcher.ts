@@ -27,6 +27,7 @@ import {
   type Stub,
   statusFromNumber,
 } from '../rpc/index.js';
+import { isRefusedBeforeSending } from './errors.js';
 import {
   type NativeKvService,
   PUT_BATCH_BYTES_MAX,
@@ -110,21 +111,12 @@ export class PutBatcher {
   private batchFailed(batch: readonly WaitingPut[], error: unknown): void {
     const unknownMethod = isRpcError(error, 'UNIMPLEMENTED');
     if (unknownMethod) this.batching = false;
-    if (unknownMethod || neverSent(error)) {
+    if (unknownMethod || isRefusedBeforeSending(error)) {
       for (const waiting of batch) this.sendAlone(waiting);
       return;
     }
     for (const waiting of batch) waiting.reject(error);
   }
-}
-
-/** True for the client-side refusals that prove the batch was never written to the socket. */
-function neverSent(error: unknown): boolean {
-  return (
-    (isRpcError(error, 'INVALID_ARGUMENT') &&
-      error.message.startsWith('request could not be encoded')) ||
-    (isRpcError(error, 'RESOURCE_EXHAUSTED') && error.message.includes('exceeds the frame limit'))
-  );
 }
 
 /** Settles each put from its result; an answer that does not fit the batch fails it whole. */
