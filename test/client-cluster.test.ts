@@ -26,31 +26,32 @@ async function agreedLeader(
   });
 }
 
-/** Starts a 3-member cluster and a client for the enclosing suite, stopped after it. */
-function clusterAndClient(use: (cluster: ProcessCluster, client: ShoalClient) => void): void {
-  let cluster: ProcessCluster | undefined;
-  let client: ShoalClient | undefined;
+/**
+ * Starts a 3-member cluster and a client for the enclosing suite, stopped after it; read them
+ * from the returned holder inside tests.
+ */
+function clusterAndClient(): { cluster: ProcessCluster; client: ShoalClient } {
+  const held = {} as { cluster: ProcessCluster; client: ShoalClient };
   before(async () => {
-    cluster = await ProcessCluster.plan(3);
-    await cluster.startAll();
-    client = new ShoalClient({ endpoints: cluster.members.map(nativeEndpoint), timeoutMs: 3_000 });
-    use(cluster, client);
+    held.cluster = await ProcessCluster.plan(3);
+    await held.cluster.startAll();
+    held.client = new ShoalClient({
+      endpoints: held.cluster.members.map(nativeEndpoint),
+      timeoutMs: 3_000,
+    });
   });
   after(async () => {
-    await client?.close();
-    await cluster?.stopAll();
+    await held.client?.close();
+    await held.cluster?.stopAll();
   });
+  return held;
 }
 
 describe('ShoalClient on a 3-member cluster', { timeout: 120_000 }, () => {
-  let cluster: ProcessCluster;
-  let client: ShoalClient;
-  clusterAndClient((started, connected) => {
-    cluster = started;
-    client = connected;
-  });
+  const setup = clusterAndClient();
 
   it('discovers the leader and sends writes and linearizable reads to it', async () => {
+    const { cluster, client } = setup;
     const leader = await agreedLeader(client, cluster.members);
     assert.equal(await client.leaderEndpoint(), nativeEndpoint(leader));
     const before = await Promise.all(cluster.members.map((m) => client.stats(nativeEndpoint(m))));
@@ -69,6 +70,7 @@ describe('ShoalClient on a 3-member cluster', { timeout: 120_000 }, () => {
   });
 
   it('spreads serializable reads across every member', async () => {
+    const { cluster, client } = setup;
     await client.put('spread', 'x');
     // A follower may not have applied the put yet; wait until each member's local state has it.
     for (const member of cluster.members) {
@@ -94,6 +96,7 @@ describe('ShoalClient on a 3-member cluster', { timeout: 120_000 }, () => {
   });
 
   it('resumes a watch on another member after SIGKILL, without losing or repeating events', async () => {
+    const { cluster, client } = setup;
     const before = await Promise.all(cluster.members.map((m) => client.stats(nativeEndpoint(m))));
     const watch = client.watch('watched/', { prefix: true });
     const received: WatchEvent[] = [];
@@ -149,6 +152,7 @@ describe('ShoalClient on a 3-member cluster', { timeout: 120_000 }, () => {
   });
 
   it('fails over after the member it talks to is SIGKILLed, losing no acknowledged write', async () => {
+    const { cluster, client } = setup;
     const leader = await agreedLeader(client, cluster.members);
     assert.equal(await client.leaderEndpoint(), nativeEndpoint(leader));
     const acknowledged: string[] = [];
@@ -195,14 +199,10 @@ describe('ShoalClient on a 3-member cluster', { timeout: 120_000 }, () => {
 });
 
 describe('batched puts on a 3-member cluster', { timeout: 120_000 }, () => {
-  let cluster: ProcessCluster;
-  let client: ShoalClient;
-  clusterAndClient((started, connected) => {
-    cluster = started;
-    client = connected;
-  });
+  const setup = clusterAndClient();
 
   it('loses no acknowledged put of concurrent batches when the leader is SIGKILLed', async () => {
+    const { cluster, client } = setup;
     const leader = await agreedLeader(client, cluster.members);
     const workers = 32;
     const acksPerWorker = 15;
