@@ -49,6 +49,20 @@ function switches(pids: (number | undefined)[]): number[] {
   });
 }
 
+/** CPU seconds so far of `pid`'s event loop thread and of its other threads, by their name. */
+function threadCpu(pid: number | undefined): Map<string, number> {
+  const byName = new Map<string, number>();
+  for (const task of fs.readdirSync(`/proc/${pid}/task`)) {
+    const stat = fs.readFileSync(`/proc/${pid}/task/${task}/stat`, 'utf8');
+    // Node names no thread of its own, so the event loop is told apart by its id (the pid).
+    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const name = task === String(pid) ? 'event loop' : `other ${comm}`;
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    byName.set(name, (byName.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) / 100);
+  }
+  return byName;
+}
+
 const kind = (process.argv[2] ?? 'shoal') as SystemKind;
 const total = Number(process.argv[3] ?? 2000);
 const counts = process.argv.slice(4).map(Number);
@@ -76,6 +90,7 @@ try {
     const splitBefore = cpuSplit(cluster.children.map((c) => c.pid));
     const sysBefore = syscalls(cluster.children.map((c) => c.pid));
     const switchesBefore = switches(cluster.children.map((c) => c.pid));
+    const threadsBefore = cluster.children.map((c) => threadCpu(c.pid));
     const native = process.env.PROBE_PROTOCOL === 'native';
     const r = await (native ? runNativeBench : runBench)({
       command: (process.env.PROBE_CMD ?? 'put') as 'put' | 'range',
@@ -107,6 +122,19 @@ try {
       ((count - switchesBefore[i]!) / n).toFixed(2),
     );
     console.log(`  context switches per req per member: ${switched.join(' ')}`);
+    if (process.env.PROBE_THREADS !== undefined) {
+      // Which threads the CPU went to: the event loop (node), libuv's pool, V8's GC helpers.
+      cluster.children.forEach((c, i) => {
+        const parts = [...threadCpu(c.pid)]
+          .map(
+            ([name, sec]) =>
+              [name, ((sec - (threadsBefore[i]!.get(name) ?? 0)) * 1e6) / n] as const,
+          )
+          .filter(([, us]) => us >= 0.5)
+          .map(([name, us]) => `${name} ${us.toFixed(1)}`);
+        console.log(`  member ${i} µs/req by thread: ${parts.join(', ')}`);
+      });
+    }
     console.log(`  leader=${leaderIndex} user/sys µs/req per member: ${split.join(' ')}`);
     console.log(
       kind,
@@ -123,7 +151,7 @@ try {
       const notable = log.filter((l) => /snapshot|leader|election/i.test(l));
       const snaps = fs.readdirSync(`${cluster.dir}/${name}/snap`);
       console.log(`--- ${name}: ${notable.length} notable lines; snap/ holds ${snaps.join(' ')}`);
-      for (const line of notable.slice(-12)) console.log(line.slice(0, 260));
+      for (const line of notable.slice(-12)) console.log(line.slice(0, 600));
     }
   }
   await stopCluster(cluster);
