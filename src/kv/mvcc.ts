@@ -102,6 +102,11 @@ const CHECKPOINT_DIR_SUFFIXES = ['-checkpoint-out', '-checkpoint-in'] as const;
 
 /** Entries per applyBatch call; the caller splits larger commits (bounds one LMDB transaction). */
 export const APPLY_BATCH_ENTRIES_MAX = 8192;
+/**
+ * A checkpoint compacts the copy when less than this share of the store's pages is in use (the
+ * rest free); otherwise it copies the pages as they are.
+ */
+export const CHECKPOINT_COMPACT_BELOW_IN_USE = 0.75;
 /** etcd's MaxLeaseTTL: 9,000,000,000 seconds. */
 export const LEASE_TTL_MAX_SECONDS = 9_000_000_000;
 /** etcd's default --quota-backend-bytes (2 GiB). */
@@ -571,7 +576,17 @@ export class MvccStore {
    */
   checkpoint(): Promise<Checkpoint> {
     this.assertAvailable();
-    return writeCheckpoint(this.dbs, this.path, `${this.path}${CHECKPOINT_DIR_SUFFIXES[0]}`);
+    // A plain copy keeps the file's free pages; worth compacting only when they are a good part
+    // of it (after a compaction or a burst of deletes). Otherwise the compacting walk costs CPU
+    // (hundreds of ms for a store of a few hundred MB, while members are busy) to save little.
+    const { dbSizeBytes, dbSizeInUseBytes } = this.status();
+    const compact = dbSizeInUseBytes < dbSizeBytes * CHECKPOINT_COMPACT_BELOW_IN_USE;
+    return writeCheckpoint(
+      this.dbs,
+      this.path,
+      `${this.path}${CHECKPOINT_DIR_SUFFIXES[0]}`,
+      compact,
+    );
   }
 
   /** Deletes the checkpoint `checkpoint` made. */

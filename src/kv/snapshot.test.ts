@@ -305,6 +305,35 @@ describe('snapshot and restore', () => {
     assert.equal(target.store.range({ key: b('only-in-target') }).kvs.length, 0);
   });
 
+  test('a checkpoint copies the pages as they are, and compacts only a store that is mostly free pages', async () => {
+    const h = StoreHarness.open({ noSync: true });
+    harnesses.push(h);
+    const value = Buffer.alloc(1024, 5);
+    for (let i = 0; i < 3000; i++) h.ok({ put: { key: b(`k${i}`), value } });
+    const sizeOf = async () => {
+      const checkpoint = await h.store.checkpoint();
+      const bytes = (await readFile(checkpoint.file)).length;
+      await removeCheckpoint(dirname(checkpoint.file));
+      return bytes;
+    };
+    const full = h.store.status();
+    assert.ok(full.dbSizeInUseBytes >= full.dbSizeBytes * 0.75, 'a store of puts is mostly in use');
+    // The plain copy is the file up to its last page, free pages included.
+    assert.equal(await sizeOf(), full.dbSizeBytes);
+
+    // Delete nearly everything and compact the history away: most pages become free.
+    h.ok({ deleteRange: { key: b('k'), rangeEnd: b('l') } });
+    h.ok({ compaction: { revision: h.store.revision } });
+    while (h.store.compactStep());
+    const freed = h.store.status();
+    assert.ok(freed.dbSizeInUseBytes < freed.dbSizeBytes * 0.75, 'most pages are free now');
+    const compacted = await sizeOf();
+    assert.ok(
+      compacted < freed.dbSizeBytes / 2,
+      `compacted copy ${compacted} bytes of a ${freed.dbSizeBytes}-byte store`,
+    );
+  });
+
   test('a truncated or damaged checkpoint is refused before LMDB maps it, and the store is untouched', async () => {
     const source = open();
     source.ok({ put: { key: b('a'), value: b('1') } });
