@@ -94,7 +94,11 @@ try {
     const native = process.env.PROBE_PROTOCOL === 'native';
     const r = await (native ? runNativeBench : runBench)({
       command: (process.env.PROBE_CMD ?? 'put') as 'put' | 'range',
-      endpoints: native ? cluster.peerEndpoints : endpoints.slice(0, conns),
+      endpoints: native
+        ? cluster.peerEndpoints
+        : process.env.PROBE_LEADER_ONLY !== undefined
+          ? endpoints.slice(0, 1)
+          : endpoints.slice(0, conns),
       conns,
       clients,
       total: n,
@@ -143,6 +147,23 @@ try {
       `p50=${r.latency.p50Ms} p99=${r.latency.p99Ms}`,
       `cpu µs/req leader,f,f=${ordered.join(',')} gen=${Math.round((r.generatorCpuSec * 1e6) / n)}`,
     );
+  }
+  if (process.env.PROBE_METRICS !== undefined && kind === 'shoal') {
+    // Cumulative histograms of each member (leader first): WAL save, apply batch, gRPC handling.
+    const order = [leaderIndex, ...[0, 1, 2].filter((i) => i !== leaderIndex)];
+    for (const i of order) {
+      const text = await (await fetch(`http://${cluster.endpoints[i]}/metrics`)).text();
+      const pick = text
+        .split('\n')
+        .filter((l) =>
+          /^(etcd_disk_wal_fsync_duration_seconds|shoal_apply_batch_duration_seconds|grpc_server_handling_seconds)_(bucket|count|sum)/.test(
+            l,
+          ),
+        )
+        .filter((l) => !/method="(?!Put)/.test(l));
+      console.log(`--- member ${i}${i === leaderIndex ? ' (leader)' : ''}`);
+      for (const l of pick) console.log(`  ${l}`);
+    }
   }
 } finally {
   if (process.env.PROBE_KEEP_LOGS !== undefined) {

@@ -13,7 +13,9 @@ const kind = (process.argv[2] ?? 'shoal') as SystemKind;
 const warmup = Number(process.argv[3] ?? 8000);
 const n = Number(process.argv[4] ?? 4000);
 const command = process.argv[5] ?? 'put';
-const cluster = await startCluster(kind);
+const cluster = await startCluster(kind, {
+  nodeFlags: (process.env.PROBE_NODE_FLAGS ?? '').split(' ').filter(Boolean),
+});
 try {
   const { endpoints } = await waitForLeader(cluster);
   const [client] = await openConnections(endpoints.slice(0, 1), 1);
@@ -59,5 +61,6 @@ try {
   }
   closeConnections([client!]);
 } finally {
-  await stopCluster(cluster);
+  await stopCluster(cluster, process.env.PROBE_KEEP_DIR !== undefined);
+  if (process.env.PROBE_KEEP_DIR !== undefined) console.log(`kept ${cluster.dir}`);
 }
