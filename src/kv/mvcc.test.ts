@@ -806,4 +806,21 @@ describe('quota and status', () => {
     assert.ok(status.dbSizeBytes >= 200_000);
     assert.ok(status.dbSizeInUseBytes > 0 && status.dbSizeInUseBytes <= status.dbSizeBytes);
   });
+
+  test('deleting and compacting makes room again: freed pages are reused, not counted', async () => {
+    await h.close();
+    h = StoreHarness.open({ quotaBytes: 256 * 1024 });
+    const big = (i: number) => ({ put: { key: b(`fill/${i}`), value: Buffer.alloc(16 * 1024) } });
+    let puts = 0;
+    while (h.store.quotaCheck(big(puts)) === undefined)
+      put(`fill/${puts++}`, 'x'.repeat(16 * 1024));
+    assert.ok(puts >= 4, `filled with ${puts} puts`);
+    del('fill/', { rangeEnd: b('fill0') });
+    h.ok({ compaction: { revision: h.store.revision } });
+    while (h.store.compactStep());
+    // The file keeps its size (LMDB never shrinks it), but its pages are free for new writes.
+    const status = h.store.status();
+    assert.ok(status.dbSizeBytes + 17 * 1024 >= 256 * 1024, `file of ${status.dbSizeBytes} bytes`);
+    assert.equal(h.store.quotaCheck(big(0)), undefined);
+  });
 });

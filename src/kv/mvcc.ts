@@ -539,11 +539,17 @@ export class MvccStore {
   /**
    * NOSPACE when the request would write and the database is at its quota (etcd's backend quota).
    * The server calls this before proposing; later the NOSPACE alarm will gate writes in apply.
+   *
+   * The size measured is the pages in use, not the file's high-water mark (etcd's dbSize): LMDB
+   * reuses the pages a deletion or compaction frees, so they are free space, and the file never
+   * shrinks by itself. etcd counts its whole file because only a defragmentation gives bolt's free
+   * pages back; shoal needs none (Defragment is a no-op), so after deleting and compacting, writes
+   * fit again as they do in etcd after `etcdctl defrag`.
    */
   quotaCheck(request: KvRequest): KvError | undefined {
     const cost = requestCost(request);
     if (cost === 0) return undefined;
-    return this.status().dbSizeBytes + cost >= this.quotaBytes ? errNoSpace() : undefined;
+    return this.status().dbSizeInUseBytes + cost >= this.quotaBytes ? errNoSpace() : undefined;
   }
 
   status(): StoreStatus {

@@ -73,7 +73,8 @@ export class MemberCore {
   private snapshotting = false;
   private compactionScheduled = false;
   private compactionWaiters: (() => void)[] = [];
-  private dbSizeBytes = 0;
+  /** The store's pages in use when last read (what the quota is measured against). */
+  private dbSizeInUseBytes = 0;
   /** True while this member's proposal raising NOSPACE is in flight (one at a time). */
   private raisingNoSpace = false;
   private dbSizeCheckedAtMs = Number.NEGATIVE_INFINITY;
@@ -280,7 +281,7 @@ export class MemberCore {
   quotaCheck(request: KvRequest): KvError | undefined {
     const now = performance.now();
     if (now - this.dbSizeCheckedAtMs > QUOTA_REFRESH_MS) {
-      this.dbSizeBytes = this.kv.status().dbSizeBytes;
+      this.dbSizeInUseBytes = this.kv.status().dbSizeInUseBytes;
       this.dbSizeCheckedAtMs = now;
     }
     // Puts, txns with a put in either branch and lease grants; etcd's capped applier refuses
@@ -289,7 +290,9 @@ export class MemberCore {
     // Like etcd, a raised NOSPACE alarm (replicated: raised by any member) refuses every write
     // that could grow the store until an operator disarms it, after compacting.
     if (grows && this.registry.hasAlarm(ALARM_NOSPACE)) return errNoSpace();
-    if (this.dbSizeBytes + QUOTA_MARGIN_BYTES < this.config.quotaBackendBytes) return undefined;
+    if (this.dbSizeInUseBytes + QUOTA_MARGIN_BYTES < this.config.quotaBackendBytes) {
+      return undefined;
+    }
     const refused = this.kv.quotaCheck(request);
     if (refused !== undefined) this.raiseNoSpace();
     return refused;
