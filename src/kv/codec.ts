@@ -43,14 +43,24 @@ function writeUint64BE(bytes: Buffer, value: number, offset: number): void {
   bytes.writeUInt32BE(value >>> 0, offset + 4);
 }
 
+function readUint32BE(bytes: Uint8Array, offset: number): number {
+  return (
+    ((bytes[offset]! << 24) |
+      (bytes[offset + 1]! << 16) |
+      (bytes[offset + 2]! << 8) |
+      bytes[offset + 3]!) >>>
+    0
+  );
+}
+
 export function decodeRevisionKey(bytes: Uint8Array): RevisionPointer {
   if (bytes.length !== REVISION_KEY_BYTES && bytes.length !== REVISION_KEY_BYTES + 1) {
     throw new Error(`corrupt revision key of ${bytes.length} bytes`);
   }
-  const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  // Byte reads rather than a Buffer view: this runs for every history entry a scan visits.
   return {
-    main: Number(view.readBigUInt64BE(0)),
-    sub: Number(view.readBigUInt64BE(9)),
+    main: readUint32BE(bytes, 0) * TWO_TO_32 + readUint32BE(bytes, 4),
+    sub: readUint32BE(bytes, 9) * TWO_TO_32 + readUint32BE(bytes, 13),
     tombstone: bytes.length === REVISION_KEY_BYTES + 1,
   };
 }
@@ -100,6 +110,27 @@ function leaseVarint(lease: bigint): Buffer {
   }
   bytes.push(Number(rest));
   return Buffer.from(bytes);
+}
+
+/**
+ * Only the key of an encoded KeyValue (a view into `bytes`). The key is the first field in
+ * etcd's encoding, so this reads a tag and a length; anything else takes the full decoder.
+ */
+export function decodeKeyOfKeyValue(bytes: Uint8Array): Uint8Array {
+  if (bytes[0] === TAG_KEY) {
+    let length = 0;
+    let scale = 1;
+    for (let offset = 1; offset < bytes.length && offset <= VARINT_BYTES_MAX; offset++) {
+      const byte = bytes[offset]!;
+      length += (byte & 0x7f) * scale;
+      scale *= 128;
+      if (byte < 0x80) {
+        if (offset + 1 + length > bytes.length) break;
+        return bytes.subarray(offset + 1, offset + 1 + length);
+      }
+    }
+  }
+  return decodeKeyValue(bytes).key;
 }
 
 /** Encodes a KeyValue exactly as etcd's generated gogo-protobuf code does. */

@@ -19,13 +19,7 @@ import {
   type RevisionPointer,
   revisionLowerBound,
 } from './codec.js';
-import {
-  decodeNumber,
-  encodeNumber,
-  type IndexValue,
-  type KvDatabases,
-  MetaKey,
-} from './layout.js';
+import { decodeNumber, encodeNumber, type KvDatabases, MetaKey } from './layout.js';
 import { latestAt, type ReadContext } from './reader.js';
 
 /** A physical compaction still to finish: delete what compacting at `target` removes. */
@@ -44,10 +38,10 @@ export function keptAtCompaction(
   key: Buffer,
   pointer: RevisionPointer,
   compactRevision: number,
-  latestCache?: Map<string, IndexValue | undefined>,
+  latestCache?: Map<string, RevisionPointer | undefined>,
 ): boolean {
   if (pointer.tombstone) return false;
-  let latest: IndexValue | undefined;
+  let latest: RevisionPointer | undefined;
   const id = latestCache ? key.toString('latin1') : '';
   if (latestCache?.has(id)) latest = latestCache.get(id);
   else {
@@ -56,9 +50,9 @@ export function keptAtCompaction(
   }
   return (
     latest !== undefined &&
-    latest[2] === 0 &&
-    -latest[0] === pointer.main &&
-    -latest[1] === pointer.sub
+    !latest.tombstone &&
+    latest.main === pointer.main &&
+    latest.sub === pointer.sub
   );
 }
 
@@ -87,7 +81,7 @@ export interface CompactionStepResult {
 
 /**
  * Scans at most `entriesMax` history entries from the cursor and deletes those the compaction
- * does not keep, with their index entries. Must run inside a write transaction.
+ * does not keep, and forgets them in the key index. Must run inside a write transaction.
  */
 export function compactionStep(
   context: ReadContext,
@@ -100,7 +94,7 @@ export function compactionStep(
   let scanned = 0;
   let cursor = pending.cursor;
   // Bounded by entriesMax: at most one cached pointer per scanned entry.
-  const latestCache = new Map<string, IndexValue | undefined>();
+  const latestCache = new Map<string, RevisionPointer | undefined>();
   const options =
     cursor === undefined ? { end, limit: entriesMax } : { start: cursor, end, limit: entriesMax };
   for (const entry of dbs.revs.getRange(options)) {
@@ -115,7 +109,7 @@ export function compactionStep(
   }
   for (const { revisionKey, key, pointer } of doomed) {
     dbs.revs.removeSync(revisionKey);
-    dbs.index.removeSync(key, [-pointer.main, -pointer.sub || 0, pointer.tombstone ? 1 : 0]);
+    context.keys.remove(key, pointer.main, pointer.sub);
   }
   const done = scanned < entriesMax;
   return { removed: doomed.length, pending: done ? undefined : { target: pending.target, cursor } };

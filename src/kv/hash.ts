@@ -73,18 +73,17 @@ function counts(
   const latest = latestAt(context, key, revision);
   const inKeep =
     latest !== undefined &&
-    latest[2] === 0 &&
-    -latest[0] === pointer.main &&
-    -latest[1] === pointer.sub;
+    !latest.tombstone &&
+    latest.main === pointer.main &&
+    latest.sub === pointer.sub;
   if (inKeep) return true;
   state.keepIsEmpty ??= !anyKeyAliveAt(context, revision);
   return state.keepIsEmpty;
 }
 
 function anyKeyAliveAt(context: ReadContext, revision: number): boolean {
-  for (const key of context.dbs.index.getKeys({ transaction: context.transaction } as never)) {
-    const latest = latestAt(context, key, revision);
-    if (latest !== undefined && latest[2] === 0) return true;
+  for (const [, latest] of context.keys.latestInRange(Buffer.alloc(0), undefined, revision)) {
+    if (!latest.tombstone) return true;
   }
   return false;
 }

@@ -1,5 +1,6 @@
 /**
- * The LMDB layout of the MVCC store: one environment, six named databases.
+ * The LMDB layout of the MVCC store: one environment, five named databases, plus the key index
+ * in memory (key-index.ts: each key's revisions, for reads at a past revision), built from `revs`.
  *
  * - `revs`: the history, in etcd's own format (see codec.ts). Key: revision key (main, sub,
  *   tombstone mark), in revision order. Value: protobuf KeyValue; a tombstone holds only the key.
@@ -7,9 +8,6 @@
  * - `live`: raw key -> protobuf KeyValue of every key that exists now. Current reads (the common
  *   case), ranges and counts at the current revision are one ordered scan here, and a put finds the
  *   previous create revision, version and lease with one lookup.
- * - `index`: dupsort raw key -> [-main, -sub, tombstone] (ordered-binary, so the newest revision
- *   sorts first). A read at a past revision R seeks to the first value >= [-R], which is the key's
- *   newest revision <= R, and then fetches that revision from `revs`.
  * - `leases`: 8-byte lease id -> lease record; `leaseKeys`: dupsort 8-byte lease id -> raw key,
  *   the keys attached to each lease (sorted, so a revoke deletes them in key order as etcd does).
  * - `meta`: current revision, compacted revision, applied raft index, restore-in-progress flag,
@@ -20,31 +18,22 @@
  */
 import { type Database, open, type RootDatabase } from 'lmdb';
 
-/** Both revision parts negated so that the newest revision (main, then sub) sorts first. */
-export type IndexValue = [negativeMain: number, negativeSub: number, tombstone: 0 | 1];
-
 export interface KvDatabases {
   env: RootDatabase;
   meta: Database<Buffer, Buffer>;
   revs: Database<Buffer, Buffer>;
   live: Database<Buffer, Buffer>;
-  index: Database<IndexValue, Buffer>;
-  /** The same database as `index`, read and written as raw bytes (snapshots). */
-  indexRaw: Database<Buffer, Buffer>;
   leases: Database<Buffer, Buffer>;
   leaseKeys: Database<Buffer, Buffer>;
 }
 
-/** The databases a snapshot carries, in snapshot order. Their position is their id on the wire. */
-export const SNAPSHOT_DATABASES = [
-  'meta',
-  'revs',
-  'live',
-  'indexRaw',
-  'leases',
-  'leaseKeys',
-] as const;
-export type SnapshotDatabaseName = (typeof SNAPSHOT_DATABASES)[number];
+/**
+ * The databases a snapshot carries, in snapshot order. Their position is their id on the wire.
+ * Id 3 was the key index's table before the index moved to memory: snapshots of version 1 still
+ * carry it, and restore skips its records (the index is rebuilt from `revs`).
+ */
+export const SNAPSHOT_DATABASES = ['meta', 'revs', 'live', null, 'leases', 'leaseKeys'] as const;
+export type SnapshotDatabaseName = Exclude<(typeof SNAPSHOT_DATABASES)[number], null>;
 
 export interface OpenLayoutOptions {
   path: string;
@@ -52,6 +41,17 @@ export interface OpenLayoutOptions {
   noSync?: boolean;
   /** Open for reading only (a checkpoint copy, see snapshot.ts). */
   readOnly?: boolean;
+}
+
+/**
+ * Deletes the `index` table that stores made before the key index moved to memory: it is no
+ * longer read or kept up to date. Does nothing when the table does not exist.
+ */
+function dropRetiredIndexTable(env: RootDatabase): void {
+  const table = env.openDB({ name: 'index', create: false, dupSort: true } as never) as
+    | Database
+    | undefined;
+  table?.dropSync();
 }
 
 export function openDatabases(options: OpenLayoutOptions): KvDatabases {
@@ -70,18 +70,12 @@ export function openDatabases(options: OpenLayoutOptions): KvDatabases {
     cache: false,
   });
   const binary = { keyEncoding: 'binary', encoding: 'binary' } as const;
+  if (!options.readOnly) dropRetiredIndexTable(env);
   return {
     env,
     meta: env.openDB<Buffer, Buffer>({ name: 'meta', ...binary }),
     revs: env.openDB<Buffer, Buffer>({ name: 'revs', ...binary }),
     live: env.openDB<Buffer, Buffer>({ name: 'live', ...binary }),
-    index: env.openDB<IndexValue, Buffer>({
-      name: 'index',
-      keyEncoding: 'binary',
-      encoding: 'ordered-binary',
-      dupSort: true,
-    }),
-    indexRaw: env.openDB<Buffer, Buffer>({ name: 'index', ...binary, dupSort: true }),
     leases: env.openDB<Buffer, Buffer>({ name: 'leases', ...binary }),
     leaseKeys: env.openDB<Buffer, Buffer>({ name: 'leaseKeys', ...binary, dupSort: true }),
   };

@@ -4,7 +4,9 @@
  * transactions, compaction, errors with etcd's exact messages, and persistence across restarts.
  */
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
+import { open } from 'lmdb';
 import { KvErrorMessage } from './errors.js';
 import { StoreHarness } from './testing.js';
 import {
@@ -752,6 +754,89 @@ describe('apply batches, restarts and idempotence', () => {
       ['ok', 'error', 'ok'],
     );
     assert.equal(h.store.revision, 3);
+  });
+});
+
+describe('the in-memory key index', () => {
+  test('an aborted batch leaves nothing in the index: past reads never see its writes', () => {
+    put('x', '1'); // revision 2
+    // The put of "a" writes, then the next entry's bad raft index aborts the whole transaction.
+    assert.throws(
+      () =>
+        h.store.applyBatch([
+          { index: 2, request: { put: { key: b('a'), value: b('lost') } } },
+          { index: 2.5, request: { put: { key: b('y'), value: b('1') } } },
+        ]),
+      /raft index/,
+    );
+    assert.equal(h.store.revision, 2);
+    h.nextIndex = 2;
+    put('b', '1'); // revision 3, the revision the aborted put of "a" had
+    put('c', '1'); // 4
+    assert.deepEqual(keys(range('a', { rangeEnd: ALL, revision: 3 })), ['b', 'x']);
+    assert.equal(range('a', { revision: 3 }).count, 0);
+    assert.equal(put('a', '2').header.revision, 5);
+    assert.deepEqual(summary(range('a', { revision: 5 }).kvs[0]), {
+      key: 'a',
+      value: '2',
+      createRevision: 5,
+      modRevision: 5,
+      version: 1,
+    });
+  });
+
+  test('a store made with the index table on disk drops it at open and keeps its history', async () => {
+    put('a', '1'); // 2
+    put('a', '2'); // 3
+    await h.store.close();
+    const path = join(h.directory, 'kv.mdb');
+    const names = async (create: boolean) => {
+      const env = open({ path, maxDbs: 8 });
+      if (create) {
+        const table = env.openDB({ name: 'index', keyEncoding: 'binary', dupSort: true });
+        table.putSync(b('a'), b('old row'));
+      }
+      const found = [...env.getKeys()].map(String);
+      await env.close();
+      return found;
+    };
+    assert.ok((await names(true)).includes('index'));
+    await h.reopen();
+    assert.equal(text(range('a', { revision: 2 }).kvs[0]!.value), '1');
+    await h.store.close();
+    assert.ok(!(await names(false)).includes('index'));
+    await h.reopen();
+  });
+
+  test('a HashKV in flight keeps its answer while a later compaction runs', async () => {
+    await h.close();
+    h = StoreHarness.open({ applyCompactionStepEntriesMax: 0 });
+    // More kept entries below the first compaction than one hash step reads (5,000), so the hash
+    // yields while it is still deciding which of them count.
+    const keyCount = 6_000;
+    const batch = (value: string) =>
+      h.store.applyBatch(
+        Array.from({ length: keyCount }, (_, i) => ({
+          index: h.nextIndex++,
+          request: { put: { key: b(`k${i}`), value: b(value) } },
+        })),
+      );
+    batch('old');
+    const firstCompaction = h.store.revision;
+    h.ok({ compaction: { revision: firstCompaction } });
+    while (h.store.compactStep());
+    batch('new');
+    const expected = (await h.store.hashKv()).hash;
+    const inFlight = h.store.hashKv();
+    // A second compaction would drop every "old" entry from the index while the hash's view still
+    // holds them; its steps wait until the hash is done.
+    h.ok({ compaction: { revision: h.store.revision } });
+    for (let step = 0; step < 20; step++) assert.equal(h.store.compactStep(), true);
+    assert.equal(h.store.status().historyEntries, 2 * keyCount, 'waits for the hash');
+    assert.equal((await inFlight).hash, expected);
+    while (h.store.compactStep());
+    assert.equal(h.store.status().compactionPending, false);
+    assert.equal(h.store.status().historyEntries, keyCount);
   });
 });
 

@@ -48,6 +48,7 @@ import {
   type RevisionEvents,
   readHistory,
 } from './history.js';
+import { KeyIndex } from './key-index.js';
 
 export type { HistoryOptions, HistoryResult, RevisionEvents };
 
@@ -190,6 +191,12 @@ export class MvccStore {
   private appliedIndexValue: number;
   private pendingCompaction: PendingCompaction | undefined;
   private readonly listeners = new Set<EventListener>();
+  /** Each key's revisions (key-index.ts), rebuilt from `revs` whenever it could differ from it. */
+  private readonly keys = new KeyIndex();
+  /** HashKV computations in progress: they read the key index, so compaction steps wait. */
+  private hashesRunning = 0;
+  /** Bumped when the key index is rebuilt or replaced (an aborted transaction, a restore). */
+  private keysGeneration = 0;
   private readonly quotaBytes: number;
   private readonly txnOpsMax: number;
   private readonly minLeaseTtlSeconds: number;
@@ -228,6 +235,26 @@ export class MvccStore {
     this.compactRevision = decodeNumber(dbs.meta.get(MetaKey.compactRevision), NEVER_COMPACTED);
     this.appliedIndexValue = decodeNumber(dbs.meta.get(MetaKey.appliedIndex), 0);
     this.pendingCompaction = loadPendingCompaction(dbs);
+    this.rebuildKeyIndex('open');
+  }
+
+  /**
+   * Builds the key index from `revs`: at open and after an aborted write transaction (whose
+   * changes to the index LMDB did not keep). A restore builds it from the records it writes.
+   */
+  private rebuildKeyIndex(why: string): void {
+    const started = performance.now();
+    this.keys.rebuild(this.dbs.revs);
+    this.keysGeneration += 1;
+    this.log.info(
+      {
+        why,
+        keys: this.keys.keyCount,
+        revisions: this.keys.revisions,
+        ms: Math.round(performance.now() - started),
+      },
+      'kv key index built',
+    );
   }
 
   static open(options: MvccStoreOptions): MvccStore {
@@ -317,6 +344,7 @@ export class MvccStore {
     } catch (error) {
       [this.currentRevision, this.compactRevision, this.appliedIndexValue, this.pendingCompaction] =
         saved;
+      this.rebuildKeyIndex('an apply batch aborted');
       throw error;
     }
     if (revisions.length > 0) this.emit(revisions);
@@ -328,7 +356,7 @@ export class MvccStore {
     if (entry.index <= this.appliedIndexValue) return { index: entry.index, status: 'skipped' };
     this.appliedIndexValue = entry.index;
     if (entry.request === undefined) return { index: entry.index, status: 'noop' };
-    const write = new WriteRequest(this.dbs, this.currentRevision, this.compactRevision);
+    const write = new WriteRequest(this.dbs, this.keys, this.currentRevision, this.compactRevision);
     try {
       const invalid = validateRequest(entry.request, this.txnOpsMax);
       if (invalid) throw invalid;
@@ -388,6 +416,7 @@ export class MvccStore {
     this.assertAvailable();
     return {
       dbs: this.dbs,
+      keys: this.keys,
       currentRevision: this.currentRevision,
       compactRevision: this.compactRevision,
     };
@@ -423,6 +452,9 @@ export class MvccStore {
   /** Runs one bounded physical compaction step inside the current write transaction. */
   private compactionStepInTransaction(entriesMax: number): void {
     if (this.pendingCompaction === undefined) return;
+    // A HashKV walks a fixed LMDB view but reads the live key index: the index must not lose
+    // revisions that view still holds until the hash is done (compaction resumes afterwards).
+    if (this.hashesRunning > 0) return;
     const result = compactionStep(this.readContext(), this.pendingCompaction, entriesMax);
     this.pendingCompaction = result.pending;
     if (result.pending === undefined) {
@@ -433,6 +465,7 @@ export class MvccStore {
   /**
    * Does one step of pending physical compaction in its own transaction; returns true while more
    * remains. The server calls it when apply is idle (apply batches also do a small step each).
+   * While a HashKV runs, a step does nothing and returns true: call again later.
    */
   compactStep(entriesMax: number = COMPACTION_STEP_ENTRIES_MAX): boolean {
     this.assertAvailable();
@@ -445,6 +478,7 @@ export class MvccStore {
       });
     } catch (error) {
       this.pendingCompaction = saved;
+      this.rebuildKeyIndex('a compaction step aborted');
       throw error;
     }
     return this.pendingCompaction !== undefined;
@@ -529,9 +563,16 @@ export class MvccStore {
   async hashKv(revision = 0): Promise<HashKVResponse> {
     const context = this.readContext();
     const transaction = this.dbs.env.useReadTransaction();
+    const generation = this.keysGeneration;
+    this.hashesRunning += 1;
     try {
-      return await computeHashKv({ ...context, transaction }, revision);
+      const response = await computeHashKv({ ...context, transaction }, revision);
+      if (this.keysGeneration !== generation) {
+        throw new Error('the kv store was replaced (a snapshot restore) while HashKV ran');
+      }
+      return response;
     } finally {
+      this.hashesRunning -= 1;
       transaction.done();
     }
   }
@@ -555,7 +596,7 @@ export class MvccStore {
   status(): StoreStatus {
     const stats = this.dbs.env.getStats() as { pageSize: number; lastPageNumber: number };
     let inUsePages = 0;
-    for (const db of [this.dbs.meta, this.dbs.revs, this.dbs.live, this.dbs.index]) {
+    for (const db of [this.dbs.meta, this.dbs.revs, this.dbs.live]) {
       inUsePages += pagesOf(db.getStats());
     }
     inUsePages += pagesOf(this.dbs.leases.getStats()) + pagesOf(this.dbs.leaseKeys.getStats());
@@ -620,8 +661,12 @@ export class MvccStore {
   async restore(chunks: AsyncIterable<Uint8Array>): Promise<void> {
     this.assertAvailable();
     this.unavailableReason = 'a snapshot restore is in progress';
+    this.keys.clear();
+    this.keysGeneration += 1;
     try {
-      await restoreSnapshot(this.dbs, chunks);
+      await restoreSnapshot(this.dbs, chunks, (revisionKey, keyValue) =>
+        this.keys.addEntry(revisionKey, keyValue),
+      );
     } catch (error) {
       this.unavailableReason = `a snapshot restore failed: ${(error as Error).message}`;
       throw error;
@@ -638,7 +683,11 @@ export class MvccStore {
     this.appliedIndexValue = decodeNumber(this.dbs.meta.get(MetaKey.appliedIndex), 0);
     this.pendingCompaction = loadPendingCompaction(this.dbs);
     this.log.info(
-      { revision: this.currentRevision, appliedIndex: this.appliedIndexValue },
+      {
+        revision: this.currentRevision,
+        appliedIndex: this.appliedIndexValue,
+        keys: this.keys.keyCount,
+      },
       'kv store restored from snapshot',
     );
   }

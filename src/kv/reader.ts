@@ -7,9 +7,10 @@
  * they see the last committed state, or the snapshot given in `transaction`.
  */
 import type { Transaction } from 'lmdb';
-import { decodeKeyValue, encodeRevisionKey } from './codec.js';
+import { decodeKeyValue, encodeRevisionKey, type RevisionPointer } from './codec.js';
 import { errCompacted, errFutureRev } from './errors.js';
-import type { IndexValue, KvDatabases } from './layout.js';
+import type { KeyIndex } from './key-index.js';
+import type { KvDatabases } from './layout.js';
 import {
   type KeyValue,
   type RangeRequest,
@@ -50,27 +51,27 @@ export function isEmptyRange(bounds: RangeBounds): boolean {
 
 export interface ReadContext {
   dbs: KvDatabases;
+  /** The in-memory key index (key-index.ts), equal to `revs` at the last write. */
+  keys: KeyIndex;
   /** The revision of the state being read (the view's current revision). */
   currentRevision: number;
   compactRevision: number;
   transaction?: Transaction;
 }
 
-/** The newest index entry of `key` at or below `revision`, or undefined. */
+/** The newest change of `key` at or below `revision`, or undefined. */
 export function latestAt(
   context: ReadContext,
   key: Buffer,
   revision: number,
-): IndexValue | undefined {
-  const options = { start: [-revision], transaction: context.transaction };
-  for (const value of context.dbs.index.getValues(key, options as never)) return value;
-  return undefined;
+): RevisionPointer | undefined {
+  return context.keys.latestAt(key, revision);
 }
 
-function readRevision(context: ReadContext, pointer: IndexValue): KeyValue {
-  const revisionKey = encodeRevisionKey(-pointer[0], -pointer[1] || 0, false);
+function readRevision(context: ReadContext, pointer: RevisionPointer): KeyValue {
+  const revisionKey = encodeRevisionKey(pointer.main, pointer.sub, false);
   const bytes = context.dbs.revs.get(revisionKey, { transaction: context.transaction } as never);
-  if (bytes === undefined) throw new Error(`index points at missing revision ${-pointer[0]}`);
+  if (bytes === undefined) throw new Error(`key index points at missing revision ${pointer.main}`);
   return decodeKeyValue(bytes);
 }
 
@@ -81,7 +82,7 @@ export function getAt(context: ReadContext, key: Buffer, revision: number): KeyV
     return bytes === undefined ? undefined : decodeKeyValue(bytes);
   }
   const pointer = latestAt(context, key, revision);
-  if (pointer === undefined || pointer[2] === 1) return undefined;
+  if (pointer === undefined || pointer.tombstone) return undefined;
   return readRevision(context, pointer);
 }
 
@@ -144,9 +145,8 @@ function rangeHistory(
 ): RangeResult {
   const kvs: KeyValue[] = [];
   let count = 0;
-  for (const key of context.dbs.index.getKeys(rangeOptions(context, bounds))) {
-    const pointer = latestAt(context, key, revision);
-    if (pointer === undefined || pointer[2] === 1) continue;
+  for (const [, pointer] of context.keys.latestInRange(bounds.key, bounds.end, revision)) {
+    if (pointer.tombstone) continue;
     count += 1;
     if (!countOnly && kvs.length < max) kvs.push(readRevision(context, pointer));
   }

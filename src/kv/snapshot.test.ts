@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { afterEach, describe, test } from 'node:test';
 import { crc32c } from '@node-rs/crc32';
+import { Packr } from 'msgpackr';
 import { decodeKeyValue, decodeRevisionKey, encodeKeyValue, encodeRevisionKey } from './codec.js';
 import { KvErrorMessage } from './errors.js';
 import type { MvccStore } from './mvcc.js';
@@ -263,6 +264,32 @@ describe('snapshot and restore', () => {
     );
     assert.throws(() => target.store.range({ key: b('a') }), /unavailable/);
     await assert.rejects(target.reopen(), /unfinished snapshot restore/);
+  });
+
+  test('a version 1 snapshot, which carried the key index table, still restores', async () => {
+    const source = open();
+    applyWorkload(source);
+    const packr = new Packr({ useRecords: false, moreTypes: false });
+    const current = await collect(source.store.snapshot().chunks);
+    const chunks = current.map((bytes) => {
+      const chunk = packr.unpack(bytes) as {
+        version: number;
+        records: unknown[];
+        end?: true;
+        recordCount?: number;
+      };
+      assert.equal(chunk.version, 2);
+      chunk.version = 1;
+      // Version 1 put the index table's rows under database id 3; restore must skip them.
+      chunk.records.unshift([3, b('k0'), Buffer.from([0xdb, 0x01])]);
+      if (chunk.end) chunk.recordCount! += current.length;
+      return packr.pack(chunk);
+    });
+    const target = open();
+    await target.store.restore(replay(chunks));
+    assert.deepEqual(await fingerprint(target.store), await fingerprint(source.store));
+    const future = chunks.map((bytes) => packr.pack({ ...packr.unpack(bytes), version: 3 }));
+    await assert.rejects(open().store.restore(replay(future)), /unsupported kv snapshot version 3/);
   });
 
   test('garbage is rejected', async () => {

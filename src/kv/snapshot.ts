@@ -33,7 +33,13 @@ import {
 
 export const SNAPSHOT_CHUNK_BYTES_MAX = 1024 * 1024;
 const FORMAT = 'shoal-kv-snapshot';
-const VERSION = 1;
+/**
+ * Version 2 dropped the key index's table (database id 3), now rebuilt from `revs`; version 1
+ * snapshots are still read, their id-3 records skipped. A member older than version 2 refuses a
+ * version 2 snapshot rather than restore a store without the index it expects.
+ */
+const VERSION = 2;
+const READABLE_VERSIONS: readonly number[] = [1, 2];
 /** Per-record framing estimate used when sizing chunks. */
 const RECORD_OVERHEAD_BYTES = 16;
 
@@ -94,6 +100,7 @@ async function* snapshotChunks(
   let bytes = 0;
   try {
     for (const [id, name] of SNAPSHOT_DATABASES.entries()) {
+      if (name === null) continue;
       for (const { key, value } of dbs[name].getRange({ transaction } as never)) {
         records.push([id, key, value]);
         recordCount += 1;
@@ -247,7 +254,7 @@ function unpackChunk(bytes: Uint8Array, expectedSequence: number): SnapshotChunk
   if (chunk === null || typeof chunk !== 'object' || chunk.format !== FORMAT) {
     throw new Error('not a shoal kv snapshot chunk');
   }
-  if (chunk.version !== VERSION)
+  if (!READABLE_VERSIONS.includes(chunk.version as number))
     throw new Error(`unsupported kv snapshot version ${chunk.version}`);
   if (chunk.sequence !== expectedSequence) {
     throw new Error(`kv snapshot chunk ${chunk.sequence} arrived, expected ${expectedSequence}`);
@@ -268,12 +275,17 @@ function unpackChunk(bytes: Uint8Array, expectedSequence: number): SnapshotChunk
   return chunk as SnapshotChunk;
 }
 
+/**
+ * Restores `chunks` into `dbs`; `onHistoryEntry` sees every `revs` record written, in revision
+ * order (the store builds its key index from them chunk by chunk, not in one long scan after).
+ */
 export async function restoreSnapshot(
   dbs: KvDatabases,
   chunks: AsyncIterable<Uint8Array>,
+  onHistoryEntry: (revisionKey: Uint8Array, keyValue: Uint8Array) => void = () => {},
 ): Promise<void> {
   dbs.env.transactionSync(() => {
-    for (const name of SNAPSHOT_DATABASES) dbs[name].clearSync();
+    for (const name of SNAPSHOT_DATABASES) if (name !== null) dbs[name].clearSync();
     dbs.meta.putSync(MetaKey.restoring, Buffer.from([1]));
   });
   let sequence = 0;
@@ -282,9 +294,11 @@ export async function restoreSnapshot(
     const chunk = unpackChunk(bytes, sequence++);
     dbs.env.transactionSync(() => {
       for (const [id, key, value] of chunk.records) {
-        const name = SNAPSHOT_DATABASES[id]!;
+        const name = SNAPSHOT_DATABASES[id];
+        if (name === null || name === undefined) continue; // the retired key index table (v1)
         if (name === 'meta' && MetaKey.restoring.equals(key)) continue;
         dbs[name].putSync(Buffer.from(key), Buffer.from(value));
+        if (name === 'revs') onHistoryEntry(key, value);
       }
     });
     recordCount += chunk.records.length;

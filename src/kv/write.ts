@@ -7,6 +7,7 @@
  * `readContext()` see the changes already made, exactly like etcd's write transaction.
  */
 import { decodeKeyValue, encodeKeyValue, encodeLeaseId, encodeRevisionKey } from './codec.js';
+import type { KeyIndex } from './key-index.js';
 import type { KvDatabases } from './layout.js';
 import { getAt, type RangeBounds, type ReadContext, rangeKeys } from './reader.js';
 import { type Event, EventType, type KeyValue } from './types.js';
@@ -21,6 +22,7 @@ export class WriteRequest {
 
   constructor(
     private readonly dbs: KvDatabases,
+    private readonly keys: KeyIndex,
     readonly beginRevision: number,
     private readonly compactRevision: number,
   ) {}
@@ -37,6 +39,7 @@ export class WriteRequest {
   readContext(): ReadContext {
     return {
       dbs: this.dbs,
+      keys: this.keys,
       currentRevision: this.revision,
       compactRevision: this.compactRevision,
     };
@@ -59,7 +62,7 @@ export class WriteRequest {
     const bytes = encodeKeyValue(kv);
     this.dbs.revs.putSync(encodeRevisionKey(revision, sub, false), bytes);
     this.dbs.live.putSync(key, bytes);
-    this.dbs.index.putSync(key, [-revision, -sub || 0, 0]);
+    this.keys.add(key, revision, sub, false);
     if (previous && previous.lease !== 0n) {
       this.dbs.leaseKeys.removeSync(encodeLeaseId(previous.lease), key);
     }
@@ -89,7 +92,7 @@ export class WriteRequest {
     };
     this.dbs.revs.putSync(encodeRevisionKey(revision, sub, true), encodeKeyValue(tombstone));
     this.dbs.live.removeSync(key);
-    this.dbs.index.putSync(key, [-revision, -sub || 0, 1]);
+    this.keys.add(key, revision, sub, true);
     if (previous.lease !== 0n) this.dbs.leaseKeys.removeSync(encodeLeaseId(previous.lease), key);
     // A DELETE event carries the key and the deletion's revision only, as etcd's watch does.
     this.pushEvent(
