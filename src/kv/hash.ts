@@ -77,13 +77,7 @@ function counts(
     latest.main === pointer.main &&
     latest.sub === pointer.sub;
   if (inKeep) return true;
-  state.keepIsEmpty ??= !anyKeyAliveAt(context, revision);
+  // No order needed: asking the index directly does not build its ordered tree.
+  state.keepIsEmpty ??= !context.keys.anyAliveAt(revision);
   return state.keepIsEmpty;
-}
-
-function anyKeyAliveAt(context: ReadContext, revision: number): boolean {
-  for (const [, latest] of context.keys.latestInRange(Buffer.alloc(0), undefined, revision)) {
-    if (!latest.tombstone) return true;
-  }
-  return false;
 }

@@ -125,6 +125,15 @@ export class KeyIndex {
     }
   }
 
+  /** Whether any key exists (its newest change at or below `revision` is not a tombstone). */
+  anyAliveAt(revision: number): boolean {
+    for (const history of this.byKey.values()) {
+      const pointer = latestIn(history, revision);
+      if (pointer !== undefined && !pointer.tombstone) return true;
+    }
+    return false;
+  }
+
   private orderedKeys(): OrderedKeys {
     if (this.ordered === undefined) {
       const ordered: OrderedKeys = new BTree<string, KeyHistory>();
