@@ -828,12 +828,20 @@ describe('the in-memory key index', () => {
     batch('new');
     const expected = (await h.store.hashKv()).hash;
     const inFlight = h.store.hashKv();
+    assert.equal(h.store.hashing, true);
+    let hashesDone = false;
+    void h.store.hashesDone().then(() => {
+      hashesDone = true;
+    });
     // A second compaction would drop every "old" entry from the index while the hash's view still
     // holds them; its steps wait until the hash is done.
     h.ok({ compaction: { revision: h.store.revision } });
     for (let step = 0; step < 20; step++) assert.equal(h.store.compactStep(), true);
     assert.equal(h.store.status().historyEntries, 2 * keyCount, 'waits for the hash');
+    assert.equal(hashesDone, false);
     assert.equal((await inFlight).hash, expected);
+    assert.equal(hashesDone, true, 'hashesDone settles when the last hash ends');
+    assert.equal(h.store.hashing, false);
     while (h.store.compactStep());
     assert.equal(h.store.status().compactionPending, false);
     assert.equal(h.store.status().historyEntries, keyCount);

@@ -195,6 +195,8 @@ export class MvccStore {
   private readonly keys = new KeyIndex();
   /** HashKV computations in progress: they read the key index, so compaction steps wait. */
   private hashesRunning = 0;
+  /** Called once no HashKV runs any more (see `hashesDone`). */
+  private hashWaiters: (() => void)[] = [];
   /** Bumped when the key index is rebuilt or replaced (an aborted transaction, a restore). */
   private keysGeneration = 0;
   private readonly quotaBytes: number;
@@ -465,11 +467,13 @@ export class MvccStore {
   /**
    * Does one step of pending physical compaction in its own transaction; returns true while more
    * remains. The server calls it when apply is idle (apply batches also do a small step each).
-   * While a HashKV runs, a step does nothing and returns true: call again later.
+   * While a HashKV runs, a step does nothing (not even open a transaction) and returns true: call
+   * again once `hashesDone()` settles.
    */
   compactStep(entriesMax: number = COMPACTION_STEP_ENTRIES_MAX): boolean {
     this.assertAvailable();
     if (this.pendingCompaction === undefined) return false;
+    if (this.hashesRunning > 0) return true;
     const saved = this.pendingCompaction;
     try {
       this.dbs.env.transactionSync(() => {
@@ -574,7 +578,19 @@ export class MvccStore {
     } finally {
       this.hashesRunning -= 1;
       transaction.done();
+      if (this.hashesRunning === 0) for (const wake of this.hashWaiters.splice(0)) wake();
     }
+  }
+
+  /** Whether a HashKV is running now (compaction steps wait for it). */
+  get hashing(): boolean {
+    return this.hashesRunning > 0;
+  }
+
+  /** Settles once no HashKV runs: at once when none does. Compaction schedulers wait on it. */
+  hashesDone(): Promise<void> {
+    if (this.hashesRunning === 0) return Promise.resolve();
+    return new Promise((resolve) => this.hashWaiters.push(resolve));
   }
 
   /**

@@ -397,8 +397,18 @@ export class MemberCore {
       } catch (error) {
         this.log.error({ err: error }, 'compaction step failed');
       }
-      if (more) this.scheduleCompaction();
-      else for (const wake of this.compactionWaiters.splice(0)) wake();
+      if (!more) {
+        for (const wake of this.compactionWaiters.splice(0)) wake();
+      } else if (this.kv.hashing) {
+        // Steps wait for a running HashKV: resume when it ends instead of polling every turn.
+        this.compactionScheduled = true;
+        void this.kv.hashesDone().then(() => {
+          this.compactionScheduled = false;
+          this.scheduleCompaction();
+        });
+      } else {
+        this.scheduleCompaction();
+      }
     });
   }
 

@@ -121,6 +121,35 @@ test('a physical compaction answers only once the old history is gone', async ()
   assert.equal(hash.compactRevision, head - 1);
 });
 
+test('a physical compaction waits for a running HashKV without polling the store each turn', async () => {
+  // Enough history that the hash yields to the event loop several times (every 5,000 entries).
+  for (let round = 0; round < 10; round++) {
+    await Promise.all(
+      Array.from({ length: 2_500 }, (_, i) => backend.put(put(`h/${i}`, `r${round}`))),
+    );
+  }
+  const expected = (await backend.hashKv(0)).hash;
+  let stepsWhileHashing = 0;
+  const compactStep = store.compactStep.bind(store);
+  store.compactStep = (entriesMax) => {
+    if (store.hashing) stepsWhileHashing++;
+    return compactStep(entriesMax);
+  };
+  try {
+    const hashing = backend.hashKv(0);
+    assert.equal(store.hashing, true);
+    const compacted = backend.compact({ revision: store.revision - 1, physical: true });
+    assert.equal((await hashing).hash, expected, 'the hash saw the history as it began');
+    await compacted;
+    assert.equal(store.status().compactionPending, false);
+    // One step may find the hash running; then the scheduler waits for its end. Polling made
+    // one call per event-loop turn for as long as the hash ran.
+    assert.ok(stepsWhileHashing <= 1, `${stepsWhileHashing} compaction steps while the hash ran`);
+  } finally {
+    store.compactStep = compactStep;
+  }
+});
+
 test('an expired lease is revoked and its keys deleted; keep-alive renews, unknown ids get TTL 0', async () => {
   const granted = await backend.leaseGrant(1, 0n);
   assert.ok(granted.id > 0n);

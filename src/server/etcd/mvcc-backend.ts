@@ -112,6 +112,15 @@ export class SingleMemberBackend implements EtcdBackend {
           this.#options.logger?.error({ err: error }, 'compaction step failed');
         }
       }
+      if (this.#store.hashing) {
+        // Steps wait for a running HashKV: resume when it ends instead of polling every turn.
+        this.#compactionScheduled = true;
+        void this.#store.hashesDone().then(() => {
+          this.#compactionScheduled = false;
+          this.#scheduleCompaction();
+        });
+        return;
+      }
       this.#scheduleCompaction();
     });
   }
