@@ -523,8 +523,10 @@ export class SnapshotStore {
     let metadata: SnapshotMetadata | undefined;
     const collected: Buffer[] = [];
     for await (const chunk of this.chunks(file, SNAPSHOT_CHUNK_BYTES_MAX, true)) {
-      if (metadata === undefined && bytes < HEADER_BYTES + SNAPSHOT_METADATA_BYTES_MAX) {
-        collected.push(Buffer.from(chunk)); // a copy: the chunk's buffer is reused
+      const headBytes = HEADER_BYTES + SNAPSHOT_METADATA_BYTES_MAX;
+      if (metadata === undefined && bytes < headBytes) {
+        // A copy (the chunk's buffer is reused) of only the part the head can lie in.
+        collected.push(Buffer.from(chunk.subarray(0, headBytes - bytes)));
         const parsed = parseHead(Buffer.concat(collected));
         if (!Array.isArray(parsed)) metadata = parsed.metadata;
       }
