@@ -299,6 +299,11 @@ export class RawNode {
     }
   }
 
+  /** The index of the last entry in this node's log (cheap, unlike `status()`). */
+  get lastIndex(): number {
+    return this.raft.log.lastIndex();
+  }
+
   status(): Status {
     const raft = this.raft;
     let progress: Map<NodeId, ProgressStatus> | null = null;

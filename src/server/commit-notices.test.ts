@@ -149,4 +149,31 @@ describe('CommitNotices', () => {
     assert.deepEqual(sent, [[notice(2, 9)], [notice(2, 10)]]);
     notices.clear();
   });
+  it('sends at once the notice that commits what a follower forwarded, and only that one', () => {
+    const { sent, clock, notices } = setup();
+    // Follower 2 forwarded proposals the leader appended up to index 7.
+    notices.awaited(2, 7);
+    const early = notice(2, 6);
+    assert.deepEqual(notices.route([early, notice(3, 6)]), [], 'index 7 is not committed yet');
+    assert.equal(notices.size, 2);
+    const reaching = notice(2, 7);
+    const other = notice(3, 7);
+    assert.deepEqual(notices.route([other, reaching]), [reaching]);
+    assert.equal(notices.size, 1, 'the older notice to 2 is dropped, 3 still waits');
+    // The wait is over: the next notice to 2 is held again.
+    assert.deepEqual(notices.route([notice(2, 8)]), []);
+    clock.fireAll();
+    assert.deepEqual(sent, [[notice(3, 7), notice(2, 8)]]);
+  });
+
+  it('forgets a forwarded wait once an append with entries tells the commit index', () => {
+    const { notices } = setup();
+    notices.awaited(2, 7);
+    notices.awaited(2, 5); // an older report never lowers the wait
+    assert.deepEqual(notices.route([notice(2, 6)]), []);
+    const carrying = append(2, 7, 8);
+    assert.deepEqual(notices.route([carrying]), [carrying]);
+    assert.equal(notices.size, 0, 'the append replaced the held notice');
+    assert.deepEqual(notices.route([notice(2, 8)]), [], 'held: nothing is awaited any more');
+  });
 });

@@ -16,6 +16,10 @@
  * heartbeat round brings. What the hold delays is only when a follower applies an entry (its
  * watchers and serializable reads), by at most `holdMs` when writes stop.
  *
+ * Except for a follower that forwarded proposals of its own clients: it answers them only once it
+ * applied them, so a notice that commits one of them goes at once (`awaited`), as it did before
+ * the hold. Otherwise a put sent to a follower waited for the next append or the hold's end.
+ *
  * Raft may lose any message, so holding, replacing or (at stop) dropping a notice is always safe.
  */
 import { type Message, MessageType } from '../raft/index.js';
@@ -42,6 +46,12 @@ export function isCommitNotice(message: Message): boolean {
 export class CommitNotices {
   /** The latest held notice per follower. */
   private readonly held = new Map<number, Message>();
+  /**
+   * Per follower, the last index of the leader's log after it stepped proposals that follower
+   * forwarded: a commit index reaching it answers that follower's clients. Forgotten once any
+   * append tells the follower a commit index that high.
+   */
+  private readonly awaitedBy = new Map<number, number>();
   /** The hold's timer, created once and restarted for later holds. */
   private timer: unknown = null;
   private armed = false;
@@ -62,22 +72,37 @@ export class CommitNotices {
    * (and forgets held notices those make redundant).
    */
   route(messages: readonly Message[]): readonly Message[] {
-    let notices = 0;
-    for (const message of messages) {
-      if (isCommitNotice(message)) {
+    // Most Readies hold nothing: they go out as they are, without a copy.
+    let now: Message[] | null = null;
+    for (let i = 0; i < messages.length; i++) {
+      const message = messages[i]!;
+      let hold = false;
+      if (this.awaitedBy.size > 0 && this.toldAwaited(message)) {
+        // Sent now; it makes an older held notice to the same follower redundant.
+        this.held.delete(message.to);
+      } else if (isCommitNotice(message)) {
         this.held.set(message.to, message);
-        notices++;
+        hold = true;
       } else if (this.held.size > 0) {
         this.coveredBy(message);
       }
+      if (hold) now ??= messages.slice(0, i);
+      else now?.push(message);
     }
     if (this.held.size > 0 && !this.armed) {
       this.armed = true;
       if (this.timer === null) this.timer = this.timers.set(() => this.release(), this.holdMs);
       else this.timers.restart(this.timer);
     }
-    // Most Readies carry no notice: they go out as they are, without a copy.
-    return notices === 0 ? messages : messages.filter((message) => !isCommitNotice(message));
+    return now ?? messages;
+  }
+
+  /**
+   * The leader's log ends at `lastIndex` after stepping proposals `follower` forwarded: the notice
+   * whose commit index reaches it goes at once instead of being held.
+   */
+  awaited(follower: number, lastIndex: number): void {
+    if (lastIndex > (this.awaitedBy.get(follower) ?? 0)) this.awaitedBy.set(follower, lastIndex);
   }
 
   /** Sends every held notice now. */
@@ -96,6 +121,19 @@ export class CommitNotices {
     this.timer = null;
     this.armed = false;
     this.held.clear();
+    this.awaitedBy.clear();
+  }
+
+  /**
+   * Whether `message` is an append that tells its follower a commit index the follower awaits
+   * (forgetting the wait): a commit notice so marked is sent at once.
+   */
+  private toldAwaited(message: Message): boolean {
+    if (message.type !== MessageType.App) return false;
+    const awaited = this.awaitedBy.get(message.to);
+    if (awaited === undefined || message.commit < awaited) return false;
+    this.awaitedBy.delete(message.to);
+    return true;
   }
 
   private coveredBy(message: Message): void {

@@ -24,6 +24,7 @@ import type { Logger } from 'pino';
 import {
   type ConfChange,
   type Message,
+  MessageType,
   RawNode,
   type ReadState,
   type Ready,
@@ -154,6 +155,11 @@ export class RaftNode {
     if (this.stopped) return;
     try {
       this.node.step(message);
+      // A follower forwarded proposals: it answers their clients once it learns they committed,
+      // so the notice that tells it should not be held (commit-notices.ts).
+      if (message.type === MessageType.Prop && this.role === Role.Leader) {
+        this.commitNotices.awaited(message.from, this.node.lastIndex);
+      }
     } catch (error) {
       this.options.logger.warn(
         { err: error, type: message.type, from: message.from },
