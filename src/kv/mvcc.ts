@@ -196,7 +196,7 @@ export class MvccStore {
   /** HashKV computations in progress: they read the key index, so compaction steps wait. */
   private hashesRunning = 0;
   /** Called once no HashKV runs any more (see `hashesDone`). */
-  private hashWaiters: (() => void)[] = [];
+  private readonly hashWaiters: (() => void)[] = [];
   /** Bumped when the key index is rebuilt or replaced (an aborted transaction, a restore). */
   private keysGeneration = 0;
   private readonly quotaBytes: number;
