@@ -102,5 +102,16 @@ describe('a restarted member catches up', { timeout: 120_000 }, () => {
     assert.equal(put.code, 0, put.stderr);
     const get = await etcdctl(cluster.endpoints(), ['get', 'after-snapshot', '--print-value-only']);
     assert.equal(get.stdout.trim(), 'ok');
+    // The members that compacted their logs counted their snapshots.
+    const taken = await Promise.all(
+      cluster.members.map(async (m) => {
+        const text = await (await fetch(`${m.metricsUrl}/metrics`)).text();
+        return Number(/shoal_snapshot_duration_seconds_count\{[^}]*\} (\d+)/.exec(text)?.[1]);
+      }),
+    );
+    assert.ok(
+      taken.some((count) => count >= 1),
+      `snapshots counted: ${taken.join(', ')}`,
+    );
   });
 });

@@ -492,6 +492,7 @@ export class MemberCore {
         checkpointBytes,
       );
       const written = performance.now();
+      this.metrics.observeSnapshot((written - started) / 1000);
       this.lastSnapshotIndex = index;
       this.snapshotEvery = snapshotInterval(this.config.snapshotCount, this.id, index);
       this.lastCheckpointBytes = checkpointBytes;

@@ -10,6 +10,8 @@ const LATENCY_BUCKETS_SECONDS = [
   0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048,
 ];
 
+const SNAPSHOT_BUCKETS_SECONDS = [0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30, 100];
+
 export class MemberMetrics {
   readonly registry = new Registry();
   /** Per Ready and per request: the cheap kind (fast-metrics.ts). */
@@ -19,6 +21,7 @@ export class MemberMetrics {
   readonly leaseRenewalProposals: Counter;
   private readonly applyLatency: FastHistogram;
   private readonly walFsyncLatency: FastHistogram;
+  private readonly snapshotDuration: FastHistogram;
   private readonly term: Gauge;
   private readonly isLeader: Gauge;
   private readonly hasLeader: Gauge;
@@ -58,6 +61,13 @@ export class MemberMetrics {
       'Time for one durable WAL save (group commit) of a Ready.',
       [],
       LATENCY_BUCKETS_SECONDS,
+    ).register(this.registry);
+    // etcd's etcd_debugging_snap_save_total_duration_seconds; its count is the snapshots taken.
+    this.snapshotDuration = new FastHistogram(
+      'shoal_snapshot_duration_seconds',
+      'Time to take one snapshot (checkpoint the store, write the snapshot record).',
+      [],
+      SNAPSHOT_BUCKETS_SECONDS,
     ).register(this.registry);
     this.term = new Gauge({ name: 'shoal_raft_term', help: 'The current raft term.', registers });
     this.isLeader = new Gauge({
@@ -117,6 +127,11 @@ export class MemberMetrics {
   grpcHandled(method: string, code: number, seconds: number): void {
     this.grpcRequests.inc([method, String(code)]);
     this.grpcLatency.observe([method], seconds);
+  }
+
+  /** A snapshot was taken in `seconds`. */
+  observeSnapshot(seconds: number): void {
+    this.snapshotDuration.observe([], seconds);
   }
 
   text(): Promise<string> {
