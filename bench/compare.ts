@@ -87,6 +87,30 @@ interface CellResult extends BenchResult {
   memberCpuSec: number[];
   /** When the measured run started and ended (after the warm-up), on the monotonic clock in µs. */
   measuredUs: SampleWindowUs;
+  /** Snapshots the members took during the measured run (from their /metrics; NaN if unread). */
+  snapshots: number;
+}
+
+/** Each system's count of snapshots taken, as its members' /metrics report it. */
+const SNAPSHOT_COUNT_METRIC: Record<SystemKind, RegExp> = {
+  shoal: /^shoal_snapshot_duration_seconds_count(?:\{[^}]*\})? (\d+)/m,
+  etcd: /^etcd_debugging_snap_save_total_duration_seconds_count(?:\{[^}]*\})? (\d+)/m,
+};
+
+/** Snapshots taken so far by all members together (NaN when a member's metrics are unreadable). */
+async function snapshotsTaken(cluster: Cluster): Promise<number> {
+  const counts = await Promise.all(
+    cluster.endpoints.map(async (endpoint) => {
+      try {
+        const text = await (await fetch(`http://${endpoint}/metrics`)).text();
+        // No line yet means no snapshot yet (a histogram with no observation prints none).
+        return Number(SNAPSHOT_COUNT_METRIC[cluster.kind].exec(text)?.[1] ?? 0);
+      } catch {
+        return Number.NaN;
+      }
+    }),
+  );
+  return counts.reduce((a, b) => a + b, 0);
 }
 
 interface SystemRun {
@@ -104,6 +128,8 @@ interface SystemRun {
   roundsP99Ms: number[][];
   /** Failed requests per cell over all its rounds (same order). */
   failedPerCell: number[];
+  /** Snapshots the members took during each round's measured run, per cell (same order). */
+  roundsSnapshots: number[][];
   /** Times the leader had moved when the cluster was resumed for a cell (0 when it never did). */
   leaderChanges: number;
 }
@@ -174,15 +200,19 @@ async function runCell(
   );
   const warmup = await run(cellOptions(spec, endpoints, warmupTotal));
   const total = sized(warmup.throughputPerSec, timing.seconds);
+  const snapshotsBefore = await snapshotsTaken(cluster);
   const cpuBefore = memberCpuSec(cluster);
   const startUs = monotonicUs();
   const bench = await run(cellOptions(spec, endpoints, total));
   const endUs = monotonicUs();
   const cpuAfter = memberCpuSec(cluster);
+  // A snapshot still being written when the run ended is counted by neither read.
+  const snapshotsAfter = await snapshotsTaken(cluster);
   const result: CellResult = {
     ...bench,
     memberCpuSec: cpuAfter.map((after, i) => after - cpuBefore[i]!),
     measuredUs: { startUs, endUs },
+    snapshots: snapshotsAfter - snapshotsBefore,
   };
   // Spread copies only enumerable fields; the pooling across rounds needs the full histogram.
   Object.defineProperty(result, 'latencyHistogram', { value: bench.latencyHistogram });
@@ -310,6 +340,9 @@ function bestOfRounds(
     failedPerCell: [...cells, ...(native ?? [])].map((rounds) =>
       rounds.reduce((sum, cell) => sum + cell.failed, 0),
     ),
+    roundsSnapshots: [...cells, ...(native ?? [])].map((rounds) =>
+      rounds.map((cell) => cell.snapshots),
+    ),
   };
 }
 
@@ -351,8 +384,13 @@ function clusterCpuPerRequestUs(result: CellResult): string {
 /** Every round of cell `i` as "req/s (p99 ms)". */
 function roundsCell(run: SystemRun, i: number): string {
   const p99s = run.roundsP99Ms?.[i] ?? [];
+  const snapshots = run.roundsSnapshots?.[i] ?? [];
   return (run.roundsPerSec?.[i] ?? [])
-    .map((perSec, round) => `${perSec.toFixed(0)} (${p99s[round]?.toFixed(1) ?? '?'})`)
+    .map((perSec, round) => {
+      const taken = snapshots[round] ?? 0;
+      const mark = taken > 0 ? `, ${taken} snap` : Number.isNaN(taken) ? ', snap ?' : '';
+      return `${perSec.toFixed(0)} (${p99s[round]?.toFixed(1) ?? '?'}${mark})`;
+    })
     .join(', ');
 }
 
@@ -413,7 +451,7 @@ function writeResults(
     '',
     `- Date: ${date}`,
     `- Machine: ${machine}. The load generator shares the machine with the clusters under test.`,
-    `- Matrix: put, linearizable range (range-l), serializable range (range-s) at 1, 16 and 256 concurrent clients; ${valSize}-byte values, ${keySize}-byte keys; puts cycle over ${keySpaceSize} sequential keys; ranges read one key. Each cell first runs its own load unmeasured for about ${warmupSeconds} s and at least ${timing.warmupRequests} requests (the same for both systems: V8 needs several thousand requests to optimise a member's hot paths and the generator's), then about ${seconds} s measured (total chosen from the warm-up's throughput). Both clusters stay up, but only the one being measured runs: the other is frozen (SIGSTOP). Every cell runs ${rounds} times, alternating (${baseline.name}, ${candidate.name}, ${baseline.name}, ...); each cell shows each system's best round's throughput (other work on the shared machine only ever slows a run) and p50/p99 over the requests of all its rounds together (one round's p99 rests on a few dozen requests), and the last column lists every round's throughput and own p99. Connections: 1 (to the leader) for 1 client, 3 for 16, 6 for 256, spread over all members starting with the leader.`,
+    `- Matrix: put, linearizable range (range-l), serializable range (range-s) at 1, 16 and 256 concurrent clients; ${valSize}-byte values, ${keySize}-byte keys; puts cycle over ${keySpaceSize} sequential keys; ranges read one key. Each cell first runs its own load unmeasured for about ${warmupSeconds} s and at least ${timing.warmupRequests} requests (the same for both systems: V8 needs several thousand requests to optimise a member's hot paths and the generator's), then about ${seconds} s measured (total chosen from the warm-up's throughput). Both clusters stay up, but only the one being measured runs: the other is frozen (SIGSTOP). Every cell runs ${rounds} times, alternating (${baseline.name}, ${candidate.name}, ${baseline.name}, ...); each cell shows each system's best round's throughput (other work on the shared machine only ever slows a run) and p50/p99 over the requests of all its rounds together (one round's p99 rests on a few dozen requests), and the last column lists every round's throughput and own p99, with the snapshots the members took during its measured run ("N snap", from their /metrics). Connections: 1 (to the leader) for 1 client, 3 for 16, 6 for 256, spread over all members starting with the leader.`,
     `- Members: --heartbeat-interval=100 --election-timeout=1000 --snapshot-count=100000, data in a temp dir.`,
     `- Command: \`npm run bench:compare${suffix ? ` -- ${suffix}` : ''}\``,
     '',
