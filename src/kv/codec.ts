@@ -20,6 +20,19 @@ export interface RevisionPointer {
   tombstone: boolean;
 }
 
+/** Whether `latest` (a key's newest revision at some point) is `pointer` and a live value. */
+export function isLiveRevision(
+  latest: RevisionPointer | undefined,
+  pointer: RevisionPointer,
+): boolean {
+  return (
+    latest !== undefined &&
+    !latest.tombstone &&
+    latest.main === pointer.main &&
+    latest.sub === pointer.sub
+  );
+}
+
 export function encodeRevisionKey(main: number, sub: number, tombstone: boolean): Buffer {
   const bytes = Buffer.allocUnsafe(tombstone ? REVISION_KEY_BYTES + 1 : REVISION_KEY_BYTES);
   writeUint64BE(bytes, main, 0);

@@ -16,6 +16,7 @@
 import {
   decodeKeyValue,
   decodeRevisionKey,
+  isLiveRevision,
   type RevisionPointer,
   revisionLowerBound,
 } from './codec.js';
@@ -48,12 +49,7 @@ export function keptAtCompaction(
     latest = latestAt(context, key, compactRevision);
     latestCache?.set(id, latest);
   }
-  return (
-    latest !== undefined &&
-    !latest.tombstone &&
-    latest.main === pointer.main &&
-    latest.sub === pointer.sub
-  );
+  return isLiveRevision(latest, pointer);
 }
 
 export function loadPendingCompaction(dbs: KvDatabases): PendingCompaction | undefined {

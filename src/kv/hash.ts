@@ -7,7 +7,7 @@
  * on every member with the same history.
  */
 import { crc32c } from '@node-rs/crc32';
-import { decodeKeyValue, decodeRevisionKey, revisionLowerBound } from './codec.js';
+import { decodeKeyValue, decodeRevisionKey, isLiveRevision, revisionLowerBound } from './codec.js';
 import { keptAtCompaction } from './compaction.js';
 import { errCompacted, errFutureRev } from './errors.js';
 import { latestAt, type ReadContext } from './reader.js';
@@ -70,13 +70,7 @@ function counts(
   const key = Buffer.from(decodeKeyValue(entry.value).key);
   // What a finished compaction deleted does not count, deleted yet or not.
   if (!keptAtCompaction(context, key, pointer, compactRevision)) return false;
-  const latest = latestAt(context, key, revision);
-  const inKeep =
-    latest !== undefined &&
-    !latest.tombstone &&
-    latest.main === pointer.main &&
-    latest.sub === pointer.sub;
-  if (inKeep) return true;
+  if (isLiveRevision(latestAt(context, key, revision), pointer)) return true;
   // No order needed: asking the index directly does not build its ordered tree.
   state.keepIsEmpty ??= !context.keys.anyAliveAt(revision);
   return state.keepIsEmpty;
