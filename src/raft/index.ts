@@ -15,7 +15,9 @@
  * 3. When `hasReady()` is true, take `ready()`. At most one Ready is outstanding: until its
  *    `advance()`, `hasReady()` is false while new work accumulates inside the core (so many
  *    proposals are batched into the next Ready: group commit). You may keep calling tick, step and
- *    propose while a Ready is being handled.
+ *    propose while a Ready is being handled, and `drain()` to take, before the next Ready, the part
+ *    of that new work that needs no write (messages, newly committed entries, confirmed reads):
+ *    handle it as steps 4, 7 and 10 say, applying after everything handed out before.
  * 4. Send `rd.messages` right away, before or while persisting. These are the leader's appends and
  *    heartbeats (the leader writes to its own log in parallel with replicating it, Raft thesis
  *    §10.2.1), vote requests, snapshots, forwarded proposals and reads. None of them vouches for
@@ -67,7 +69,7 @@ export { describeMessage } from './describe.js';
 export { MemoryStorage } from './memory-storage.js';
 export type { Logger, RaftConfig, ReadOnlyMode } from './raft.js';
 export { message } from './raft.js';
-export type { ProgressStatus, Ready, Status } from './raw-node.js';
+export type { Drained, ProgressStatus, Ready, Status } from './raw-node.js';
 export { RawNode } from './raw-node.js';
 export { PENDING_READS_MAX } from './read-only.js';
 export type { InitialState, LogStorage, RaftStorage } from './storage.js';

@@ -217,9 +217,14 @@ export class RaftLog {
   }
 
   nextCommittedEntries(): Entry[] {
+    return this.committedEntriesAfter(this.applied);
+  }
+
+  /** Applicable entries after `index` (at least `applied`), up to maxApplyBytes. */
+  committedEntriesAfter(index: number): Entry[] {
     const hi = this.maxApplicableIndex();
-    if (hi <= this.applied) return [];
-    return this.slice(this.applied + 1, hi + 1, this.maxApplyBytes);
+    if (hi <= index) return [];
+    return this.slice(index + 1, hi + 1, this.maxApplyBytes);
   }
 
   appliedTo(index: number): void {

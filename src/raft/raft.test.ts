@@ -184,6 +184,77 @@ test('at most one Ready is outstanding', () => {
   );
 });
 
+test('drain: while a write is in flight, new appends go out and newly committed entries apply', () => {
+  const net = new TestNetwork([1, 2, 3]);
+  elect(net, 1);
+  const leader = net.node(1);
+  assert.equal(
+    codeOf(() => leader.drain()),
+    'READY_OUTSTANDING',
+  );
+  leader.propose(data(1));
+  const first = leader.ready(); // Entry 5: the leader starts writing it and sends it.
+  net.members.get(1)!.storage.save(first.hardState, first.entries); // Durable, not advanced.
+  const follower = net.node(2);
+  follower.step(first.messages.find((m) => m.to === 2 && m.type === MessageType.App)!);
+  const frd = follower.ready();
+  net.members.get(2)!.storage.save(frd.hardState, frd.entries);
+  follower.advance();
+  leader.advance(); // The leader counts entry 5 as its own now.
+  leader.propose(data(2));
+  const second = leader.ready(); // Entry 6 is being written; entry 5 is not committed yet.
+  assert.deepEqual(
+    second.entries.map((e) => e.index),
+    [6],
+  );
+  assert.deepEqual(second.committedEntries, []);
+  // Follower 2's ack for entry 5 arrives while entry 6 is being written: 5 is committed now.
+  leader.step(frd.messagesAfterPersist[0]!);
+  leader.propose(data(3)); // Entry 7: proposed meanwhile.
+  const drained = leader.drain()!;
+  assert.deepEqual(
+    drained.committedEntries.map((e) => e.index),
+    [5],
+  );
+  const appends = drained.messages.filter((m) => m.type === MessageType.App);
+  assert.deepEqual(
+    appends.map((m) => [m.to, m.entries.map((e) => e.index)]),
+    [
+      [2, [7]],
+      [3, [7]],
+    ],
+  );
+  assert.equal(leader.drain(), null, 'nothing new: nothing drained twice');
+  // Entry 6 is durable on the leader only once its write finishes: it is not applied early.
+  assert.equal(leader.status().commit, 5);
+  net.members.get(1)!.storage.save(second.hardState, second.entries);
+  leader.advance();
+  assert.equal(leader.status().applied, 5, 'advance() marks the drained entries applied');
+  const third = leader.ready();
+  assert.deepEqual(
+    third.entries.map((e) => e.index),
+    [7],
+    'an entry sent by a drain is still written by the next Ready',
+  );
+  assert.deepEqual(third.committedEntries, [], 'a drained entry is not handed out again');
+});
+
+test('a snapshot index counts as committed at restart, even when the hard state is older', () => {
+  const net = new TestNetwork([1, 2, 3]);
+  elect(net, 1);
+  for (let i = 0; i < 3; i++) net.node(1).propose(data(i));
+  net.settle();
+  const member = net.members.get(2)!;
+  const applied = member.applied.at(-1)!.index;
+  const confState = member.storage.initialState().confState;
+  member.storage.createSnapshot(applied, confState, new Uint8Array([1]));
+  // The hard state on disk says less was committed (its commit index was to ride on a later save).
+  member.storage.save({ ...member.storage.initialState().hardState, commit: applied - 2 }, []);
+  net.restart(2);
+  assert.equal(net.node(2).status().commit, applied);
+  assert.equal(net.node(2).status().applied, applied);
+});
+
 test('Figure 8: a leader never commits an older term entry by counting replicas', () => {
   const net = new TestNetwork([1, 2, 3]);
   elect(net, 1); // Term 2; entry 4 is its empty entry, committed everywhere.

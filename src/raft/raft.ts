@@ -223,8 +223,13 @@ export class Raft {
     if (this.readOnlyMode === 'lease' && hardState.term > 0) {
       this.startupQuietTicks = this.electionTimeout;
     }
+    // A snapshot holds only committed entries, so its index is committed even when the durable
+    // hard state is older: the member may apply (and snapshot) entries whose commit index is only
+    // written with its next save (drain(), or a Ready that changed nothing but the commit index).
+    const snapshotIndex = config.storage.snapshot().metadata.index;
+    if (snapshotIndex > this.log.committed) this.log.commitTo(snapshotIndex);
     // The state machine starts from the latest snapshot unless the caller says it applied more.
-    const applied = config.applied ?? config.storage.snapshot().metadata.index;
+    const applied = config.applied ?? snapshotIndex;
     if (applied > 0) this.log.appliedTo(applied);
     this.becomeFollower(this.term, NONE);
   }

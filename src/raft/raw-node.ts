@@ -71,11 +71,27 @@ export interface Status {
   readonly progress: ReadonlyMap<NodeId, ProgressStatus> | null;
 }
 
+/**
+ * What arose while a Ready was outstanding and needs no persisting (see `RawNode.drain`). It
+ * counts as part of that Ready: the Ready's `advance()` also marks these entries applied.
+ */
+export interface Drained {
+  /** Messages that may be sent at once, like a Ready's `messages`. */
+  readonly messages: Message[];
+  /** Entries committed and durable here, to apply after everything handed out before them. */
+  readonly committedEntries: Entry[];
+  /** Reads confirmed since, like a Ready's `readStates`. */
+  readonly readStates: ReadState[];
+}
+
 interface Outstanding {
   readonly lastEntry: Entry | null;
   readonly snapshotIndex: number;
   readonly hardState: HardState | null;
-  readonly committed: Entry[];
+  /** Committed entries handed out with this Ready and drained while it was outstanding. */
+  readonly committed: Entry[][];
+  /** The last of them (0 when none). */
+  lastCommitted: number;
 }
 
 const STATE_NAMES = { 0: 'probe', 1: 'replicate', 2: 'snapshot' } as const;
@@ -268,9 +284,43 @@ export class RawNode {
       lastEntry: entries.length > 0 ? entries[entries.length - 1]! : null,
       snapshotIndex: snapshot?.metadata.index ?? 0,
       hardState,
-      committed: committedEntries,
+      committed: committedEntries.length > 0 ? [committedEntries] : [],
+      lastCommitted: committedEntries.at(-1)?.index ?? 0,
     };
     return rd;
+  }
+
+  /**
+   * While a Ready is outstanding (its write in flight), takes the work that arose since and needs
+   * no write: messages to send now (a leader's appends for entries proposed meanwhile, heartbeats
+   * for reads), entries that became committed (a follower's acknowledgement arrived) and are
+   * durable here, and confirmed reads. Without this, that work waits for the write to finish and
+   * comes out in the next Ready; with it, a leader answers a client as soon as the quorum has the
+   * entry, however long its own next write takes. Entries, hard state and `messagesAfterPersist`
+   * are never drained: they wait for the next Ready. Returns null when there is nothing.
+   *
+   * Handle a Drained as steps 4, 7 and 10 of the contract: send its messages, apply its entries
+   * after everything handed out before (the outstanding Ready's and earlier drains'; conf changes
+   * go to `applyConfChange` before the outstanding Ready's `advance()`), serve its reads.
+   */
+  drain(): Drained | null {
+    const o = this.outstanding;
+    if (o === null) throw new RaftError('READY_OUTSTANDING', 'drain() needs an outstanding Ready');
+    const raft = this.raft;
+    raft.flush();
+    const log = raft.log;
+    const committedEntries = log.committedEntriesAfter(Math.max(log.applied, o.lastCommitted));
+    if (raft.msgs.length === 0 && committedEntries.length === 0 && raft.readStates.length === 0) {
+      return null;
+    }
+    const drained: Drained = { messages: raft.msgs, committedEntries, readStates: raft.readStates };
+    raft.msgs = [];
+    raft.readStates = [];
+    if (committedEntries.length > 0) {
+      o.committed.push(committedEntries);
+      o.lastCommitted = committedEntries[committedEntries.length - 1]!.index;
+    }
+    return drained;
   }
 
   /**
@@ -290,11 +340,11 @@ export class RawNode {
     if (o.lastEntry !== null) raft.log.stableTo(o.lastEntry.index, o.lastEntry.term);
     raft.selfPersisted(raft.durableLastIndex());
     if (o.hardState !== null) raft.selfVotePersisted(o.hardState);
-    if (o.committed.length > 0) {
-      const last = o.committed[o.committed.length - 1]!;
-      assert(last.index > raft.log.applied || o.snapshotIndex >= last.index, 'apply went back');
-      raft.log.appliedTo(last.index);
-      raft.reduceUncommittedBytes(o.committed);
+    if (o.lastCommitted > 0) {
+      const last = o.lastCommitted;
+      assert(last > raft.log.applied || o.snapshotIndex >= last, 'apply went back');
+      raft.log.appliedTo(last);
+      for (const batch of o.committed) raft.reduceUncommittedBytes(batch);
       raft.maybeAutoLeave();
     }
   }

@@ -56,6 +56,12 @@ export interface SimOptions {
   readonly maxInflightMsgs?: number;
   readonly maxUncommittedEntriesBytes?: number;
   /**
+   * While a member's write is in flight, take what `RawNode.drain()` offers every unit (messages,
+   * newly committed entries, confirmed reads), as a real member does; otherwise that work waits
+   * for the next Ready.
+   */
+  readonly drainWhileWriting?: boolean;
+  /**
    * Deliberately breaks the persistence contract (sends `messagesAfterPersist` before the write
    * is durable). Only for tests proving the checker catches what the contract prevents.
    */
@@ -335,6 +341,7 @@ export class SimCluster {
       if (member.pending !== null && member.pending.doneAt <= this.now) this.completeWrite(member);
       if (this.now % TICK_UNITS === member.tickOffset) member.raw!.tick();
       this.handleReady(member);
+      if (member.pending !== null && this.options.drainWhileWriting) this.drain(member);
     }
     this.checkInvariants();
   }
@@ -405,6 +412,14 @@ export class SimCluster {
     const o = this.options;
     const delay = this.diskRng.int(o.diskDelayMinUnits ?? 1, o.diskDelayMaxUnits ?? 5);
     member.pending = { ready, doneAt: this.now + delay };
+  }
+
+  private drain(member: SimMember): void {
+    const drained = member.raw!.drain();
+    if (drained === null) return;
+    this.send(drained.messages);
+    this.apply(member, drained.committedEntries);
+    for (const read of drained.readStates) this.checkRead(member, read);
   }
 
   private completeWrite(member: SimMember): void {

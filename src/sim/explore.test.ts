@@ -36,7 +36,8 @@ test('exploration catches lease reads served after the lease ran out', () => {
   const leaseValid = Raft.prototype.leaseValid;
   Raft.prototype.leaseValid = () => true; // A lease that never expires.
   try {
-    for (const seed of [79, 130]) {
+    // Seed 79 drains while writing (RawNode.drain), seed 514 does not: both modes are caught.
+    for (const seed of [79, 514]) {
       const result = exploreSeed(seed);
       assert.equal(result.ok, false);
       assert.match(result.error ?? '', /linearizable read/);

@@ -51,6 +51,8 @@ export function exploreSeed(seed: number, options: ExploreOptions = {}): Explore
     compactKeepEntries: setup.pick([0, 4]),
     maxSizePerMsgBytes: setup.pick([256, 1024, 65536]),
     maxInflightMsgs: setup.pick([2, 4, 64]),
+    // Drawn last, so the draws before it (and so each seed's other settings) stay as they were.
+    drainWhileWriting: setup.chance(0.75),
     unsafeSendBeforePersist: options.unsafeSendBeforePersist ?? false,
   };
   const description = JSON.stringify(config);
