@@ -84,7 +84,7 @@ try {
       resumeCluster(cluster);
       await waitForLeader(cluster);
     }
-    const conns = clients === 1 ? 1 : 3;
+    const conns = Number(process.env.PROBE_CONNS ?? (clients === 1 ? 1 : 3));
     const n = clients === 1 ? total : total * 4;
     const cpuBefore = memberCpuSec(cluster);
     const splitBefore = cpuSplit(cluster.children.map((c) => c.pid));

@@ -15,7 +15,11 @@
  *
  * Only one Ready is outstanding at a time; everything that arrives while it is handled (proposals,
  * peer messages, reads) accumulates inside the core and comes out batched in the next Ready (group
- * commit: the batch grows with the load while each fsync is in flight). An idle loop wakes on a
+ * commit: the batch grows with the load while each fsync is in flight). What needs no write does
+ * not wait for that: once the Ready's apply is done and only its write is pending, the loop drains
+ * the core (`RawNode.drain`) whenever something arrives, sending the leader's appends for new
+ * proposals and applying entries that a follower's acknowledgement just committed, so a client is
+ * answered as soon as its entry is committed and not one fsync later. An idle loop wakes on a
  * microtask, after the callback that queued work (a whole peer batch, a gRPC request) finishes:
  * waking a full event-loop turn later (setImmediate) measured about 0.5 ms slower per write at
  * one client, with no throughput gain at 64.
@@ -23,6 +27,7 @@
 import type { Logger } from 'pino';
 import {
   type ConfChange,
+  type Entry,
   type Message,
   MessageType,
   RawNode,
@@ -91,6 +96,12 @@ export class RaftNode {
   private stopped = false;
   private loop: Promise<void> | null = null;
   private readonly commitNotices: CommitNotices;
+  /** Set while the Ready being handled waits only for its write: new work is drained meanwhile. */
+  private drainOpen = false;
+  private drainScheduled = false;
+  /** The apply of drained entries in progress (they apply one batch at a time, in order). */
+  private drainApply: Promise<void> | null = null;
+  private drainFailure: unknown;
   lead = 0;
   role: Role = Role.Follower;
 
@@ -141,7 +152,12 @@ export class RaftNode {
 
   /** Wakes an idle Ready loop once the current callback is done (batching the work it queued). */
   wake(): void {
-    if (this.wakeScheduled || this.waiting === null) return;
+    if (this.waiting === null) {
+      // A Ready is being handled: once its write is all that is left, take new work early.
+      if (this.drainOpen) this.scheduleDrain();
+      return;
+    }
+    if (this.wakeScheduled) return;
     this.wakeScheduled = true;
     queueMicrotask(() => {
       this.wakeScheduled = false;
@@ -244,7 +260,20 @@ export class RaftNode {
       applyMs = performance.now() - applyStarted;
     }
     // Every save left is one raft requires durable before its messagesAfterPersist go out.
-    if (persist !== null) await persist;
+    if (persist !== null) {
+      // Meanwhile, what needs no write goes at once (RawNode.drain): appends for new proposals,
+      // and entries a follower's acknowledgement committed, so their clients are answered now
+      // rather than after this write.
+      this.drainOpen = true;
+      this.drainNow();
+      try {
+        await persist;
+      } finally {
+        this.drainOpen = false;
+      }
+      if (this.drainApply !== null) await this.drainApply;
+      if (this.drainFailure !== undefined) throw this.drainFailure;
+    }
     const persistMs = persist !== null ? performance.now() - started : 0;
     if (this.stopped) return;
     if (rd.messagesAfterPersist.length > 0) o.send(rd.messagesAfterPersist, false);
@@ -257,6 +286,40 @@ export class RaftNode {
       persistMs,
       applyMs,
     });
+  }
+
+  private scheduleDrain(): void {
+    if (this.drainScheduled) return;
+    this.drainScheduled = true;
+    queueMicrotask(this.drainNow);
+  }
+
+  /** Takes and handles what `RawNode.drain` offers while the current Ready's write is in flight. */
+  private readonly drainNow = (): void => {
+    this.drainScheduled = false;
+    // One drained apply at a time, in order; the next drain runs when it is done.
+    if (!this.drainOpen || this.drainApply !== null || this.stopped) return;
+    const drained = this.node.drain();
+    if (drained === null) return;
+    if (drained.messages.length > 0) this.sendReadyMessages(drained.messages);
+    if (drained.committedEntries.length > 0) {
+      this.drainApply = this.applyDrained(drained.committedEntries);
+    }
+    if (drained.readStates.length > 0) this.options.onReadStates?.(drained.readStates);
+  };
+
+  private async applyDrained(entries: readonly Entry[]): Promise<void> {
+    const o = this.options;
+    try {
+      await o.stateMachine.apply(entries);
+      o.onApplied?.(o.stateMachine.appliedIndex);
+    } catch (error) {
+      // The Ready being handled throws it before its advance(): the member stops.
+      this.drainFailure = error;
+    } finally {
+      this.drainApply = null;
+    }
+    if (this.drainOpen) this.scheduleDrain();
   }
 
   /**
