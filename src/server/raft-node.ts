@@ -70,7 +70,7 @@ export interface RaftNodeOptions {
    */
   send(messages: readonly Message[], atEndOfTurn: boolean): void;
   logger: Logger;
-  /** Called after every Ready with what it did, for metrics and waiters. */
+  /** Called after every Ready, and every drained apply, with what it did (for metrics). */
   onReady?(info: ReadyInfo): void;
   onSoftState?(soft: SoftState, term: number): void;
   onReadStates?(states: readonly ReadState[]): void;
@@ -311,8 +311,11 @@ export class RaftNode {
   private async applyDrained(entries: readonly Entry[]): Promise<void> {
     const o = this.options;
     try {
+      const started = performance.now();
       await o.stateMachine.apply(entries);
+      const applyMs = performance.now() - started;
       o.onApplied?.(o.stateMachine.appliedIndex);
+      o.onReady?.({ entries: 0, committed: entries.length, persistMs: 0, applyMs });
     } catch (error) {
       // The Ready being handled throws it before its advance(): the member stops.
       this.drainFailure = error;
