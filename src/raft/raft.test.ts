@@ -239,6 +239,73 @@ test('drain: while a write is in flight, new appends go out and newly committed 
   assert.deepEqual(third.committedEntries, [], 'a drained entry is not handed out again');
 });
 
+test('drain: an entry committed while it is still being written here is not handed out', () => {
+  const net = new TestNetwork([1, 2, 3]);
+  elect(net, 1);
+  const leader = net.node(1);
+  const [f2, f3] = [net.node(2), net.node(3)];
+  const persist = (id: number, rd: ReturnType<RawNode['ready']>) =>
+    net.members.get(id)!.storage.save(rd.hardState, rd.entries);
+  /** A follower takes the appends of these Readies, writes them, and returns its last answer. */
+  const ack = (follower: RawNode, id: number, ...from: ReturnType<RawNode['ready']>[]) => {
+    for (const rd of from) {
+      follower.step(rd.messages.find((m) => m.to === id && m.type === MessageType.App)!);
+    }
+    const rd = follower.ready();
+    persist(id, rd);
+    follower.advance();
+    return rd.messagesAfterPersist.filter((m) => m.type === MessageType.AppResp).at(-1)!;
+  };
+  leader.propose(data(1));
+  const first = leader.ready(); // Entry 5.
+  persist(1, first);
+  leader.advance();
+  leader.step(ack(f2, 2, first)); // 5 is committed (leader and follower 2).
+  leader.propose(data(2));
+  const second = leader.ready(); // Applies 5, writes 6: both followers get 6 meanwhile.
+  assert.deepEqual(
+    second.committedEntries.map((e) => e.index),
+    [5],
+  );
+  leader.step(ack(f2, 2, second));
+  leader.step(ack(f3, 3, first, second));
+  assert.equal(leader.status().commit, 6, 'the two followers hold 6: it is committed');
+  const drained = leader.drain();
+  assert.deepEqual(
+    drained?.committedEntries ?? [],
+    [],
+    'neither 5 again (the Ready has it) nor 6 (not durable on the leader yet)',
+  );
+  persist(1, second);
+  leader.advance();
+  assert.deepEqual(
+    leader.ready().committedEntries.map((e) => e.index),
+    [6],
+  );
+  leader.advance();
+  // A follower: the commit index for 7 arrives while it is still writing 7.
+  leader.propose(data(3));
+  const third = leader.ready();
+  persist(1, third);
+  leader.advance();
+  f2.step(third.messages.find((m) => m.to === 2 && m.type === MessageType.App)!);
+  const writing = f2.ready(); // Entry 7, being written by follower 2.
+  assert.deepEqual(
+    writing.entries.map((e) => e.index),
+    [7],
+  );
+  leader.step(ack(f3, 3, third)); // 7 is committed by the leader and follower 3.
+  const notice = leader.ready().messages.find((m) => m.to === 2 && m.type === MessageType.App)!;
+  leader.advance();
+  assert.equal(notice.commit, 7);
+  f2.step(notice);
+  assert.equal(f2.status().commit, 7);
+  assert.deepEqual(f2.drain()?.committedEntries ?? [], [], 'entry 7 is not durable here yet');
+  persist(2, writing);
+  f2.advance();
+  assert.equal(f2.ready().committedEntries.at(-1)?.index, 7, 'the next Ready hands it out');
+});
+
 test('a snapshot index counts as committed at restart, even when the hard state is older', () => {
   const net = new TestNetwork([1, 2, 3]);
   elect(net, 1);

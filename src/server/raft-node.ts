@@ -265,13 +265,15 @@ export class RaftNode {
       // and entries a follower's acknowledgement committed, so their clients are answered now
       // rather than after this write.
       this.drainOpen = true;
-      this.drainNow();
       try {
+        this.drainNow();
         await persist;
       } finally {
         this.drainOpen = false;
+        // Even when the write failed: the member stops only once no drained apply still runs.
+        // applyDrained never rejects (it records the failure).
+        if (this.drainApply !== null) await this.drainApply;
       }
-      if (this.drainApply !== null) await this.drainApply;
       if (this.drainFailure !== undefined) throw this.drainFailure;
     }
     const persistMs = persist !== null ? performance.now() - started : 0;
@@ -297,15 +299,23 @@ export class RaftNode {
   /** Takes and handles what `RawNode.drain` offers while the current Ready's write is in flight. */
   private readonly drainNow = (): void => {
     this.drainScheduled = false;
-    // One drained apply at a time, in order; the next drain runs when it is done.
+    // One drained apply at a time, in order; the next drain runs when it is done. After a
+    // failure nothing more is drained: applying entries after the failed ones would leave a gap
+    // in the store that a restart could not notice.
     if (!this.drainOpen || this.drainApply !== null || this.stopped) return;
-    const drained = this.node.drain();
-    if (drained === null) return;
-    if (drained.messages.length > 0) this.sendReadyMessages(drained.messages);
-    if (drained.committedEntries.length > 0) {
-      this.drainApply = this.applyDrained(drained.committedEntries);
+    if (this.drainFailure !== undefined) return;
+    try {
+      const drained = this.node.drain();
+      if (drained === null) return;
+      if (drained.messages.length > 0) this.sendReadyMessages(drained.messages);
+      if (drained.committedEntries.length > 0) {
+        this.drainApply = this.applyDrained(drained.committedEntries);
+      }
+      if (drained.readStates.length > 0) this.options.onReadStates?.(drained.readStates);
+    } catch (error) {
+      // Runs from a microtask too: the Ready being handled rethrows it, and the member stops.
+      this.drainFailure ??= error;
     }
-    if (drained.readStates.length > 0) this.options.onReadStates?.(drained.readStates);
   };
 
   private async applyDrained(entries: readonly Entry[]): Promise<void> {
@@ -318,11 +328,11 @@ export class RaftNode {
       o.onReady?.({ entries: 0, committed: entries.length, persistMs: 0, applyMs });
     } catch (error) {
       // The Ready being handled throws it before its advance(): the member stops.
-      this.drainFailure = error;
+      this.drainFailure ??= error;
     } finally {
       this.drainApply = null;
     }
-    if (this.drainOpen) this.scheduleDrain();
+    if (this.drainOpen && this.drainFailure === undefined) this.scheduleDrain();
   }
 
   /**
