@@ -302,8 +302,8 @@ export class RaftNode {
     // One drained apply at a time, in order; the next drain runs when it is done. After a
     // failure nothing more is drained: applying entries after the failed ones would leave a gap
     // in the store that a restart could not notice.
-    if (!this.drainOpen || this.drainApply !== null || this.stopped) return;
-    if (this.drainFailure !== undefined) return;
+    const blocked = this.drainApply !== null || this.drainFailure !== undefined;
+    if (!this.drainOpen || blocked || this.stopped) return;
     try {
       const drained = this.node.drain();
       if (drained === null) return;

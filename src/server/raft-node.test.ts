@@ -1,0 +1,207 @@
+/**
+ * RaftNode's drain (entries applied while a Ready's WAL write is in flight) on a real DiskStorage,
+ * with the two followers played by the test: it sees the leader's messages and answers them when
+ * it chooses, and it decides when the leader's own write completes. The state machine is a
+ * stand-in that records what it applied and fails on one command: the driver's rules are what is
+ * tested, not the store.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { pino } from 'pino';
+import { type Entry, EntryType, type Message, MessageType, message } from '../raft/index.js';
+import { DiskStorage } from '../storage/index.js';
+import { RaftNode } from './raft-node.js';
+import type { StateMachine } from './state-machine.js';
+
+const logger = pino({ level: 'silent' });
+const text = (data: Uint8Array) => Buffer.from(data).toString();
+
+/** Applies by recording the commands; throws on `failOn`, as a broken store would. */
+class RecordingStateMachine {
+  appliedIndex = 0;
+  readonly applied: string[] = [];
+  failOn: string | null = null;
+
+  async apply(entries: readonly Entry[]): Promise<void> {
+    for (const entry of entries) {
+      if (entry.type === EntryType.Normal && entry.data.length > 0) {
+        const command = text(entry.data);
+        if (command === this.failOn) throw new Error(`apply of ${command} failed`);
+        this.applied.push(command);
+      }
+      this.appliedIndex = entry.index;
+    }
+  }
+
+  async install(): Promise<void> {
+    throw new Error('no snapshots in this test');
+  }
+}
+
+/** One turn of the event loop: every microtask queued so far (drains, their applies) has run. */
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** Turns the event loop until `condition` holds (disk writes finish in their own time). */
+async function until(condition: () => boolean, what: string): Promise<void> {
+  const deadline = performance.now() + 10_000;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await turn();
+  }
+}
+
+interface Harness {
+  node: RaftNode;
+  storage: DiskStorage;
+  machine: RecordingStateMachine;
+  sent: Message[];
+  fatal: unknown[];
+  /** The last entry index whose save has resolved (as RaftNode sees it). */
+  readonly savedThrough: number;
+  /** Makes the next save's promise wait for `release()` (the write itself still runs). */
+  holdNextSave(): { release(): void };
+  /** Acknowledges, as follower `from`, every entry up to `index`. */
+  ack(from: number, index: number): void;
+}
+
+async function leaderWithHeldFollowers(dir: string): Promise<Harness> {
+  const storage = await DiskStorage.open(dir, { logger });
+  const save = storage.save.bind(storage);
+  let hold: ((release: () => void) => void) | null = null;
+  let savedThrough = 0;
+  storage.save = (hardState, entries) => {
+    const last = entries.at(-1)?.index ?? 0;
+    const written = save(hardState, entries).then(() => {
+      savedThrough = Math.max(savedThrough, last);
+    });
+    const take = hold;
+    if (take === null) return written;
+    hold = null;
+    return new Promise<void>((resolve, reject) => {
+      take(() => written.then(resolve, reject));
+    });
+  };
+  const machine = new RecordingStateMachine();
+  const sent: Message[] = [];
+  const fatal: unknown[] = [];
+  const node = new RaftNode({
+    id: 1,
+    storage,
+    stateMachine: machine as unknown as StateMachine,
+    // No tick fires during a test: elections and heartbeats happen only when the test asks.
+    heartbeatIntervalMs: 3_600_000,
+    electionTimeoutMs: 36_000_000,
+    send: (messages) => {
+      for (const m of messages) {
+        sent.push(m);
+        // The followers grant every (pre-)vote; appends wait for the test's `ack`.
+        if (m.type === MessageType.PreVote || m.type === MessageType.Vote) {
+          const type =
+            m.type === MessageType.PreVote ? MessageType.PreVoteResp : MessageType.VoteResp;
+          queueMicrotask(() => node.step(message(type, { from: m.to, to: 1, term: m.term })));
+        }
+      }
+    },
+    logger,
+    onFatal: (error) => fatal.push(error),
+  });
+  node.node.bootstrap([1, 2, 3]);
+  node.start();
+  // A member campaigns only once its bootstrap configuration is applied.
+  await until(() => machine.appliedIndex >= 3, 'the bootstrap entries are applied');
+  node.node.campaign();
+  node.wake();
+  const term = () => node.term;
+  const ack = (from: number, index: number) =>
+    node.step(message(MessageType.AppResp, { from, to: 1, term: term(), index }));
+  await until(() => node.lead === 1, 'the member leads');
+  // The leader's empty entry of its term: index 4 after the three bootstrap entries.
+  ack(2, 4);
+  ack(3, 4);
+  await until(() => machine.appliedIndex >= 4, 'the empty entry of the new term is applied');
+  return {
+    get savedThrough() {
+      return savedThrough;
+    },
+    node,
+    storage,
+    machine,
+    sent,
+    fatal,
+    holdNextSave() {
+      let release: (() => void) | null = null;
+      hold = (r) => {
+        release = r;
+      };
+      return {
+        release: () => {
+          assert.ok(release !== null, 'the held save never started');
+          release();
+        },
+      };
+    },
+    ack,
+  };
+}
+
+describe('RaftNode drain on a DiskStorage', () => {
+  let dir = '';
+  let harness: Harness | null = null;
+  beforeEach(() => {
+    dir = fs.mkdtempSync(join(tmpdir(), 'shoal-raft-node-'));
+  });
+  afterEach(async () => {
+    await harness?.node.stop();
+    await harness?.storage.close();
+    harness = null;
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('applies an entry a follower commits while the leader writes a later one', async () => {
+    harness = await leaderWithHeldFollowers(dir);
+    const { node, machine } = harness;
+    node.propose(Buffer.from('a')); // index 5, written and durable here
+    await until(() => harness!.savedThrough >= 5, 'a is durable');
+    const held = harness.holdNextSave();
+    node.propose(Buffer.from('b')); // index 6, its write held
+    await turn();
+    harness.ack(2, 5);
+    await turn();
+    assert.deepEqual(machine.applied, ['a'], 'a was not applied while the write of b was held');
+    held.release();
+    harness.ack(2, 6);
+    await until(() => machine.applied.length >= 2, 'b is applied');
+    assert.deepEqual(machine.applied, ['a', 'b']);
+    assert.deepEqual(harness.fatal, []);
+  });
+
+  it('after a drained apply fails, nothing later is applied and the member stops', async () => {
+    harness = await leaderWithHeldFollowers(dir);
+    const { node, machine } = harness;
+    machine.failOn = 'a';
+    node.propose(Buffer.from('a')); // index 5
+    node.propose(Buffer.from('c')); // index 6, in the same write as a
+    await until(() => harness!.savedThrough >= 6, 'a and c are durable');
+    const held = harness.holdNextSave();
+    node.propose(Buffer.from('b')); // index 7, its write held
+    await turn();
+    // a commits and is drained: its apply fails.
+    harness.ack(2, 5);
+    await turn();
+    // c commits too, and is durable here. Applying it would leave a gap where a failed: the
+    // store would hold c without a, and nothing would tell at restart.
+    harness.ack(2, 6);
+    await turn();
+    await turn();
+    assert.deepEqual(machine.applied, [], 'an entry after the failed one was applied');
+    assert.deepEqual(harness.fatal, [], 'the member stopped before its write finished');
+    held.release();
+    await until(() => harness!.fatal.length > 0, 'the member stops');
+    assert.equal(harness.fatal.length, 1);
+    assert.match(String(harness.fatal[0]), /apply of a failed/);
+    assert.deepEqual(machine.applied, []);
+  });
+});
