@@ -27,6 +27,14 @@ function cpuSplit(pids: (number | undefined)[]): [number, number][] {
   });
 }
 
+/** Minor page faults so far of each member (field 10 of /proc/PID/stat). */
+function minorFaults(pids: (number | undefined)[]): number[] {
+  return pids.map((pid) => {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[7]);
+  });
+}
+
 /** [read, write] syscalls and bytes so far of each member (all its threads), from /proc/PID/io. */
 function syscalls(pids: (number | undefined)[]): [number, number, number, number][] {
   return pids.map((pid) => {
@@ -89,6 +97,7 @@ try {
     const cpuBefore = memberCpuSec(cluster);
     const splitBefore = cpuSplit(cluster.children.map((c) => c.pid));
     const sysBefore = syscalls(cluster.children.map((c) => c.pid));
+    const faultsBefore = minorFaults(cluster.children.map((c) => c.pid));
     const switchesBefore = switches(cluster.children.map((c) => c.pid));
     const threadsBefore = cluster.children.map((c) => threadCpu(c.pid));
     const native = process.env.PROBE_PROTOCOL === 'native';
@@ -126,6 +135,10 @@ try {
       ((count - switchesBefore[i]!) / n).toFixed(2),
     );
     console.log(`  context switches per req per member: ${switched.join(' ')}`);
+    const faults = minorFaults(cluster.children.map((c) => c.pid)).map((count, i) =>
+      ((count - faultsBefore[i]!) / n).toFixed(3),
+    );
+    console.log(`  minor page faults per req per member: ${faults.join(' ')}`);
     if (process.env.PROBE_THREADS !== undefined) {
       // Which threads the CPU went to: the event loop (node), libuv's pool, V8's GC helpers.
       cluster.children.forEach((c, i) => {
@@ -166,6 +179,10 @@ try {
     }
   }
 } finally {
+  if (process.env.PROBE_DISK !== undefined) {
+    const { execSync } = await import('node:child_process');
+    console.log(execSync(`du -a -m ${cluster.dir} | sort -n | tail -12`, { encoding: 'utf8' }));
+  }
   if (process.env.PROBE_KEEP_LOGS !== undefined) {
     for (const name of ['m1', 'm2', 'm3']) {
       const log = fs.readFileSync(`${cluster.dir}/${name}.log`, 'utf8').split('\n');
