@@ -147,6 +147,20 @@ async function leaderWithHeldFollowers(dir: string): Promise<Harness> {
   };
 }
 
+/**
+ * Proposes `durable` in one turn and waits until their save has resolved, then proposes `held`
+ * with its save held: the leader is inside that Ready's write, where the drain runs.
+ */
+async function writeThenHold(h: Harness, durable: string[], held: string) {
+  for (const command of durable) h.node.propose(Buffer.from(command));
+  const last = h.savedThrough + durable.length;
+  await until(() => h.savedThrough >= last, `${durable.join(', ')} durable`);
+  const hold = h.holdNextSave();
+  h.node.propose(Buffer.from(held));
+  await turn();
+  return hold;
+}
+
 describe('RaftNode drain on a DiskStorage', () => {
   let dir = '';
   let harness: Harness | null = null;
@@ -162,12 +176,9 @@ describe('RaftNode drain on a DiskStorage', () => {
 
   it('applies an entry a follower commits while the leader writes a later one', async () => {
     harness = await leaderWithHeldFollowers(dir);
-    const { node, machine } = harness;
-    node.propose(Buffer.from('a')); // index 5, written and durable here
-    await until(() => harness!.savedThrough >= 5, 'a is durable');
-    const held = harness.holdNextSave();
-    node.propose(Buffer.from('b')); // index 6, its write held
-    await turn();
+    const { machine } = harness;
+    // a (index 5) is written and durable here; the write of b (index 6) is held.
+    const held = await writeThenHold(harness, ['a'], 'b');
     harness.ack(2, 5);
     await turn();
     assert.deepEqual(machine.applied, ['a'], 'a was not applied while the write of b was held');
@@ -180,14 +191,10 @@ describe('RaftNode drain on a DiskStorage', () => {
 
   it('after a drained apply fails, nothing later is applied and the member stops', async () => {
     harness = await leaderWithHeldFollowers(dir);
-    const { node, machine } = harness;
+    const { machine } = harness;
     machine.failOn = 'a';
-    node.propose(Buffer.from('a')); // index 5
-    node.propose(Buffer.from('c')); // index 6, in the same write as a
-    await until(() => harness!.savedThrough >= 6, 'a and c are durable');
-    const held = harness.holdNextSave();
-    node.propose(Buffer.from('b')); // index 7, its write held
-    await turn();
+    // a (index 5) and c (index 6) are written in one save and durable here; b's (7) is held.
+    const held = await writeThenHold(harness, ['a', 'c'], 'b');
     // a commits and is drained: its apply fails.
     harness.ack(2, 5);
     await turn();
