@@ -18,21 +18,23 @@ import {
   waitForLeader,
 } from './compare-cluster.js';
 
+/** The fields of /proc/PID/stat after the command name: index 0 is field 3 (the state). */
+function statFields(pid: number | undefined): string[] {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
 /** [user, system] CPU seconds of each member. */
 function cpuSplit(pids: (number | undefined)[]): [number, number][] {
   return pids.map((pid) => {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const f = statFields(pid);
     return [Number(f[11]) / 100, Number(f[12]) / 100];
   });
 }
 
 /** Minor page faults so far of each member (field 10 of /proc/PID/stat). */
 function minorFaults(pids: (number | undefined)[]): number[] {
-  return pids.map((pid) => {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[7]);
-  });
+  return pids.map((pid) => Number(statFields(pid)[7]));
 }
 
 /** [read, write] syscalls and bytes so far of each member (all its threads), from /proc/PID/io. */
