@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { pino } from 'pino';
+import { waitFor } from '../../test/support/wait-for.js';
 import { type Entry, EntryType, type Message, MessageType, message } from '../raft/index.js';
 import { DiskStorage } from '../storage/index.js';
 import { RaftNode } from './raft-node.js';
@@ -43,15 +44,6 @@ class RecordingStateMachine {
 
 /** One turn of the event loop: every microtask queued so far (drains, their applies) has run. */
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
-
-/** Turns the event loop until `condition` holds (disk writes finish in their own time). */
-async function until(condition: () => boolean, what: string): Promise<void> {
-  const deadline = performance.now() + 10_000;
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await turn();
-  }
-}
 
 interface Harness {
   node: RaftNode;
@@ -111,17 +103,17 @@ async function leaderWithHeldFollowers(dir: string): Promise<Harness> {
   node.node.bootstrap([1, 2, 3]);
   node.start();
   // A member campaigns only once its bootstrap configuration is applied.
-  await until(() => machine.appliedIndex >= 3, 'the bootstrap entries are applied');
+  await waitFor(() => machine.appliedIndex >= 3, 'the bootstrap entries are applied');
   node.node.campaign();
   node.wake();
   const term = () => node.term;
   const ack = (from: number, index: number) =>
     node.step(message(MessageType.AppResp, { from, to: 1, term: term(), index }));
-  await until(() => node.lead === 1, 'the member leads');
+  await waitFor(() => node.lead === 1, 'the member leads');
   // The leader's empty entry of its term: index 4 after the three bootstrap entries.
   ack(2, 4);
   ack(3, 4);
-  await until(() => machine.appliedIndex >= 4, 'the empty entry of the new term is applied');
+  await waitFor(() => machine.appliedIndex >= 4, 'the empty entry of the new term is applied');
   return {
     get savedThrough() {
       return savedThrough;
@@ -154,7 +146,7 @@ async function leaderWithHeldFollowers(dir: string): Promise<Harness> {
 async function writeThenHold(h: Harness, durable: string[], held: string) {
   for (const command of durable) h.node.propose(Buffer.from(command));
   const last = h.savedThrough + durable.length;
-  await until(() => h.savedThrough >= last, `${durable.join(', ')} durable`);
+  await waitFor(() => h.savedThrough >= last, `${durable.join(', ')} durable`);
   const hold = h.holdNextSave();
   h.node.propose(Buffer.from(held));
   await turn();
@@ -184,7 +176,7 @@ describe('RaftNode drain on a DiskStorage', () => {
     assert.deepEqual(machine.applied, ['a'], 'a was not applied while the write of b was held');
     held.release();
     harness.ack(2, 6);
-    await until(() => machine.applied.length >= 2, 'b is applied');
+    await waitFor(() => machine.applied.length >= 2, 'b is applied');
     assert.deepEqual(machine.applied, ['a', 'b']);
     assert.deepEqual(harness.fatal, []);
   });
@@ -206,7 +198,7 @@ describe('RaftNode drain on a DiskStorage', () => {
     assert.deepEqual(machine.applied, [], 'an entry after the failed one was applied');
     assert.deepEqual(harness.fatal, [], 'the member stopped before its write finished');
     held.release();
-    await until(() => harness!.fatal.length > 0, 'the member stops');
+    await waitFor(() => harness!.fatal.length > 0, 'the member stops');
     assert.equal(harness.fatal.length, 1);
     assert.match(String(harness.fatal[0]), /apply of a failed/);
     assert.deepEqual(machine.applied, []);

@@ -65,18 +65,7 @@ export function recordingLogger(): { logger: Logger; records: Record<string, unk
   return { logger, records };
 }
 
-/** Polls `condition` each event-loop turn until it holds; fails after `limitMs`. */
-export async function waitFor(
-  condition: () => boolean,
-  what: string,
-  limitMs = 5_000,
-): Promise<void> {
-  const start = performance.now();
-  while (!condition()) {
-    if (performance.now() - start > limitMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-}
+export { waitFor } from '../support/wait-for.js';
 
 export function defaultImplementation(
   overrides: Partial<ServiceImplementation<typeof testService>> = {},
