@@ -332,7 +332,8 @@ export class RaftNode {
     } finally {
       this.drainApply = null;
     }
-    if (this.drainOpen && this.drainFailure === undefined) this.scheduleDrain();
+    // drainNow itself refuses to drain after a failure.
+    if (this.drainOpen) this.scheduleDrain();
   }
 
   /**
