@@ -8,7 +8,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { etcdStartTimeoutMs, freePort } from './etcd-process.js';
+import { freePorts } from '../../src/cli/ports.js';
+import { etcdStartTimeoutMs } from './etcd-process.js';
 
 /** etcd log kept for failure messages. */
 const LOG_CHARS_MAX = 64 * 1024;
@@ -103,7 +104,8 @@ export class EtcdCluster {
     const members: EtcdMember[] = [];
     for (let i = 0; i < count; i++) {
       const name = `e${i + 1}`;
-      members.push(new EtcdMember(name, await freePort(), await freePort(), join(root, name)));
+      const [clientPort, peerPort] = await freePorts(2);
+      members.push(new EtcdMember(name, clientPort!, peerPort!, join(root, name)));
     }
     const cluster = new EtcdCluster(root, members);
     try {

@@ -4,9 +4,9 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePorts } from '../../src/cli/ports.js';
 
 /** How long a fresh single-member etcd may take to elect itself and serve (slow CI machines). */
 export const etcdStartTimeoutMs = 30_000;
@@ -15,19 +15,6 @@ export const etcdStartTimeoutMs = 30_000;
 export function etcdInstalled(): boolean {
   const found = (bin: string) => spawnSync('sh', ['-c', `command -v ${bin}`]).status === 0;
   return found('etcd') && found('etcdctl');
-}
-
-/** A port that was free a moment ago (the kernel picks it; a tiny reuse race is acceptable). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export interface RunningEtcd {
@@ -44,8 +31,7 @@ export interface EtcdOptions {
 
 export async function startEtcd(options: EtcdOptions = {}): Promise<RunningEtcd> {
   const dataDir = mkdtempSync(join(tmpdir(), 'shoal-etcd-'));
-  const clientPort = await freePort();
-  const peerPort = await freePort();
+  const [clientPort, peerPort] = await freePorts(2);
   const clientUrl = `http://127.0.0.1:${clientPort}`;
   const peerUrl = `http://127.0.0.1:${peerPort}`;
   const args = [
