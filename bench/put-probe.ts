@@ -77,14 +77,27 @@ const kind = (process.argv[2] ?? 'shoal') as SystemKind;
 const total = Number(process.argv[3] ?? 2000);
 const counts = process.argv.slice(4).map(Number);
 const profDir = process.env.PROBE_PROF_DIR;
+// PROBE_ALLOC_DIR: each member samples its heap allocations (garbage included) for one window;
+// see bench/alloc-sample.mjs for the window's settings and bench/alloc-report.ts to read them.
+const allocDir = process.env.PROBE_ALLOC_DIR;
+if (allocDir) process.env.ALLOC_SAMPLE_DIR = allocDir;
 const cluster = await startCluster(kind, {
   nodeFlags: [
     ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []),
+    ...(allocDir && kind === 'shoal'
+      ? [`--import=${new URL('./alloc-sample.mjs', import.meta.url).pathname}`]
+      : []),
     ...(process.env.PROBE_NODE_FLAGS ?? '').split(' ').filter(Boolean),
   ],
 });
 try {
   const { endpoints, leaderIndex } = await leaderFirst(cluster);
+  if (allocDir) {
+    const pids = cluster.children.map((c, i) => `${c.pid}${i === leaderIndex ? ' (leader)' : ''}`);
+    console.log(
+      `allocation samples go to ${allocDir}/alloc-PID.heapprofile; members ${pids.join(', ')}`,
+    );
+  }
   const pauseMs = Number(process.env.PROBE_PAUSE_MS ?? 0);
   for (const clients of counts.length ? counts : [1, 16]) {
     if (pauseMs > 0) {

@@ -1,0 +1,42 @@
+/**
+ * Preload for a member (`node --import=bench/alloc-sample.mjs ...`): samples the JS heap
+ * allocations of one window of its life, garbage included, and writes them as a .heapprofile
+ * (Chrome DevTools' format; `npx tsx bench/alloc-report.ts FILE` summarises it).
+ *
+ * Node's own --heap-prof keeps only the samples still alive when it stops, which hides the
+ * short-lived garbage that drives young-generation GC. This asks V8's sampling heap profiler to
+ * keep the samples of objects collected by minor and major GCs as well.
+ *
+ * Environment: ALLOC_SAMPLE_DIR (where to write, required), ALLOC_SAMPLE_START_MS (default 16000:
+ * past a probe's warm-up), ALLOC_SAMPLE_MS (window length, default 5000), ALLOC_SAMPLE_INTERVAL
+ * (mean bytes between samples, default 4096).
+ */
+import fs from 'node:fs';
+import { Session } from 'node:inspector';
+import { join } from 'node:path';
+
+const dir = process.env.ALLOC_SAMPLE_DIR;
+if (dir) {
+  const startMs = Number(process.env.ALLOC_SAMPLE_START_MS ?? 16_000);
+  const windowMs = Number(process.env.ALLOC_SAMPLE_MS ?? 5_000);
+  const interval = Number(process.env.ALLOC_SAMPLE_INTERVAL ?? 4096);
+  const session = new Session();
+  session.connect();
+  const post = (method, params = {}) =>
+    new Promise((resolve, reject) =>
+      session.post(method, params, (error, result) => (error ? reject(error) : resolve(result))),
+    );
+  setTimeout(async () => {
+    await post('HeapProfiler.enable');
+    await post('HeapProfiler.startSampling', {
+      samplingInterval: interval,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true,
+    });
+    setTimeout(async () => {
+      const { profile } = await post('HeapProfiler.stopSampling');
+      fs.mkdirSync(dir, { recursive: true });
+      fs.writeFileSync(join(dir, `alloc-${process.pid}.heapprofile`), JSON.stringify(profile));
+    }, windowMs).unref();
+  }, startMs).unref();
+}
