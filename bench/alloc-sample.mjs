@@ -26,17 +26,28 @@ if (dir) {
     new Promise((resolve, reject) =>
       session.post(method, params, (error, result) => (error ? reject(error) : resolve(result))),
     );
-  setTimeout(async () => {
-    await post('HeapProfiler.enable');
-    await post('HeapProfiler.startSampling', {
-      samplingInterval: interval,
-      includeObjectsCollectedByMajorGC: true,
-      includeObjectsCollectedByMinorGC: true,
-    });
-    setTimeout(async () => {
-      const { profile } = await post('HeapProfiler.stopSampling');
-      fs.mkdirSync(dir, { recursive: true });
-      fs.writeFileSync(join(dir, `alloc-${process.pid}.heapprofile`), JSON.stringify(profile));
-    }, windowMs).unref();
+  // A failure here must not become an unhandled rejection, which would stop the member under test.
+  const failed = (error) => console.error(`alloc-sample: ${error?.message ?? error}`);
+  setTimeout(() => {
+    post('HeapProfiler.enable')
+      .then(() =>
+        post('HeapProfiler.startSampling', {
+          samplingInterval: interval,
+          includeObjectsCollectedByMajorGC: true,
+          includeObjectsCollectedByMinorGC: true,
+        }),
+      )
+      .then(() => {
+        setTimeout(() => {
+          post('HeapProfiler.stopSampling')
+            .then(({ profile }) => {
+              fs.mkdirSync(dir, { recursive: true });
+              const file = join(dir, `alloc-${process.pid}.heapprofile`);
+              fs.writeFileSync(file, JSON.stringify(profile));
+            })
+            .catch(failed);
+        }, windowMs).unref();
+      })
+      .catch(failed);
   }, startMs).unref();
 }

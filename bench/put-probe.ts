@@ -77,16 +77,14 @@ const kind = (process.argv[2] ?? 'shoal') as SystemKind;
 const total = Number(process.argv[3] ?? 2000);
 const counts = process.argv.slice(4).map(Number);
 const profDir = process.env.PROBE_PROF_DIR;
-// PROBE_ALLOC_DIR: each member samples its heap allocations (garbage included) for one window;
+// PROBE_ALLOC_DIR (shoal only): each member samples its heap allocations (garbage included) for one window;
 // see bench/alloc-sample.mjs for the window's settings and bench/alloc-report.ts to read them.
-const allocDir = process.env.PROBE_ALLOC_DIR;
+const allocDir = kind === 'shoal' ? process.env.PROBE_ALLOC_DIR : undefined;
 if (allocDir) process.env.ALLOC_SAMPLE_DIR = allocDir;
 const cluster = await startCluster(kind, {
   nodeFlags: [
     ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []),
-    ...(allocDir && kind === 'shoal'
-      ? [`--import=${new URL('./alloc-sample.mjs', import.meta.url).pathname}`]
-      : []),
+    ...(allocDir ? [`--import=${new URL('./alloc-sample.mjs', import.meta.url).pathname}`] : []),
     ...(process.env.PROBE_NODE_FLAGS ?? '').split(' ').filter(Boolean),
   ],
 });
