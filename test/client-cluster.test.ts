@@ -201,6 +201,44 @@ describe('ShoalClient on a 3-member cluster', { timeout: 120_000 }, () => {
 describe('batched puts on a 3-member cluster', { timeout: 120_000 }, () => {
   const setup = clusterAndClient();
 
+  it('carries each putBatch as one raft entry, with a revision and an answer per put', async () => {
+    const { cluster, client } = setup;
+    const leader = await agreedLeader(client, cluster.members);
+    // Puts are batched once the client knows the leader: one write lets it learn which it is.
+    await client.put('entry/first', 'x');
+    const before = await client.status(nativeEndpoint(leader));
+    const batchesBefore = (await client.stats(nativeEndpoint(leader))).requests.putBatch ?? 0;
+    const puts = 40;
+    // Started in one turn, so the client sends them as putBatch calls. One names a lease that
+    // does not exist: it alone fails, as it would on its own.
+    const answers = await Promise.allSettled(
+      Array.from({ length: puts }, (_, i) =>
+        client.put(`entry/${i}`, `v${i}`, i === 7 ? { lease: 0x7eadn } : undefined),
+      ),
+    );
+    const after = await client.status(nativeEndpoint(leader));
+    const batches =
+      ((await client.stats(nativeEndpoint(leader))).requests.putBatch ?? 0) - batchesBefore;
+    assert.ok(batches > 0, 'the puts went out in batches');
+    const refused = answers[7]!;
+    assert.ok(refused.status === 'rejected');
+    assert.match(String(refused.reason), /requested lease not found/);
+    const revisions = answers.flatMap((a) =>
+      a.status === 'fulfilled' ? [a.value.header.revision] : [],
+    );
+    assert.equal(revisions.length, puts - 1);
+    assert.equal(new Set(revisions).size, puts - 1, 'every put has its own revision');
+    assert.equal(after.header.revision - before.header.revision, puts - 1);
+    // One entry per call rather than one per put (other entries, such as a member's publish,
+    // are rare and at most a few).
+    const entries = Number(after.raftIndex - before.raftIndex);
+    assert.ok(entries <= batches + 2, `${entries} raft entries for ${batches} putBatch calls`);
+    for (let i = 0; i < puts; i++) {
+      const got = await client.get(`entry/${i}`);
+      assert.equal(i === 7 ? got : text(got?.value), i === 7 ? undefined : `v${i}`);
+    }
+  });
+
   it('loses no acknowledged put of concurrent batches when the leader is SIGKILLed', async () => {
     const { cluster, client } = setup;
     const leader = await agreedLeader(client, cluster.members);

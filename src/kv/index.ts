@@ -30,6 +30,7 @@ export {
   MvccStore,
   type MvccStoreOptions,
   QUOTA_BYTES_DEFAULT,
+  type RequestResult,
   type StoreStatus,
 } from './mvcc.js';
 export {

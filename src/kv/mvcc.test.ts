@@ -755,6 +755,52 @@ describe('apply batches, restarts and idempotence', () => {
     );
     assert.equal(h.store.revision, 3);
   });
+
+  test('one entry carrying a batch applies its requests in order, one revision each', () => {
+    const seen: number[] = [];
+    h.store.subscribe((revisions) => seen.push(...revisions.map((r) => r.revision)));
+    const [result] = h.store.applyBatch([
+      {
+        index: 1,
+        batch: [
+          { put: { key: b('a'), value: b('1') } },
+          { put: { key: b('a'), value: b('2'), prevKv: true } },
+          // Refused alone: the lease does not exist; the puts around it still apply.
+          { put: { key: b('l'), value: b('x'), lease: 99n } },
+          { put: { key: b('b'), value: b('3') } },
+        ],
+      },
+    ]);
+    assert.ok(result !== undefined && result.status === 'batch');
+    assert.deepEqual(
+      result.results.map((r) => r.status),
+      ['ok', 'ok', 'error', 'ok'],
+    );
+    const revisions = result.results.map((r) =>
+      r.status === 'ok' && 'put' in r.response ? r.response.put.header.revision : undefined,
+    );
+    assert.deepEqual(revisions, [2, 3, undefined, 4]);
+    const second = result.results[1]!;
+    assert.ok(second.status === 'ok' && 'put' in second.response);
+    assert.equal(text(second.response.put.prevKv!.value), '1', 'sees the put before it');
+    assert.equal(h.store.appliedIndex, 1);
+    assert.equal(h.store.revision, 4);
+    assert.deepEqual(seen, [2, 3, 4], 'watchers see one revision per put');
+    assert.equal(range('a').kvs[0]!.version, 2);
+  });
+
+  test('a batch entry already applied is skipped whole, even after a restart', async () => {
+    const entry = {
+      index: 1,
+      batch: [{ put: { key: b('a'), value: b('1') } }, { put: { key: b('b'), value: b('2') } }],
+    };
+    h.store.applyBatch([entry]);
+    await h.reopen();
+    const [again] = h.store.applyBatch([entry]);
+    assert.equal(again!.status, 'skipped');
+    assert.equal(h.store.revision, 3);
+    assert.equal(range('a').kvs[0]!.version, 1);
+  });
 });
 
 describe('the in-memory key index', () => {

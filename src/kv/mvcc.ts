@@ -151,13 +151,27 @@ export interface MvccStoreOptions {
 
 export interface ApplyEntry {
   index: number;
-  /** Undefined for raft entries that are not key-value commands (they only advance the index). */
+  /**
+   * Undefined for raft entries that are not key-value commands (they only advance the index),
+   * unless `batch` is given.
+   */
   request?: KvRequest;
+  /**
+   * Several requests carried by one raft entry (instead of `request`): applied in order, each as
+   * its own request with its own revision and result, exactly as consecutive entries would be.
+   * They are in the batch's transaction together, so a crash keeps all of them or none.
+   */
+  batch?: readonly KvRequest[];
 }
 
-export type ApplyResult =
+/** The outcome of one request: its response, or the error it was refused with. */
+export type RequestResult =
   | { index: number; status: 'ok'; response: KvResponse }
-  | { index: number; status: 'error'; error: KvError }
+  | { index: number; status: 'error'; error: KvError };
+
+export type ApplyResult =
+  | RequestResult
+  | { index: number; status: 'batch'; results: RequestResult[] }
   | { index: number; status: 'noop' }
   | { index: number; status: 'skipped' };
 
@@ -357,20 +371,36 @@ export class MvccStore {
     assertSafeInteger(entry.index, 'raft index');
     if (entry.index <= this.appliedIndexValue) return { index: entry.index, status: 'skipped' };
     this.appliedIndexValue = entry.index;
+    const { batch } = entry;
+    if (batch !== undefined) {
+      const results = new Array<RequestResult>(batch.length);
+      for (let i = 0; i < batch.length; i++) {
+        results[i] = this.applyOneRequest(entry.index, batch[i]!, revisions);
+      }
+      return { index: entry.index, status: 'batch', results };
+    }
     if (entry.request === undefined) return { index: entry.index, status: 'noop' };
+    return this.applyOneRequest(entry.index, entry.request, revisions);
+  }
+
+  private applyOneRequest(
+    index: number,
+    request: KvRequest,
+    revisions: RevisionEvents[],
+  ): RequestResult {
     const write = new WriteRequest(this.dbs, this.keys, this.currentRevision, this.compactRevision);
     try {
-      const invalid = validateRequest(entry.request, this.txnOpsMax);
+      const invalid = validateRequest(request, this.txnOpsMax);
       if (invalid) throw invalid;
-      const response = this.applyRequest(entry.request, write);
+      const response = this.applyRequest(request, write);
       this.finishWrite(write, revisions);
-      return { index: entry.index, status: 'ok', response };
+      return { index, status: 'ok', response };
     } catch (error) {
       if (!(error instanceof KvError)) throw error;
       // Requests check everything before writing; an error after a write would leave a partial
       // request behind, so it must abort the whole batch instead of being answered.
       if (write.changes > 0) throw new Error(`request failed after writing: ${error.message}`);
-      return { index: entry.index, status: 'error', error };
+      return { index, status: 'error', error };
     }
   }
 

@@ -1,6 +1,7 @@
 /**
- * Raft entry commands: a plain put travels in its binary layout, everything else (and every put
- * written before that layout existed) as msgpack, and both decode to the same request.
+ * Raft entry commands: a plain put, and a batch of plain puts, travel in their binary layouts,
+ * everything else (and every put written before that layout existed) as msgpack, and both decode
+ * to the same requests.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -87,7 +88,7 @@ test('a damaged binary put is an error, never a wrong request', () => {
     Buffer.concat([good, Buffer.from([0])]), // trailing byte
     (() => {
       const copy = Buffer.from(good);
-      copy[25] = 0x80; // an unknown flag
+      copy[25] = 0x40; // an unknown flag
       return copy;
     })(),
     (() => {
@@ -98,6 +99,83 @@ test('a damaged binary put is an error, never a wrong request', () => {
     (() => {
       const copy = Buffer.from(good);
       copy.writeBigInt64LE(7n, 26); // a lease without the flag that says there is one
+      return copy;
+    })(),
+  ];
+  for (const bytes of damaged) {
+    assert.throws(() => decodeCommand(bytes), /malformed put/);
+  }
+});
+
+function batchOf(command: Command): PutRequest[] {
+  assert.ok(command.kvBatch !== undefined, 'not a batch');
+  return command.kvBatch.map((request) => {
+    assert.ok('put' in request, 'a batched request that is not a put');
+    return request.put;
+  });
+}
+
+test('a batch of puts decodes from its binary layout exactly as from msgpack, in order', () => {
+  fc.assert(
+    fc.property(fc.array(putArbitrary, { minLength: 1, maxLength: 40 }), (puts) => {
+      const command: Command = { id, kvBatch: puts.map((put) => ({ put })) };
+      const binary = encodeCommand(command);
+      assert.equal(binary[0], 0xc1, 'a batch of plain puts takes the binary layout');
+      const fast = decodeCommand(binary);
+      const old = decodeCommand(msgpack.pack(command));
+      assert.deepEqual(fast.id, id);
+      assert.equal(fast.kv, undefined);
+      assert.deepEqual(batchOf(fast).map(normalized), batchOf(old).map(normalized));
+      assert.deepEqual(
+        batchOf(fast).map(normalized),
+        puts.map((put) => normalized(put)),
+      );
+    }),
+    { seed: 20261204, numRuns: 200 },
+  );
+});
+
+test('a batch holding anything but plain puts stays msgpack and keeps every request', () => {
+  const command: Command = {
+    id,
+    kvBatch: [
+      { put: { key: Buffer.from('a'), value: Buffer.from('1') } },
+      { deleteRange: { key: Buffer.from('b') } },
+    ],
+  };
+  const bytes = encodeCommand(command);
+  assert.notEqual(bytes[0], 0xc1);
+  assert.deepEqual(decodeCommand(bytes), decodeCommand(msgpack.pack(command)));
+  assert.equal(decodeCommand(bytes).kvBatch?.length, 2);
+});
+
+test('a damaged binary batch is an error, never a wrong batch', () => {
+  const good = Buffer.from(
+    encodeCommand({
+      id,
+      kvBatch: [
+        { put: { key: Buffer.from('k1'), value: Buffer.from('v1') } },
+        { put: { key: Buffer.from('k2') } },
+      ],
+    }),
+  );
+  assert.equal(batchOf(decodeCommand(good)).length, 2);
+  const withCount = (count: number) => {
+    const copy = Buffer.from(good);
+    copy.writeUInt32LE(count, 26);
+    return copy;
+  };
+  const damaged = [
+    good.subarray(0, 28), // shorter than the batch's fixed part
+    good.subarray(0, good.length - 1), // the last put cut short
+    Buffer.concat([good, Buffer.from([0])]), // trailing byte
+    withCount(0), // an empty batch
+    withCount(1), // fewer puts than the entry holds
+    withCount(3), // more puts than it holds
+    withCount(0xffff_ffff), // a count no entry could hold
+    (() => {
+      const copy = Buffer.from(good);
+      copy[30] = 0x40; // an unknown flag on the first put
       return copy;
     })(),
   ];

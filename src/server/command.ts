@@ -9,6 +9,13 @@
  * `encodePut`): msgpack's maps cost every member about 5 % of its busy time decoding them at 256
  * clients. Its first byte is one msgpack never uses, so entries written in either form decode.
  *
+ * A `kvBatch` command carries several key-value requests in one entry: the puts of one native
+ * putBatch call. They are applied in order as separate requests, each with its own revision and
+ * result, as if they had been consecutive entries; the entry is applied whole or not at all. One
+ * entry instead of one per put saves each member a log entry, a WAL record and an apply result per
+ * put, and the leader a proposal and its waiter. A batch of plain puts has a binary layout too
+ * (`encodePutBatch`).
+ *
  * Every member applies the same entries, so results are identical everywhere; only the proposer,
  * recognised by `RequestId.member` and `RequestId.incarnation` (random per process start, so
  * entries proposed before a restart never match a new waiter), resolves a waiting request.
@@ -49,6 +56,8 @@ export type RegistryCommand = PublishCommand | UpdatePeerUrlsCommand | AlarmComm
 export interface Command {
   id: RequestId;
   kv?: KvRequest;
+  /** Requests applied in order, each as its own request (see the module comment). */
+  kvBatch?: KvRequest[];
   registry?: RegistryCommand;
 }
 
@@ -68,53 +77,103 @@ const PUT_FLAG_IGNORE_LEASE = 4;
 const PUT_FLAG_HAS_VALUE = 8;
 const PUT_FLAG_HAS_LEASE = 16;
 const PUT_FLAGS_KNOWN = 31;
-/** Tag, three request id numbers (f64), flags, lease (i64), key length (u32). */
-const PUT_FIXED_BYTES = 1 + 24 + 1 + 8 + 4;
+/**
+ * In a put's flags position, marks a batch: no put has this bit, so a member that does not know
+ * batches refuses the entry as malformed rather than misreading it.
+ */
+const BATCH_MARK = 0x80;
+/** Tag and the three request id numbers (f64). */
+const HEAD_BYTES = 1 + 24;
+/** A put's flags, lease (i64) and key length (u32). */
+const PUT_BODY_FIXED_BYTES = 1 + 8 + 4;
+/** Head, batch mark, put count (u32). */
+const BATCH_FIXED_BYTES = HEAD_BYTES + 1 + 4;
 const PUT_FIELDS = new Set(['key', 'value', 'lease', 'prevKv', 'ignoreValue', 'ignoreLease']);
 
 export function encodeCommand(command: Command): Uint8Array {
-  return encodePut(command) ?? packr.pack(command);
+  return encodePut(command) ?? encodePutBatch(command) ?? packr.pack(command);
 }
 
 /**
  * A command holding one plain put in the binary layout: tag, member, incarnation and sequence
- * (f64 LE), flags, lease (i64 LE, 0 when absent), key length (u32 LE), key, then, when it has one,
- * the value's length (u32 LE) and the value. Undefined for any other command (msgpack then).
+ * (f64 LE), then the put's body (`writePutBody`). Undefined for any other command (msgpack then).
  */
 function encodePut(command: Command): Uint8Array | undefined {
-  const put = plainPut(command);
+  if (command.kv === undefined || command.registry !== undefined) return undefined;
+  if (command.kvBatch !== undefined) return undefined;
+  const put = plainPut(command.kv);
   if (put === undefined) return undefined;
+  const out = Buffer.allocUnsafe(HEAD_BYTES + putBodyBytes(put));
+  writeHead(out, command.id);
+  writePutBody(out, HEAD_BYTES, put);
+  return out;
+}
+
+/**
+ * A command holding a batch of plain puts in the binary layout: the head as for one put, the
+ * batch mark, the number of puts (u32 LE), then each put's body. Undefined for anything else.
+ */
+function encodePutBatch(command: Command): Uint8Array | undefined {
+  const { kvBatch } = command;
+  if (kvBatch === undefined || command.kv !== undefined || command.registry !== undefined) {
+    return undefined;
+  }
+  const puts: PutRequest[] = [];
+  let bytes = BATCH_FIXED_BYTES;
+  for (const request of kvBatch) {
+    const put = plainPut(request);
+    if (put === undefined) return undefined;
+    puts.push(put);
+    bytes += putBodyBytes(put);
+  }
+  const out = Buffer.allocUnsafe(bytes);
+  writeHead(out, command.id);
+  out[HEAD_BYTES] = BATCH_MARK;
+  out.writeUInt32LE(puts.length, HEAD_BYTES + 1);
+  let at = BATCH_FIXED_BYTES;
+  for (const put of puts) at = writePutBody(out, at, put);
+  return out;
+}
+
+function writeHead(out: Buffer, id: RequestId): void {
+  out[0] = PUT_TAG;
+  out.writeDoubleLE(id.member, 1);
+  out.writeDoubleLE(id.incarnation, 9);
+  out.writeDoubleLE(id.sequence, 17);
+}
+
+function putBodyBytes(put: PutRequest): number {
+  return PUT_BODY_FIXED_BYTES + put.key.length + (put.value ? 4 + put.value.length : 0);
+}
+
+/**
+ * A put's body at `at`: flags, lease (i64 LE, 0 when absent), key length (u32 LE), key, then,
+ * when it has one, the value's length (u32 LE) and the value. Returns the offset after it.
+ */
+function writePutBody(out: Buffer, at: number, put: PutRequest): number {
   const { key, value, lease } = put;
-  const flags =
+  out[at] =
     (put.prevKv === true ? PUT_FLAG_PREV_KV : 0) |
     (put.ignoreValue === true ? PUT_FLAG_IGNORE_VALUE : 0) |
     (put.ignoreLease === true ? PUT_FLAG_IGNORE_LEASE : 0) |
     (value !== undefined ? PUT_FLAG_HAS_VALUE : 0) |
     (lease !== undefined ? PUT_FLAG_HAS_LEASE : 0);
-  const out = Buffer.allocUnsafe(PUT_FIXED_BYTES + key.length + (value ? 4 + value.length : 0));
-  out[0] = PUT_TAG;
-  out.writeDoubleLE(command.id.member, 1);
-  out.writeDoubleLE(command.id.incarnation, 9);
-  out.writeDoubleLE(command.id.sequence, 17);
-  out[25] = flags;
-  out.writeBigInt64LE(lease ?? 0n, 26);
-  out.writeUInt32LE(key.length, 34);
-  out.set(key, 38);
-  if (value !== undefined) {
-    out.writeUInt32LE(value.length, 38 + key.length);
-    out.set(value, 42 + key.length);
-  }
-  return out;
+  out.writeBigInt64LE(lease ?? 0n, at + 1);
+  out.writeUInt32LE(key.length, at + 9);
+  out.set(key, at + 13);
+  at += 13 + key.length;
+  if (value === undefined) return at;
+  out.writeUInt32LE(value.length, at);
+  out.set(value, at + 4);
+  return at + 4 + value.length;
 }
 
 /**
- * The put of a command that holds exactly one put with only known fields of the expected types,
+ * The put of a request that is exactly one put with only known fields of the expected types,
  * else undefined. It runs for every proposal, so it walks the objects with `for...in` instead of
  * building key arrays.
  */
-function plainPut(command: Command): PutRequest | undefined {
-  const { kv } = command;
-  if (kv === undefined || command.registry !== undefined) return undefined;
+function plainPut(kv: KvRequest): PutRequest | undefined {
   for (const name in kv) if (name !== 'put') return undefined;
   const put = 'put' in kv ? kv.put : undefined;
   if (put === undefined) return undefined;
@@ -139,39 +198,66 @@ function malformed(): Error {
   return new Error('raft entry holds a malformed put');
 }
 
-/** Decodes `encodePut`'s layout; the key and value are views of `data`. */
-function decodePut(data: Uint8Array): Command {
+/** Decodes the binary layouts (one put, or a batch of puts); keys and values are views of `data`. */
+function decodeBinary(data: Uint8Array): Command {
   const bytes = Buffer.isBuffer(data)
     ? data
     : Buffer.from(data.buffer, data.byteOffset, data.length);
-  if (bytes.length < PUT_FIXED_BYTES) throw malformed();
-  const flags = bytes[25]!;
-  if ((flags & ~PUT_FLAGS_KNOWN) !== 0) throw malformed();
-  const keyBytes = bytes.readUInt32LE(34);
-  let at = 38 + keyBytes;
-  if (at > bytes.length) throw malformed();
-  const put: PutRequest = { key: bytes.subarray(38, at) };
-  if ((flags & PUT_FLAG_HAS_VALUE) !== 0) {
-    if (at + 4 > bytes.length) throw malformed();
-    const valueBytes = bytes.readUInt32LE(at);
-    at += 4;
-    if (at + valueBytes > bytes.length) throw malformed();
-    put.value = bytes.subarray(at, at + valueBytes);
-    at += valueBytes;
-  }
-  if (at !== bytes.length) throw malformed();
-  // Most puts carry no lease: their lease bytes are checked to be zero without making a bigint.
-  if ((flags & PUT_FLAG_HAS_LEASE) !== 0) put.lease = bytes.readBigInt64LE(26);
-  else if (bytes.readUInt32LE(26) !== 0 || bytes.readUInt32LE(30) !== 0) throw malformed();
-  if ((flags & PUT_FLAG_PREV_KV) !== 0) put.prevKv = true;
-  if ((flags & PUT_FLAG_IGNORE_VALUE) !== 0) put.ignoreValue = true;
-  if ((flags & PUT_FLAG_IGNORE_LEASE) !== 0) put.ignoreLease = true;
+  if (bytes.length < HEAD_BYTES + 1) throw malformed();
   const id = {
     member: bytes.readDoubleLE(1),
     incarnation: bytes.readDoubleLE(9),
     sequence: bytes.readDoubleLE(17),
   };
-  return { id, kv: { put } };
+  if (bytes[HEAD_BYTES] !== BATCH_MARK) {
+    const cursor = { at: HEAD_BYTES };
+    const put = readPutBody(bytes, cursor);
+    if (cursor.at !== bytes.length) throw malformed();
+    return { id, kv: { put } };
+  }
+  if (bytes.length < BATCH_FIXED_BYTES) throw malformed();
+  const count = bytes.readUInt32LE(HEAD_BYTES + 1);
+  // Each put takes at least its fixed bytes: a count the entry cannot hold is refused up front.
+  if (count === 0 || count > (bytes.length - BATCH_FIXED_BYTES) / PUT_BODY_FIXED_BYTES) {
+    throw malformed();
+  }
+  const kvBatch = new Array<KvRequest>(count);
+  const cursor = { at: BATCH_FIXED_BYTES };
+  for (let i = 0; i < count; i++) kvBatch[i] = { put: readPutBody(bytes, cursor) };
+  if (cursor.at !== bytes.length) throw malformed();
+  return { id, kvBatch };
+}
+
+/** Reads `writePutBody`'s layout at `cursor.at` and moves the cursor past it. */
+function readPutBody(bytes: Buffer, cursor: { at: number }): PutRequest {
+  const { at } = cursor;
+  if (at + PUT_BODY_FIXED_BYTES > bytes.length) throw malformed();
+  const flags = bytes[at]!;
+  if ((flags & ~PUT_FLAGS_KNOWN) !== 0) throw malformed();
+  const leaseAt = at + 1;
+  const keyBytes = bytes.readUInt32LE(at + 9);
+  const keyAt = at + PUT_BODY_FIXED_BYTES;
+  let end = keyAt + keyBytes;
+  if (end > bytes.length) throw malformed();
+  const put: PutRequest = { key: bytes.subarray(keyAt, end) };
+  if ((flags & PUT_FLAG_HAS_VALUE) !== 0) {
+    if (end + 4 > bytes.length) throw malformed();
+    const valueBytes = bytes.readUInt32LE(end);
+    end += 4;
+    if (end + valueBytes > bytes.length) throw malformed();
+    put.value = bytes.subarray(end, end + valueBytes);
+    end += valueBytes;
+  }
+  // Most puts carry no lease: their lease bytes are checked to be zero without making a bigint.
+  if ((flags & PUT_FLAG_HAS_LEASE) !== 0) put.lease = bytes.readBigInt64LE(leaseAt);
+  else if (bytes.readUInt32LE(leaseAt) !== 0 || bytes.readUInt32LE(leaseAt + 4) !== 0) {
+    throw malformed();
+  }
+  if ((flags & PUT_FLAG_PREV_KV) !== 0) put.prevKv = true;
+  if ((flags & PUT_FLAG_IGNORE_VALUE) !== 0) put.ignoreValue = true;
+  if ((flags & PUT_FLAG_IGNORE_LEASE) !== 0) put.ignoreLease = true;
+  cursor.at = end;
+  return put;
 }
 
 export function encodeConfChangeContext(context: ConfChangeContext): Uint8Array {
@@ -194,7 +280,7 @@ function isRequestId(value: unknown): value is RequestId {
  * malformed one means a bug or corruption: the caller treats the error as fatal.
  */
 export function decodeCommand(data: Uint8Array): Command {
-  if (data[0] === PUT_TAG) return decodePut(data);
+  if (data[0] === PUT_TAG) return decodeBinary(data);
   const value = unpackr.unpack(data) as Command;
   if (typeof value !== 'object' || value === null || !isRequestId(value.id)) {
     throw new Error('raft entry does not hold a shoal command');

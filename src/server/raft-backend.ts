@@ -110,6 +110,40 @@ export class RaftBackend implements EtcdBackend {
     return fromKvPut(response.put, this.identity());
   }
 
+  /**
+   * The puts go into one raft entry; a put the quota refuses is answered at once and left out.
+   * The apply gives one result per put, each turned into a response or an etcd error here.
+   */
+  async putBatch(requests: readonly api.PutRequest[]): Promise<Array<api.PutResponse | Error>> {
+    const answers = new Array<api.PutResponse | Error>(requests.length);
+    const kvBatch: KvRequest[] = [];
+    const slots: number[] = [];
+    for (let i = 0; i < requests.length; i++) {
+      const request: KvRequest = { put: toKvPut(requests[i]!) };
+      const quota = this.core.quotaCheck(request);
+      if (quota !== undefined) {
+        answers[i] = toEtcdError(quota) as Error;
+        continue;
+      }
+      kvBatch.push(request);
+      slots.push(i);
+    }
+    if (kvBatch.length === 0) return answers;
+    const outcome = await this.core.proposer.propose({ kvBatch });
+    if (outcome.status !== 'batch' || outcome.results.length !== kvBatch.length) {
+      throw new Error(`put batch applied with unexpected status ${outcome.status}`);
+    }
+    const identity = this.identity();
+    for (let i = 0; i < slots.length; i++) {
+      const result = outcome.results[i]!;
+      const slot = slots[i]!;
+      if (result.status === 'error') answers[slot] = toEtcdError(result.error) as Error;
+      else if ('put' in result.response) answers[slot] = fromKvPut(result.response.put, identity);
+      else throw new Error('a batched put answered with another response');
+    }
+    return answers;
+  }
+
   async deleteRange(request: api.DeleteRangeRequest): Promise<api.DeleteRangeResponse> {
     const response = await this.write({ deleteRange: toKvDeleteRange(request) });
     if (!('deleteRange' in response)) throw new Error('delete answered with another response');

@@ -98,6 +98,33 @@ describe('StateMachine', () => {
     await kv.close();
   });
 
+  it('applies an entry carrying a batch of puts as consecutive puts, answered to its proposer', async () => {
+    const { kv, sm, outcomes } = open(1);
+    const batch = (index: number, rid: RequestId, keys: string[]): Entry => ({
+      term: 1,
+      index,
+      type: EntryType.Normal,
+      data: encodeCommand({
+        id: rid,
+        kvBatch: keys.map((key) => ({ put: { key: Buffer.from(key), value: Buffer.from('v') } })),
+      }),
+    });
+    await sm.apply([batch(1, id(1, 1), ['a', 'b', 'c']), batch(2, id(2, 1), ['d', 'e'])]);
+    assert.equal(kv.appliedIndex, 2);
+    assert.equal(kv.revision, 6, 'one revision per put');
+    assert.equal(outcomes.length, 1, "only this member's batch is answered here");
+    const [rid, outcome] = outcomes[0]!;
+    assert.equal(rid.sequence, 1);
+    assert.ok(outcome.status === 'batch');
+    assert.deepEqual(
+      outcome.results.map((r) =>
+        r.status === 'ok' && 'put' in r.response ? r.response.put.header.revision : r.status,
+      ),
+      [2, 3, 4],
+    );
+    await kv.close();
+  });
+
   it('records conf changes in raft and the registry, and publishes names', async () => {
     const { sm, registry, confChanges, dir } = open(1);
     const context = encodeConfChangeContext({

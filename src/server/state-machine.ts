@@ -4,6 +4,9 @@
  * and into the member registry; conf change entries also go into raft's configuration. Results are
  * handed to the waiting request when this member proposed the entry.
  *
+ * An entry carrying a batch of requests is applied as that many requests, each with its own
+ * revision, and its proposer receives all their results at once.
+ *
  * Snapshots hold the registry and the whole key-value state: `[u32 length][bytes]` frames, the
  * first the registry as JSON, then either the CHECKPOINT_FRAME marker and the bytes of a store
  * checkpoint (an LMDB file, what members write now) or the MVCC store's snapshot chunks (what
@@ -107,6 +110,8 @@ export class StateMachine {
           registryChanged = true;
         }
         batch.push({ index: entry.index });
+      } else if (command.kvBatch !== undefined) {
+        batch.push({ index: entry.index, batch: command.kvBatch });
       } else {
         batch.push(
           command.kv === undefined
@@ -134,9 +139,17 @@ export class StateMachine {
       const results = this.kv.applyBatch(slice);
       for (let i = 0; i < results.length; i++) {
         const result = results[i]!;
-        const request = slice[i]!.request;
+        const { request, batch: requests } = slice[i]!;
         if (result.status === 'ok' && request !== undefined && isLeaseRequest(request)) {
           this.hooks.onLeaseApplied?.(request, entries[start + i]!);
+        }
+        if (result.status === 'batch' && requests !== undefined) {
+          for (let j = 0; j < requests.length; j++) {
+            const one = requests[j]!;
+            if (result.results[j]!.status === 'ok' && isLeaseRequest(one)) {
+              this.hooks.onLeaseApplied?.(one, entries[start + i]!);
+            }
+          }
         }
         const owner = owners[start + i];
         if (owner === undefined || owner.member !== this.selfId) continue;

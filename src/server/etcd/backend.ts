@@ -34,6 +34,13 @@ export interface EtcdBackend {
   /** Reads; `request.serializable` allows answering from local, possibly stale, state. */
   range(request: RangeRequest): Promise<RangeResponse>;
   put(request: PutRequest): Promise<PutResponse>;
+  /**
+   * Optional: several puts applied in order as one write (one raft entry), each with its own
+   * revision. Answers one result per put, in order: its response, or the error that refused it
+   * alone (a lease not found, the quota). A failure of the write as a whole (no leader, a
+   * timeout) rejects the promise instead. Without it, callers put one by one.
+   */
+  putBatch?(requests: readonly PutRequest[]): Promise<Array<PutResponse | Error>>;
   deleteRange(request: DeleteRangeRequest): Promise<DeleteRangeResponse>;
   /** Compares and both branches have already been validated (op count, duplicate keys). */
   txn(request: TxnRequest): Promise<TxnResponse>;

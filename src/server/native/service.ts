@@ -135,8 +135,9 @@ export function createNativeKvService(options: NativeKvServiceOptions): NativeKv
   }
 
   /**
-   * One put of a batch, counted as a put and answered on its own. It is a single async frame
-   * (no closures), since a batch runs it up to PUT_BATCH_PUTS_MAX times per call.
+   * One put of a batch, counted as a put and answered on its own, for a backend without
+   * `putBatch`. It is a single async frame (no closures), since a batch runs it up to
+   * PUT_BATCH_PUTS_MAX times per call.
    */
   async function batchPut(
     put: unknown,
@@ -147,9 +148,68 @@ export function createNativeKvService(options: NativeKvServiceOptions): NativeKv
     try {
       return await putOne(put, `putBatch.puts[${index}]`);
     } catch (error) {
-      const refused = await failure('put', error, hints);
-      return { error: { status: refused.status, message: refused.message } };
+      return batchError(await failure('put', error, hints));
     }
+  }
+
+  /**
+   * The puts of a putBatch call that pass the checks go to the backend as few writes as the
+   * request size limit allows (one, unless --max-request-bytes is below the batch's bytes): one
+   * raft entry each, applied as consecutive puts. A put that fails a check, or that its write
+   * refuses alone, is answered with its own error; a write that fails as a whole fails its puts.
+   */
+  async function putBatch(
+    puts: readonly unknown[],
+    batches: BatchingBackend,
+  ): Promise<Array<wire.PutResponse | wire.PutBatchError>> {
+    requests.put = (requests.put ?? 0) + puts.length;
+    const answers = new Array<wire.PutResponse | wire.PutBatchError>(puts.length);
+    const refused: { slot: number; error: unknown }[] = [];
+    const writes: { slots: number[]; puts: api.PutRequest[]; bytes: number }[] = [];
+    for (let i = 0; i < puts.length; i++) {
+      let put: api.PutRequest;
+      try {
+        put = toPut(puts[i], `putBatch.puts[${i}]`);
+        checkPutRequest(put);
+        checkSize(putBytes(put));
+      } catch (error) {
+        refused.push({ slot: i, error });
+        continue;
+      }
+      const bytes = putBytes(put);
+      let write = writes[writes.length - 1];
+      if (write === undefined || write.bytes + bytes > maxRequestBytes) {
+        write = { slots: [], puts: [], bytes: 0 };
+        writes.push(write);
+      }
+      write.slots.push(i);
+      write.puts.push(put);
+      write.bytes += bytes;
+    }
+    // Every write starts in this same pass, so all are proposed in one event-loop turn (one
+    // Ready). The answer waits for the slowest: a write that outlives the caller's deadline
+    // fails the call.
+    await Promise.all(
+      writes.map(({ slots, puts }) =>
+        batches.putBatch(puts).then(
+          (results) => {
+            for (let j = 0; j < slots.length; j++) {
+              const result = results[j]!;
+              if (result instanceof Error) refused.push({ slot: slots[j]!, error: result });
+              else answers[slots[j]!] = result;
+            }
+          },
+          (error: unknown) => {
+            for (const slot of slots) refused.push({ slot, error });
+          },
+        ),
+      ),
+    );
+    const hints = new Map<string, Promise<string>>();
+    for (const { slot, error } of refused) {
+      answers[slot] = batchError(await failure('put', error, hints));
+    }
+    return answers;
   }
 
   const handlers: ServiceImplementation<wire.NativeKvService> = {
@@ -163,10 +223,10 @@ export function createNativeKvService(options: NativeKvServiceOptions): NativeKv
     putBatch: async (request) => {
       requests.putBatch = (requests.putBatch ?? 0) + 1;
       const puts = toPutBatch(request);
+      if (canBatch(backend)) return { results: await putBatch(puts, backend) };
+      // Without batches in the backend every put is proposed on its own, all in this one pass
+      // (one Ready), as if they had arrived as separate calls.
       const hints = new Map<string, Promise<string>>();
-      // Every put starts in this same pass, so all of them are proposed in one event-loop turn
-      // (one Ready) as if they had arrived as separate calls; each is answered on its own. The
-      // answer waits for the slowest: a put that outlives the caller's deadline fails the batch.
       const answers = new Array<Promise<wire.PutResponse | wire.PutBatchError>>(puts.length);
       for (let i = 0; i < puts.length; i++) answers[i] = batchPut(puts[i], i, hints);
       return { results: await Promise.all(answers) };
@@ -217,6 +277,16 @@ export function createNativeKvService(options: NativeKvServiceOptions): NativeKv
       }),
   };
   return { handlers, requests };
+}
+
+type BatchingBackend = EtcdBackend & Required<Pick<EtcdBackend, 'putBatch'>>;
+
+function canBatch(backend: EtcdBackend): backend is BatchingBackend {
+  return backend.putBatch !== undefined;
+}
+
+function batchError(refused: RpcError): wire.PutBatchError {
+  return { error: { status: refused.status, message: refused.message } };
 }
 
 function putBytes(request: api.PutRequest): number {
