@@ -30,10 +30,13 @@ async function agreedLeader(
  * Starts a 3-member cluster and a client for the enclosing suite, stopped after it; read them
  * from the returned holder inside tests.
  */
-function clusterAndClient(): { cluster: ProcessCluster; client: ShoalClient } {
+function clusterAndClient(extraArgs: string[] = []): {
+  cluster: ProcessCluster;
+  client: ShoalClient;
+} {
   const held = {} as { cluster: ProcessCluster; client: ShoalClient };
   before(async () => {
-    held.cluster = await ProcessCluster.plan(3);
+    held.cluster = await ProcessCluster.plan(3, extraArgs);
     await held.cluster.startAll();
     held.client = new ShoalClient({
       endpoints: held.cluster.members.map(nativeEndpoint),
@@ -198,8 +201,11 @@ describe('ShoalClient on a 3-member cluster', { timeout: 120_000 }, () => {
   });
 });
 
+/** The request size limit of the batched-puts suite: small, so that a batch must be split. */
+const MAX_REQUEST_BYTES = 8192;
+
 describe('batched puts on a 3-member cluster', { timeout: 120_000 }, () => {
-  const setup = clusterAndClient();
+  const setup = clusterAndClient([`--max-request-bytes=${MAX_REQUEST_BYTES}`]);
 
   it('carries each putBatch as one raft entry, with a revision and an answer per put', async () => {
     const { cluster, client } = setup;
@@ -237,6 +243,28 @@ describe('batched puts on a 3-member cluster', { timeout: 120_000 }, () => {
       const got = await client.get(`entry/${i}`);
       assert.equal(i === 7 ? got : text(got?.value), i === 7 ? undefined : `v${i}`);
     }
+  });
+
+  it('splits a batch into entries no bigger than --max-request-bytes', async () => {
+    const { cluster, client } = setup;
+    const leader = await agreedLeader(client, cluster.members);
+    await client.put('big/first', 'x');
+    const before = await client.status(nativeEndpoint(leader));
+    const puts = 24;
+    const value = Buffer.alloc(1500, 'v');
+    const answers = await Promise.all(
+      Array.from({ length: puts }, (_, i) => client.put(`big/${i}`, value)),
+    );
+    const after = await client.status(nativeEndpoint(leader));
+    assert.equal(new Set(answers.map((a) => a.header.revision)).size, puts);
+    // Five of these puts fit under the limit, so the 24 need at least five entries, and fewer
+    // than one each.
+    const entries = Number(after.raftIndex - before.raftIndex);
+    const fewest = Math.ceil((puts * (value.length + 'big/00'.length)) / MAX_REQUEST_BYTES);
+    assert.ok(entries >= fewest, `${entries} entries: a write bigger than the limit went out`);
+    assert.ok(entries < puts, `${entries} entries for ${puts} puts: the puts were not batched`);
+    const stored = await client.range('big/', { prefix: true, countOnly: true });
+    assert.equal(stored.count, puts + 1);
   });
 
   it('loses no acknowledged put of concurrent batches when the leader is SIGKILLed', async () => {
