@@ -126,12 +126,17 @@ export function createNativeKvService(options: NativeKvServiceOptions): NativeKv
     }
   }
 
-  /** One put, from the `put` method or from a batch (`path` names it in errors). */
-  function putOne(request: unknown, path: string): Promise<wire.PutResponse> {
+  /** A put converted and checked (fields, etcd's rules, the size limit), or the error. */
+  function checkedPut(request: unknown, path: string): api.PutRequest {
     const converted = toPut(request, path);
     checkPutRequest(converted);
     checkSize(putBytes(converted));
-    return backend.put(converted);
+    return converted;
+  }
+
+  /** One put, from the `put` method or from a batch (`path` names it in errors). */
+  function putOne(request: unknown, path: string): Promise<wire.PutResponse> {
+    return backend.put(checkedPut(request, path));
   }
 
   /**
@@ -169,9 +174,7 @@ export function createNativeKvService(options: NativeKvServiceOptions): NativeKv
     for (let i = 0; i < puts.length; i++) {
       let put: api.PutRequest;
       try {
-        put = toPut(puts[i], `putBatch.puts[${i}]`);
-        checkPutRequest(put);
-        checkSize(putBytes(put));
+        put = checkedPut(puts[i], `putBatch.puts[${i}]`);
       } catch (error) {
         refused.push({ slot: i, error });
         continue;
