@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { closeConnections, openConnections, unaryCall } from '../src/cli/bench/connections.js';
 import { decimalKey, encodePutRequest, scanFields } from '../src/cli/bench/wire.js';
+import { MEMBER_NODE_FLAGS } from '../src/cli/node-flags.js';
 import { freePorts } from '../src/cli/ports.js';
 
 export type SystemKind = 'etcd' | 'shoal';
@@ -83,7 +84,13 @@ export async function startCluster(kind: SystemKind, options: StartOptions = {})
         ? ['etcd', flags]
         : [
             process.execPath,
-            [...(options.nodeFlags ?? []), join(root, 'bin', 'shoal.mjs'), 'start', ...flags],
+            [
+              ...MEMBER_NODE_FLAGS,
+              ...(options.nodeFlags ?? []),
+              join(root, 'bin', 'shoal.mjs'),
+              'start',
+              ...flags,
+            ],
           ];
     const child = spawn(command, args, { stdio: ['ignore', log, log], cwd: dir });
     fs.closeSync(log);

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
+import { MEMBER_NODE_FLAGS } from './node-flags.js';
 import { freePorts } from './ports.js';
 
 const MEMBERS = 3;
@@ -87,7 +88,7 @@ export function memberArgs(m: DevMember, members: readonly DevMember[], state = 
 function startMember(m: DevMember, members: readonly DevMember[], logLevel: string): ChildProcess {
   const child = spawn(
     process.execPath,
-    [SHOAL_BIN, ...memberArgs(m, members), `--log-level=${logLevel}`],
+    [...MEMBER_NODE_FLAGS, SHOAL_BIN, ...memberArgs(m, members), `--log-level=${logLevel}`],
     {
       stdio: ['ignore', 'inherit', 'inherit'],
       env: { ...process.env, SHOAL_LOG_LEVEL: logLevel },

@@ -7,6 +7,7 @@
 import type { Command } from 'commander';
 import { ConfigError, type MemberFlags, resolveConfig } from '../server/config.js';
 import { Member } from '../server/member.js';
+import { missingMemberNodeFlags } from './node-flags.js';
 
 export function registerStart(program: Command): void {
   program
@@ -75,6 +76,13 @@ export function registerStart(program: Command): void {
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
     .action(async (flags: MemberFlags & { logLevel: string }) => {
       process.env.SHOAL_LOG_LEVEL ??= flags.logLevel;
+      const missing = missingMemberNodeFlags(process.execArgv);
+      if (missing.length > 0) {
+        process.stderr.write(
+          `shoal start: node runs without ${missing.join(' ')} (bin/shoal.mjs's #! line passes it; ` +
+            `src/cli/node-flags.ts says why)\n`,
+        );
+      }
       let config: ReturnType<typeof resolveConfig>;
       try {
         config = resolveConfig(flags);

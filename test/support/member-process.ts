@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { MEMBER_NODE_FLAGS } from '../../src/cli/node-flags.js';
 import { freePorts } from '../../src/cli/ports.js';
 import { etcdctl } from './etcdctl.js';
 
@@ -50,6 +51,7 @@ export class MemberProcess {
   async start(initialCluster: string, state: 'new' | 'existing'): Promise<void> {
     const s = this.spec;
     const args = [
+      ...MEMBER_NODE_FLAGS,
       SHOAL_BIN,
       'start',
       `--name=${s.name}`,
