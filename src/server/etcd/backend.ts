@@ -35,12 +35,12 @@ export interface EtcdBackend {
   range(request: RangeRequest): Promise<RangeResponse>;
   put(request: PutRequest): Promise<PutResponse>;
   /**
-   * Optional: several puts applied in order as one write (one raft entry), each with its own
-   * revision. Answers one result per put, in order: its response, or the error that refused it
-   * alone (a lease not found, the quota). A failure of the write as a whole (no leader, a
-   * timeout) rejects the promise instead. Without it, callers put one by one.
+   * Several puts applied in order as one write (one raft entry), each with its own revision.
+   * Answers one result per put, in order: its response, or the error that refused it alone (a
+   * lease not found, the quota). A failure of the write as a whole (no leader, a timeout)
+   * rejects the promise instead.
    */
-  putBatch?(requests: readonly PutRequest[]): Promise<Array<PutResponse | Error>>;
+  putBatch(requests: readonly PutRequest[]): Promise<Array<PutResponse | Error>>;
   deleteRange(request: DeleteRangeRequest): Promise<DeleteRangeResponse>;
   /** Compares and both branches have already been validated (op count, duplicate keys). */
   txn(request: TxnRequest): Promise<TxnResponse>;

@@ -87,6 +87,27 @@ test('concurrent writes share one batch but get distinct revisions and answers',
   assert.equal(read.header.revision, Math.max(...revisions));
 });
 
+test('putBatch is one store entry: a revision per put, in order, and a refused put fails alone', async () => {
+  const indexBefore = store.appliedIndex;
+  const puts = Array.from({ length: 30 }, (_, i) =>
+    i === 11 ? put('pb/bad', 'x', 424242n) : put(`pb/${i}`, `v${i}`),
+  );
+  const alone = backend.put(put('pb/alone', 'y'));
+  const results = await backend.putBatch(puts);
+  await alone;
+  // The batch and the lone put queued in the same turn: two store entries, not 31.
+  assert.equal(store.appliedIndex - indexBefore, 2);
+  assert.equal(results.length, 30);
+  const refused = results[11];
+  assert.ok(refused instanceof EtcdError, `put 11 answered ${String(refused)}`);
+  assert.equal(refused.code, GrpcCode.notFound);
+  const revisions = results.flatMap((r) => (r instanceof Error ? [] : [r.header.revision]));
+  assert.equal(revisions.length, 29);
+  for (let i = 1; i < revisions.length; i++) assert.equal(revisions[i], revisions[0]! + i);
+  const read = await backend.range(range('pb/', 'pb0'));
+  assert.equal(read.count, 30, '29 batched puts and the lone one');
+});
+
 test('headers carry the member identity and store errors map to etcd errors', async () => {
   const response = await backend.range(range('g/1'));
   assert.equal(response.header.clusterId, 2n ** 64n - 3n);

@@ -44,11 +44,18 @@ export interface SingleMemberOptions {
 /** The API version shoal answers with: the etcd release whose API it implements. */
 export const etcdApiVersion = '3.4.0';
 
-interface PendingWrite {
-  request: kv.KvRequest;
-  resolve: (response: kv.KvResponse) => void;
-  reject: (error: unknown) => void;
-}
+/** One store entry waiting for the next batch: a request, or (from putBatch) several. */
+type PendingWrite =
+  | {
+      request: kv.KvRequest;
+      resolve: (response: kv.KvResponse) => void;
+      reject: (error: unknown) => void;
+    }
+  | {
+      batch: kv.KvRequest[];
+      resolve: (results: kv.RequestResult[]) => void;
+      reject: (error: unknown) => void;
+    };
 
 export class SingleMemberBackend implements EtcdBackend {
   readonly #store: MvccStore;
@@ -166,18 +173,24 @@ export class SingleMemberBackend implements EtcdBackend {
 
   /** Queues a write for the next batch and resolves with its own response. */
   #write(request: kv.KvRequest): Promise<kv.KvResponse> {
+    return new Promise((resolve, reject) => this.#enqueue({ request, resolve, reject }));
+  }
+
+  /** Queues several requests as one store entry (as a member's putBatch is one raft entry). */
+  #writeBatch(batch: kv.KvRequest[]): Promise<kv.RequestResult[]> {
+    return new Promise((resolve, reject) => this.#enqueue({ batch, resolve, reject }));
+  }
+
+  #enqueue(write: PendingWrite): void {
     if (this.#pending.length >= pendingWritesMax) {
-      return Promise.reject(
-        new EtcdError(GrpcCode.resourceExhausted, 'etcdserver: too many requests'),
-      );
+      write.reject(new EtcdError(GrpcCode.resourceExhausted, 'etcdserver: too many requests'));
+      return;
     }
-    return new Promise((resolve, reject) => {
-      this.#pending.push({ request, resolve, reject });
-      if (!this.#flushScheduled) {
-        this.#flushScheduled = true;
-        setImmediate(() => this.#flush());
-      }
-    });
+    this.#pending.push(write);
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(() => this.#flush());
+    }
   }
 
   #flush(): void {
@@ -188,7 +201,11 @@ export class SingleMemberBackend implements EtcdBackend {
       let results: ReturnType<MvccStore['applyBatch']>;
       try {
         results = this.#store.applyBatch(
-          batch.map((w, i) => ({ index: first + i, request: w.request })),
+          batch.map((w, i) =>
+            'batch' in w
+              ? { index: first + i, batch: w.batch }
+              : { index: first + i, request: w.request },
+          ),
         );
       } catch (error) {
         // The store rolled the whole batch back; every write in it failed.
@@ -197,7 +214,10 @@ export class SingleMemberBackend implements EtcdBackend {
       }
       results.forEach((result, i) => {
         const write = batch[i]!;
-        if (result.status === 'ok') write.resolve(result.response);
+        if ('batch' in write) {
+          if (result.status === 'batch') write.resolve(result.results);
+          else write.reject(new Error(`store answered a batch with status ${result.status}`));
+        } else if (result.status === 'ok') write.resolve(result.response);
         else if (result.status === 'error') write.reject(fromKvError(result.error));
         else write.reject(new Error(`store skipped entry ${result.index}: ${result.status}`));
       });
@@ -216,6 +236,16 @@ export class SingleMemberBackend implements EtcdBackend {
     const response = await this.#write({ put: request });
     if (!('put' in response)) throw new Error('store answered a put with another kind');
     return this.#fromPut(response.put);
+  }
+
+  /** One store entry for all the puts; each is answered with its response or its own error. */
+  async putBatch(requests: readonly api.PutRequest[]): Promise<Array<api.PutResponse | Error>> {
+    const results = await this.#writeBatch(requests.map((put) => ({ put })));
+    return results.map((result) => {
+      if (result.status === 'error') return fromKvError(result.error) as Error;
+      if (!('put' in result.response)) throw new Error('store answered a put with another kind');
+      return this.#fromPut(result.response.put);
+    });
   }
 
   async deleteRange(request: api.DeleteRangeRequest): Promise<api.DeleteRangeResponse> {

@@ -140,24 +140,6 @@ export function createNativeKvService(options: NativeKvServiceOptions): NativeKv
   }
 
   /**
-   * One put of a batch, counted as a put and answered on its own, for a backend without
-   * `putBatch`. It is a single async frame (no closures), since a batch runs it up to
-   * PUT_BATCH_PUTS_MAX times per call.
-   */
-  async function batchPut(
-    put: unknown,
-    index: number,
-    hints: Map<string, Promise<string>>,
-  ): Promise<wire.PutResponse | wire.PutBatchError> {
-    requests.put = (requests.put ?? 0) + 1;
-    try {
-      return await putOne(put, `putBatch.puts[${index}]`);
-    } catch (error) {
-      return batchError(await failure('put', error, hints));
-    }
-  }
-
-  /**
    * The puts of a putBatch call that pass the checks go to the backend as few writes as the
    * request size limit allows (one, unless --max-request-bytes is below the batch's bytes): one
    * raft entry each, applied as consecutive puts. A put that fails a check, or that its write
@@ -165,7 +147,6 @@ export function createNativeKvService(options: NativeKvServiceOptions): NativeKv
    */
   async function putBatch(
     puts: readonly unknown[],
-    batches: BatchingBackend,
   ): Promise<Array<wire.PutResponse | wire.PutBatchError>> {
     requests.put = (requests.put ?? 0) + puts.length;
     const answers = new Array<wire.PutResponse | wire.PutBatchError>(puts.length);
@@ -194,7 +175,7 @@ export function createNativeKvService(options: NativeKvServiceOptions): NativeKv
     // fails the call.
     await Promise.all(
       writes.map(({ slots, puts }) =>
-        batches.putBatch(puts).then(
+        backend.putBatch(puts).then(
           (results) => {
             for (let j = 0; j < slots.length; j++) {
               const result = results[j]!;
@@ -225,14 +206,7 @@ export function createNativeKvService(options: NativeKvServiceOptions): NativeKv
     put: (request) => run('put', () => putOne(request, 'put')),
     putBatch: async (request) => {
       requests.putBatch = (requests.putBatch ?? 0) + 1;
-      const puts = toPutBatch(request);
-      if (canBatch(backend)) return { results: await putBatch(puts, backend) };
-      // Without batches in the backend every put is proposed on its own, all in this one pass
-      // (one Ready), as if they had arrived as separate calls.
-      const hints = new Map<string, Promise<string>>();
-      const answers = new Array<Promise<wire.PutResponse | wire.PutBatchError>>(puts.length);
-      for (let i = 0; i < puts.length; i++) answers[i] = batchPut(puts[i], i, hints);
-      return { results: await Promise.all(answers) };
+      return { results: await putBatch(toPutBatch(request)) };
     },
     deleteRange: (request) =>
       run('deleteRange', async () => {
@@ -280,12 +254,6 @@ export function createNativeKvService(options: NativeKvServiceOptions): NativeKv
       }),
   };
   return { handlers, requests };
-}
-
-type BatchingBackend = EtcdBackend & Required<Pick<EtcdBackend, 'putBatch'>>;
-
-function canBatch(backend: EtcdBackend): backend is BatchingBackend {
-  return backend.putBatch !== undefined;
 }
 
 function batchError(refused: RpcError): wire.PutBatchError {
