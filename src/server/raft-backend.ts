@@ -8,6 +8,7 @@
  * - The Cluster API changes membership through raft conf changes (see cluster.ts).
  * Every response carries the header: cluster id, this member's id, store revision, raft term.
  */
+
 import { KvError, type KvErrorCode } from '../kv/errors.js';
 import type { KvRequest, KvResponse } from '../kv/types.js';
 import {
@@ -34,6 +35,7 @@ import {
 import type * as api from './etcd/types.js';
 import { randomLeaseId } from './leases.js';
 import type { MemberCore } from './member-core.js';
+import { trace } from './trace.js';
 
 const KV_ERROR_CODES: Record<KvErrorCode, GrpcCodeNumber> = {
   INVALID_ARGUMENT: GrpcCode.invalidArgument,
@@ -105,7 +107,9 @@ export class RaftBackend implements EtcdBackend {
   }
 
   async put(request: api.PutRequest): Promise<api.PutResponse> {
+    trace('req');
     const response = await this.write({ put: toKvPut(request) });
+    trace('resp');
     if (!('put' in response)) throw new Error('put answered with another response');
     return fromKvPut(response.put, this.identity());
   }

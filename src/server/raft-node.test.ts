@@ -6,6 +6,7 @@
  * tested, not the store.
  */
 import assert from 'node:assert/strict';
+import diagnostics from 'node:diagnostics_channel';
 import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +17,7 @@ import { type Entry, EntryType, type Message, MessageType, message } from '../ra
 import { DiskStorage } from '../storage/index.js';
 import { RaftNode } from './raft-node.js';
 import type { StateMachine } from './state-machine.js';
+import { TRACE_CHANNEL, type TraceEvent } from './trace.js';
 
 const logger = pino({ level: 'silent' });
 const text = (data: Uint8Array) => Buffer.from(data).toString();
@@ -179,6 +181,39 @@ describe('RaftNode drain on a DiskStorage', () => {
     await waitFor(() => machine.applied.length >= 2, 'b is applied');
     assert.deepEqual(machine.applied, ['a', 'b']);
     assert.deepEqual(harness.fatal, []);
+  });
+
+  it('publishes the trace steps of a write in order while something listens', async () => {
+    harness = await leaderWithHeldFollowers(dir);
+    const events: TraceEvent[] = [];
+    const listen = (event: unknown) => events.push(event as TraceEvent);
+    diagnostics.subscribe(TRACE_CHANNEL, listen);
+    try {
+      const held = await writeThenHold(harness, ['a'], 'b');
+      harness.ack(2, 5);
+      await turn();
+      held.release();
+      harness.ack(2, 6);
+      await waitFor(() => harness!.machine.applied.length >= 2, 'b is applied');
+    } finally {
+      diagnostics.unsubscribe(TRACE_CHANNEL, listen);
+    }
+    // Where index 6 (b) went: proposed, its write durable, acknowledged, committed, applied.
+    const at = (step: string, covers: (e: TraceEvent) => boolean) =>
+      events.findIndex((e) => e.step === step && covers(e));
+    const range = (e: TraceEvent) => e.a <= 6 && 6 <= e.b;
+    const prop = at('prop', (e) => e.a === 6);
+    const persist = at('persist', range);
+    const ack = at('ack', (e) => e.a === 2 && e.b >= 6);
+    const commit = at('commit', range);
+    const applied = at('applied', range);
+    assert.ok(prop >= 0 && persist > prop && ack > prop, JSON.stringify(events));
+    assert.ok(commit > Math.max(persist, ack) && applied > commit, JSON.stringify(events));
+    for (let i = 1; i < events.length; i++) assert.ok(events[i]!.atMs >= events[i - 1]!.atMs);
+    const count = events.length;
+    harness.node.propose(Buffer.from('c'));
+    await turn();
+    assert.equal(events.length, count, 'nothing is published without a listener');
   });
 
   it('after a drained apply fails, nothing later is applied and the member stops', async () => {

@@ -41,6 +41,7 @@ import type { DiskStorage } from '../storage/index.js';
 import { AppendTimes } from './append-times.js';
 import { CommitNotices } from './commit-notices.js';
 import type { StateMachine } from './state-machine.js';
+import { trace, tracing } from './trace.js';
 
 /** Ticks of silence (in heartbeats) a leader's heartbeat covers; etcd uses 1. */
 const HEARTBEAT_TICKS = 1;
@@ -170,6 +171,13 @@ export class RaftNode {
   step(message: Message): void {
     if (this.stopped) return;
     try {
+      if (tracing()) {
+        if (message.type === MessageType.AppResp && !message.reject) {
+          trace('ack', message.from, message.index);
+        } else if (message.type === MessageType.App && message.entries.length > 0) {
+          trace('recv', message.from, message.index + message.entries.length);
+        }
+      }
       this.node.step(message);
       // A follower forwarded proposals: it answers their clients once it learns they committed,
       // so the notice that tells it should not be held (commit-notices.ts).
@@ -189,6 +197,7 @@ export class RaftNode {
   /** Proposes a command; throws RaftError when refused (no leader, too much uncommitted, ...). */
   propose(data: Uint8Array): void {
     this.node.propose(data);
+    if (tracing()) trace('prop', this.node.lastIndex);
     this.wake();
   }
 
@@ -232,7 +241,10 @@ export class RaftNode {
   private async handle(rd: Ready): Promise<void> {
     const o = this.options;
     if (rd.softState !== null) this.changeSoftState(rd.softState);
-    if (rd.messages.length > 0) this.sendReadyMessages(rd.messages);
+    if (rd.messages.length > 0) {
+      this.sendReadyMessages(rd.messages);
+      if (tracing()) trace('send', rd.messages.length, this.node.lastIndex);
+    }
     if (rd.snapshot !== null) {
       await o.storage.applySnapshot(rd.snapshot);
       await o.stateMachine.install(rd.snapshot);
@@ -256,7 +268,11 @@ export class RaftNode {
     let applyMs = 0;
     if (rd.committedEntries.length > 0) {
       const applyStarted = performance.now();
+      const firstCommitted = rd.committedEntries[0]!.index;
+      const lastCommitted = rd.committedEntries[rd.committedEntries.length - 1]!.index;
+      trace('commit', firstCommitted, lastCommitted);
       await o.stateMachine.apply(rd.committedEntries);
+      trace('applied', firstCommitted, lastCommitted);
       applyMs = performance.now() - applyStarted;
     }
     // Every save left is one raft requires durable before its messagesAfterPersist go out.
@@ -277,8 +293,12 @@ export class RaftNode {
       if (this.drainFailure !== undefined) throw this.drainFailure;
     }
     const persistMs = persist !== null ? performance.now() - started : 0;
+    if (first !== undefined && last !== undefined) trace('persist', first.index, last.index);
     if (this.stopped) return;
-    if (rd.messagesAfterPersist.length > 0) o.send(rd.messagesAfterPersist, false);
+    if (rd.messagesAfterPersist.length > 0) {
+      o.send(rd.messagesAfterPersist, false);
+      if (last !== undefined) trace('acksent', last.index);
+    }
     this.node.advance();
     if (rd.committedEntries.length > 0) o.onApplied?.(o.stateMachine.appliedIndex);
     if (rd.readStates.length > 0) o.onReadStates?.(rd.readStates);
@@ -307,7 +327,10 @@ export class RaftNode {
     try {
       const drained = this.node.drain();
       if (drained === null) return;
-      if (drained.messages.length > 0) this.sendReadyMessages(drained.messages);
+      if (drained.messages.length > 0) {
+        this.sendReadyMessages(drained.messages);
+        if (tracing()) trace('dsend', drained.messages.length, this.node.lastIndex);
+      }
       if (drained.committedEntries.length > 0) {
         this.drainApply = this.applyDrained(drained.committedEntries);
       }
@@ -322,7 +345,11 @@ export class RaftNode {
     const o = this.options;
     try {
       const started = performance.now();
+      const firstDrained = entries[0]!.index;
+      const lastDrained = entries[entries.length - 1]!.index;
+      trace('commit', firstDrained, lastDrained);
       await o.stateMachine.apply(entries);
+      trace('applied', firstDrained, lastDrained);
       const applyMs = performance.now() - started;
       o.onApplied?.(o.stateMachine.appliedIndex);
       o.onReady?.({ entries: 0, committed: entries.length, persistMs: 0, applyMs });

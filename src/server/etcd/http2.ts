@@ -26,6 +26,7 @@
  * The encoder side of HPACK is fixed blocks: the server never adds to the client's dynamic table.
  */
 import type { Duplex } from 'node:stream';
+import { trace } from '../trace.js';
 import { type HeaderField, HpackDecoder, HpackError } from './hpack.js';
 
 /** RFC 9113 §6: frame types. */
@@ -316,7 +317,10 @@ export class H2Connection {
     this.#queueFrame(T.settings, 0, 0, settings);
     this.#queueFrame(T.windowUpdate, 0, 0, u32(CONNECTION_RECEIVE_WINDOW - DEFAULT_WINDOW));
     this.#connectionReceiveWindow = CONNECTION_RECEIVE_WINDOW;
-    socket.on('data', (chunk: Buffer) => this.#onBytes(chunk));
+    socket.on('data', (chunk: Buffer) => {
+      trace('sockin', chunk.length);
+      this.#onBytes(chunk);
+    });
     socket.on('drain', () => this.#onSocketDrain());
     socket.on('error', () => this.destroy());
     socket.on('close', () => this.destroy());
@@ -392,6 +396,7 @@ export class H2Connection {
     this.#out = [];
     this.#outBytes = 0;
     this.#socket.write(out);
+    trace('sockout', out.length);
     const waiting = (this.#socket as { writableLength?: number }).writableLength ?? 0;
     if (!this.#readingPaused && waiting > SOCKET_BACKLOG_BYTES_MAX) {
       this.#readingPaused = true;

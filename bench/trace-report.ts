@@ -1,0 +1,221 @@
+/**
+ * Reads the traces bench/trace-preload.mjs wrote (one file per member) and prints:
+ * - for a one-client put loop over gRPC (requests that do not overlap), where each put's time went
+ *   on the leader and its followers, for all puts and for the slow ones (over 2.5x the median),
+ *   and how often the leader's own WAL write rather than a follower's acknowledgement was last;
+ * - for any load, each member's garbage collections by kind, and its event loop's silences (no
+ *   traced step for at least --silence-ms) split into those with a collection in them and the rest.
+ *
+ *   npx tsx bench/trace-report.ts DIR [--last N] [--silence-ms MS]
+ *
+ * --last N keeps only the last N puts (a probe's measured ones, after its warm-up).
+ */
+import fs from 'node:fs';
+import { join } from 'node:path';
+import { constants } from 'node:perf_hooks';
+
+interface Row {
+  step: string;
+  a: number;
+  b: number;
+  at: number;
+}
+
+interface MemberTrace {
+  file: string;
+  rows: Row[];
+  byStep: Map<string, Row[]>;
+}
+
+function load(file: string): MemberTrace {
+  const rows: Row[] = [];
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    const [step, a, b, at] = line.split(' ');
+    if (step === undefined || at === undefined) continue;
+    rows.push({ step, a: Number(a), b: Number(b), at: Number(at) });
+  }
+  rows.sort((x, y) => x.at - y.at);
+  const byStep = new Map<string, Row[]>();
+  for (const row of rows) {
+    const list = byStep.get(row.step);
+    if (list === undefined) byStep.set(row.step, [row]);
+    else list.push(row);
+  }
+  return { file, rows, byStep };
+}
+
+/** The first row of `step` at or after `at` (rows are in time order). */
+function firstAfter(rows: readonly Row[], at: number): Row | undefined {
+  let lo = 0;
+  let hi = rows.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (rows[mid]!.at < at) lo = mid + 1;
+    else hi = mid;
+  }
+  return rows[lo];
+}
+
+/** The first row whose range [a, b] (or, with `atLeast`, whose `field`) reaches `index`. */
+function firstCovering(
+  rows: readonly Row[],
+  index: number,
+  field: 'range' | 'a' | 'b',
+  notBefore: number,
+): Row | undefined {
+  for (const row of rows) {
+    if (row.at < notBefore) continue;
+    if (field === 'range' ? row.a <= index && index <= row.b : row[field] >= index) return row;
+  }
+  return undefined;
+}
+
+function quantile(values: readonly number[], q: number): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))] ?? Number.NaN;
+}
+
+const ms = (value: number) => (Number.isFinite(value) ? value.toFixed(3) : '-');
+
+function parseArgs(argv: string[]) {
+  const dir = argv[0];
+  if (dir === undefined) throw new Error('usage: trace-report.ts DIR [--last N] [--silence-ms MS]');
+  let last = Number.POSITIVE_INFINITY;
+  let silenceMs = 5;
+  for (let i = 1; i < argv.length; i++) {
+    if (argv[i] === '--last') last = Number(argv[++i]);
+    else if (argv[i] === '--silence-ms') silenceMs = Number(argv[++i]);
+    else throw new Error(`unknown argument ${argv[i]}`);
+  }
+  return { dir, last, silenceMs };
+}
+
+function putBreakdown(leader: MemberTrace, followers: MemberTrace[], last: number): void {
+  const reqs = leader.byStep.get('req') ?? [];
+  const resps = leader.byStep.get('resp') ?? [];
+  const props = leader.byStep.get('prop') ?? [];
+  // With one client, each request starts after the one before was answered.
+  let overlapping = false;
+  for (let i = 0; i + 1 < reqs.length && i < resps.length; i++) {
+    if (reqs[i + 1]!.at < resps[i]!.at) overlapping = true;
+  }
+  if (reqs.length === 0 || overlapping) {
+    console.log('put breakdown: needs a one-client gRPC put loop (requests that do not overlap)');
+    return;
+  }
+  const persists = leader.byStep.get('persist') ?? [];
+  const commits = leader.byStep.get('commit') ?? [];
+  const applies = leader.byStep.get('applied') ?? [];
+  const acksByFollower = new Map<number, Row[]>();
+  for (const ack of leader.byStep.get('ack') ?? []) {
+    const list = acksByFollower.get(ack.a);
+    if (list === undefined) acksByFollower.set(ack.a, [ack]);
+    else list.push(ack);
+  }
+  type Put = Record<string, number>;
+  const puts: Put[] = [];
+  const from = Math.max(0, reqs.length - last);
+  for (let i = from; i < reqs.length && i < resps.length; i++) {
+    const req = reqs[i]!.at;
+    const prop = firstAfter(props, req);
+    if (prop === undefined || prop.at > resps[i]!.at) continue;
+    const index = prop.a;
+    const since = (row: Row | undefined) => (row === undefined ? Number.NaN : row.at - prop.at);
+    const acks = [...acksByFollower.values()]
+      .map((list) => since(firstCovering(list, index, 'b', prop.at)))
+      .sort((x, y) => x - y);
+    const put: Put = {
+      total: resps[i]!.at - req,
+      'to propose': prop.at - req,
+      'leader WAL': since(firstCovering(persists, index, 'range', prop.at)),
+      'first ack': acks[0] ?? Number.NaN,
+      'second ack': acks[1] ?? Number.NaN,
+      commit: since(firstCovering(commits, index, 'range', prop.at)),
+    };
+    put.apply = since(firstCovering(applies, index, 'range', prop.at)) - put.commit!;
+    followers.forEach((follower, k) => {
+      const recv = firstCovering(follower.byStep.get('recv') ?? [], index, 'b', prop.at - 1);
+      const sent = firstCovering(follower.byStep.get('acksent') ?? [], index, 'a', prop.at - 1);
+      put[`f${k + 1} receives`] = since(recv);
+      put[`f${k + 1} WAL`] =
+        recv !== undefined && sent !== undefined ? sent.at - recv.at : Number.NaN;
+    });
+    puts.push(put);
+  }
+  if (puts.length === 0) return;
+  const median = quantile(
+    puts.map((p) => p.total!),
+    0.5,
+  );
+  const slow = puts.filter((p) => p.total! > 2.5 * median);
+  const columns = Object.keys(puts[0]!);
+  console.log(
+    `puts traced on the leader: ${puts.length}, ${slow.length} slow (over 2.5x the median ${ms(median)} ms); ms from the proposal unless named`,
+  );
+  console.log('| step | p50 | p90 | p99 | slow puts p50 |');
+  console.log('|---|---:|---:|---:|---:|');
+  for (const column of columns) {
+    const all = puts.map((p) => p[column]!).filter(Number.isFinite);
+    const slowValues = slow.map((p) => p[column]!).filter(Number.isFinite);
+    console.log(
+      `| ${column} | ${ms(quantile(all, 0.5))} | ${ms(quantile(all, 0.9))} | ${ms(quantile(all, 0.99))} | ${ms(quantile(slowValues, 0.5))} |`,
+    );
+  }
+  const leaderLast = (p: Put) => p['leader WAL']! > p['first ack']!;
+  console.log(
+    `the leader's own WAL write finished after the first acknowledgement in ${puts.filter(leaderLast).length} of ${puts.length} puts (${slow.filter(leaderLast).length} of ${slow.length} slow ones)`,
+  );
+}
+
+function pauses(member: MemberTrace, silenceMs: number): void {
+  const gcs = member.byStep.get('gc') ?? [];
+  const kinds = new Map<number, { count: number; totalMs: number; maxMs: number }>();
+  for (const gc of gcs) {
+    const kind = kinds.get(gc.a) ?? { count: 0, totalMs: 0, maxMs: 0 };
+    kind.count++;
+    kind.totalMs += gc.b;
+    kind.maxMs = Math.max(kind.maxMs, gc.b);
+    kinds.set(gc.a, kind);
+  }
+  const names: Record<number, string> = {
+    [constants.NODE_PERFORMANCE_GC_MINOR]: 'minor',
+    [constants.NODE_PERFORMANCE_GC_MAJOR]: 'major',
+    [constants.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental',
+    [constants.NODE_PERFORMANCE_GC_WEAKCB]: 'weakcb',
+  };
+  const gcText = [...kinds]
+    .map(
+      ([k, v]) =>
+        `${names[k] ?? k} ${v.count}x ${v.totalMs.toFixed(1)} ms (max ${v.maxMs.toFixed(1)})`,
+    )
+    .join(', ');
+  const steps = member.rows.filter((r) => r.step !== 'gc');
+  const silences = { gc: [0, 0], other: [0, 0] };
+  for (let i = 1; i < steps.length; i++) {
+    const gap = steps[i]!.at - steps[i - 1]!.at;
+    if (gap < silenceMs) continue;
+    const withGc = gcs.some((g) => g.at >= steps[i - 1]!.at && g.at < steps[i]!.at);
+    const bucket = withGc ? silences.gc : silences.other;
+    bucket[0]!++;
+    bucket[1]! += gap;
+  }
+  const span = steps.length > 1 ? steps[steps.length - 1]!.at - steps[0]!.at : 0;
+  console.log(
+    `${member.file}: ${(span / 1000).toFixed(1)} s traced; GC ${gcText || 'none'}; silences >= ${silenceMs} ms: ${silences.gc[0]} with a GC (${silences.gc[1]!.toFixed(0)} ms), ${silences.other[0]} without (${silences.other[1]!.toFixed(0)} ms; includes idle time)`,
+  );
+}
+
+const { dir, last, silenceMs } = parseArgs(process.argv.slice(2));
+const members = fs
+  .readdirSync(dir)
+  .filter((f) => /^trace-\d+\.txt$/.test(f))
+  .map((f) => load(join(dir, f)));
+if (members.length === 0) throw new Error(`no trace-<pid>.txt files in ${dir}`);
+const acks = (m: MemberTrace) => m.byStep.get('ack')?.length ?? 0;
+const leader = members.reduce((best, m) => (acks(m) > acks(best) ? m : best));
+putBreakdown(
+  leader,
+  members.filter((m) => m !== leader),
+  last,
+);
+for (const member of members) pauses(member, silenceMs);
