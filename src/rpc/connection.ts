@@ -1,7 +1,7 @@
 /**
  * One end of a TCP connection carrying shoal RPC frames: what client and server connections share.
- * It decodes incoming frames, coalesces outgoing ones into one socket write per event-loop turn,
- * answers and sends keepalive pings, and turns every failure (socket error, protocol error,
+ * It decodes incoming frames, coalesces outgoing ones into one socket write (see `send`), answers
+ * and sends keepalive pings, and turns every failure (socket error, protocol error,
  * keepalive timeout) into a single close with an RpcError the subclass hands to its open calls.
  */
 import type { Socket } from 'node:net';
@@ -9,6 +9,9 @@ import type { Logger } from 'pino';
 import { RpcError } from './errors.js';
 import { FrameDecoder, FrameError, FrameKind, type FrameKindValue, FrameWriter } from './frame.js';
 import type { ConnectionOptions } from './options.js';
+
+/** Frames per write from which a connection counts as busy and batches a whole turn (`send`). */
+const BUSY_FLUSH_FRAMES = 4;
 
 export abstract class Connection {
   readonly peer: string;
@@ -18,6 +21,9 @@ export abstract class Connection {
   private readonly decoder: FrameDecoder;
   private readonly writer = new FrameWriter();
   private flushScheduled = false;
+  /** Frames queued since the last flush, and how many the last flush wrote. */
+  private framesQueued = 0;
+  private lastFlushFrames = 0;
   private readonly flushBound = () => this.flush();
   private closeError: RpcError | null = null;
   private keepaliveTimer: NodeJS.Timeout | null = null;
@@ -69,7 +75,16 @@ export abstract class Connection {
     return this.bufferedBytes + bytes > this.options.bufferedBytesMax;
   }
 
-  /** Queues one frame; it goes out with everything else queued in this event-loop turn. */
+  /**
+   * Queues one frame. A busy connection (the last write carried BUSY_FLUSH_FRAMES frames or more)
+   * writes once the event loop has run every I/O callback of this turn (setImmediate), so the
+   * frames of many callbacks share one write. A quiet one writes as soon as the callback that
+   * queued the frame and its promise jobs are done (process.nextTick): a lone call's frame does
+   * not wait for the rest of the turn. Measured (2026-12-04, put-probe, native client, one
+   * client, alternating pairs): 7 pairs, 5 faster, about 2 % more puts/s on average; at 256
+   * clients no change. nextTick for every connection cost the echo benchmark (bench:rpc) about
+   * 9 % at 256 concurrent calls; with the busy rule it was within 4 % of setImmediate.
+   */
   send(
     kind: FrameKindValue,
     flags: number,
@@ -80,9 +95,11 @@ export abstract class Connection {
   ): void {
     if (this.closeError !== null) return;
     this.writer.append(kind, flags, callId, arg, method, payload);
+    this.framesQueued++;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      setImmediate(this.flushBound);
+      if (this.lastFlushFrames >= BUSY_FLUSH_FRAMES) setImmediate(this.flushBound);
+      else process.nextTick(this.flushBound);
     }
   }
 
@@ -102,6 +119,8 @@ export abstract class Connection {
     if (this.closeError !== null) return;
     const chunks = this.writer.take();
     if (chunks.length === 0) return;
+    this.lastFlushFrames = this.framesQueued;
+    this.framesQueued = 0;
     if (chunks.length === 1) {
       this.socket.write(chunks[0]!);
     } else {

@@ -245,3 +245,42 @@ test('the pool keeps one client per address', { timeout: TEST_TIMEOUT_MS }, asyn
   await pool.close();
   await close();
 });
+
+test('a quiet connection writes at the end of the callback, a busy one after the turn', {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
+  const received: number[] = [];
+  const pair = await startPair(
+    defaultImplementation({ notify: (message) => void received.push(message.seq) }),
+  );
+  const stub = pair.client.stub(testService);
+  try {
+    stub.notify({ seq: 0 });
+    await waitFor(() => received.length === 1, 'the connection is up');
+    const socket = (pair.client as unknown as { connection: { socket: { bytesWritten: number } } })
+      .connection.socket;
+    const afterTick = () => new Promise<void>((resolve) => process.nextTick(resolve));
+    const afterTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+    // Quiet (the last write carried one frame): the frame leaves before the next tick's turn.
+    let before = socket.bytesWritten;
+    stub.notify({ seq: 1 });
+    await afterTick();
+    assert.ok(socket.bytesWritten > before, 'a lone frame waited for the rest of the turn');
+    // Five frames in one callback make one write, and the connection counts as busy ...
+    await afterTurn();
+    for (let seq = 2; seq < 7; seq++) stub.notify({ seq });
+    await afterTick();
+    await afterTurn();
+    // ... so the next frame waits for the turn's other callbacks.
+    before = socket.bytesWritten;
+    stub.notify({ seq: 7 });
+    await afterTick();
+    assert.equal(socket.bytesWritten, before, 'a busy connection wrote before the turn ended');
+    await afterTurn();
+    assert.ok(socket.bytesWritten > before);
+    await waitFor(() => received.length === 8, 'every notify arrived');
+    assert.deepEqual(received, [0, 1, 2, 3, 4, 5, 6, 7]);
+  } finally {
+    await pair.close();
+  }
+});
