@@ -173,8 +173,8 @@ export class RpcClient {
   }
 
   /**
-   * Sends a one-way message. Returns once it is queued (it is written with the rest of this
-   * event-loop turn's frames). Throws RpcError UNAVAILABLE while the peer is in backoff or the
+   * Sends a one-way message. Returns once it is queued (it is written with the other frames
+   * queued around it; Connection.send says when). Throws RpcError UNAVAILABLE while the peer is in backoff or the
    * client is closed, RESOURCE_EXHAUSTED when the connection's buffer is full, INVALID_ARGUMENT
    * when the message cannot be encoded. Delivery is not guaranteed: messages queued when a
    * connection dies are lost, as raft expects of its transport.
