@@ -44,8 +44,8 @@ function load(file: string): MemberTrace {
   return { file, rows, byStep };
 }
 
-/** The first row of `step` at or after `at` (rows are in time order). */
-function firstAfter(rows: readonly Row[], at: number): Row | undefined {
+/** The position of the first row at or after `at` (rows are in time order). */
+function lowerBound(rows: readonly Row[], at: number): number {
   let lo = 0;
   let hi = rows.length;
   while (lo < hi) {
@@ -53,18 +53,26 @@ function firstAfter(rows: readonly Row[], at: number): Row | undefined {
     if (rows[mid]!.at < at) lo = mid + 1;
     else hi = mid;
   }
-  return rows[lo];
+  return lo;
 }
 
-/** The first row whose range [a, b] (or, with `atLeast`, whose `field`) reaches `index`. */
+/** The first row at or after `at`. */
+function firstAfter(rows: readonly Row[], at: number): Row | undefined {
+  return rows[lowerBound(rows, at)];
+}
+
+/**
+ * The first row from `notBefore` on whose range [a, b] holds `index` (`field` 'range'), or whose
+ * `a` or `b` is at least `index`.
+ */
 function firstCovering(
   rows: readonly Row[],
   index: number,
   field: 'range' | 'a' | 'b',
   notBefore: number,
 ): Row | undefined {
-  for (const row of rows) {
-    if (row.at < notBefore) continue;
+  for (let i = lowerBound(rows, notBefore); i < rows.length; i++) {
+    const row = rows[i]!;
     if (field === 'range' ? row.a <= index && index <= row.b : row[field] >= index) return row;
   }
   return undefined;
