@@ -8,10 +8,11 @@
  * cores with the other members and its clients; a young-generation collection split over helper
  * threads then waits for helpers that are not running, and the event loop stands still longer than
  * if the main thread had done the work itself. On the 2-core bench machine (2026-12-04, stall-probe
- * at 16 clients, 7 alternating pairs) the put p99 was 8.3-10.7 ms with it against 10.6-12.2 ms
- * without; native puts at 256 clients and one-client puts were no slower (bench/README.md). On a
- * machine with cores to spare for one member, running `node bin/shoal.mjs start ...` without it
- * may collect faster; the member says so in its log when it runs without it.
+ * at 16 clients, runs alternating with and without it) the put p99 was 8.3-10.7 ms in 7 runs with
+ * it against 10.6-12.2 ms in 4 without; one-client puts and native puts at 256 clients were no
+ * slower, gRPC puts at 256 clients about 4 % slower (bench/README.md). On a machine with cores to
+ * spare for one member, running `node bin/shoal.mjs start ...` without it may collect faster; the
+ * member then says on stderr that the flag is missing.
  */
 export const MEMBER_NODE_FLAGS: readonly string[] = ['--single-threaded-gc'];
 
