@@ -87,7 +87,7 @@ export async function startCluster(kind: SystemKind, options: StartOptions = {})
             [
               ...MEMBER_NODE_FLAGS,
               ...(options.nodeFlags ?? []),
-              join(root, 'bin', 'shoal.mjs'),
+              process.env.SHOAL_ENTRY ?? join(root, 'bin', 'shoal.mjs'),
               'start',
               ...flags,
             ],

@@ -196,6 +196,13 @@ try {
     const { execSync } = await import('node:child_process');
     console.log(execSync(`du -a -m ${cluster.dir} | sort -n | tail -12`, { encoding: 'utf8' }));
   }
+  const saveLogs = process.env.PROBE_SAVE_LOGS;
+  if (saveLogs !== undefined) {
+    fs.mkdirSync(saveLogs, { recursive: true });
+    for (const name of ['m1', 'm2', 'm3']) {
+      fs.copyFileSync(`${cluster.dir}/${name}.log`, `${saveLogs}/${name}.log`);
+    }
+  }
   if (process.env.PROBE_KEEP_LOGS !== undefined) {
     for (const name of ['m1', 'm2', 'm3']) {
       const log = fs.readFileSync(`${cluster.dir}/${name}.log`, 'utf8').split('\n');
