@@ -89,6 +89,27 @@ interface CellResult extends BenchResult {
   measuredUs: SampleWindowUs;
   /** Snapshots the members took during the measured run (from their /metrics; NaN if unread). */
   snapshots: number;
+  /** Bytes the machine's disks wrote during the measured run (all processes; NaN if unread). */
+  diskWrittenBytes: number;
+}
+
+/**
+ * Bytes written so far by the machine's block devices (loop, ram and zram devices left out), from
+ * /sys/block/<dev>/stat (sectors of 512 bytes); NaN where that is not readable. A round that met
+ * the kernel writing back a large pile of dirty pages shows it here.
+ */
+function diskWrittenBytesSoFar(): number {
+  try {
+    let sectors = 0;
+    for (const device of fs.readdirSync('/sys/block')) {
+      if (/^(loop|ram|zram)/.test(device)) continue;
+      const fields = fs.readFileSync(`/sys/block/${device}/stat`, 'utf8').trim().split(/\s+/);
+      sectors += Number(fields[6]);
+    }
+    return sectors * 512;
+  } catch {
+    return Number.NaN;
+  }
 }
 
 /** Each system's count of snapshots taken, as its members' /metrics report it. */
@@ -130,6 +151,8 @@ interface SystemRun {
   failedPerCell: number[];
   /** Snapshots the members took during each round's measured run, per cell (same order). */
   roundsSnapshots: number[][];
+  /** Disk bytes written during each round's measured run (see CellResult.diskWrittenBytes). */
+  roundsDiskBytes?: number[][];
   /** Times the leader had moved when the cluster was resumed for a cell (0 when it never did). */
   leaderChanges: number;
 }
@@ -202,9 +225,11 @@ async function runCell(
   const total = sized(warmup.throughputPerSec, timing.seconds);
   const snapshotsBefore = await snapshotsTaken(cluster);
   const cpuBefore = memberCpuSec(cluster);
+  const diskBefore = diskWrittenBytesSoFar();
   const startUs = monotonicUs();
   const bench = await run(cellOptions(spec, endpoints, total));
   const endUs = monotonicUs();
+  const diskAfter = diskWrittenBytesSoFar();
   const cpuAfter = memberCpuSec(cluster);
   // A snapshot still being written when the run ended is counted by neither read.
   const snapshotsAfter = await snapshotsTaken(cluster);
@@ -213,11 +238,12 @@ async function runCell(
     memberCpuSec: cpuAfter.map((after, i) => after - cpuBefore[i]!),
     measuredUs: { startUs, endUs },
     snapshots: snapshotsAfter - snapshotsBefore,
+    diskWrittenBytes: diskAfter - diskBefore,
   };
   // Spread copies only enumerable fields; the pooling across rounds needs the full histogram.
   Object.defineProperty(result, 'latencyHistogram', { value: bench.latencyHistogram });
   process.stderr.write(
-    `  ${who.padEnd(10)} ${`${spec.label}${spec.protocol === 'native' ? ' native' : ''}`.padEnd(20)} ${result.throughputPerSec.toFixed(0).padStart(7)} req/s  p50 ${result.latency.p50Ms.toFixed(2)} ms  p99 ${result.latency.p99Ms.toFixed(2)} ms  (${result.succeeded}/${total} ok in ${result.durationSec.toFixed(1)} s, generator ${cpuPerRequestUs(result)} µs CPU/req, members ${clusterCpuPerRequestUs(result)} µs CPU/req)\n`,
+    `  ${who.padEnd(10)} ${`${spec.label}${spec.protocol === 'native' ? ' native' : ''}`.padEnd(20)} ${result.throughputPerSec.toFixed(0).padStart(7)} req/s  p50 ${result.latency.p50Ms.toFixed(2)} ms  p99 ${result.latency.p99Ms.toFixed(2)} ms  (${result.succeeded}/${total} ok in ${result.durationSec.toFixed(1)} s, generator ${cpuPerRequestUs(result)} µs CPU/req, members ${clusterCpuPerRequestUs(result)} µs CPU/req, disk wrote ${(result.diskWrittenBytes / 1e6).toFixed(0)} MB)\n`,
   );
   return result;
 }
@@ -343,6 +369,9 @@ function bestOfRounds(
     roundsSnapshots: [...cells, ...(native ?? [])].map((rounds) =>
       rounds.map((cell) => cell.snapshots),
     ),
+    roundsDiskBytes: [...cells, ...(native ?? [])].map((rounds) =>
+      rounds.map((cell) => cell.diskWrittenBytes),
+    ),
   };
 }
 
@@ -385,11 +414,15 @@ function clusterCpuPerRequestUs(result: CellResult): string {
 function roundsCell(run: SystemRun, i: number): string {
   const p99s = run.roundsP99Ms?.[i] ?? [];
   const snapshots = run.roundsSnapshots?.[i] ?? [];
+  const disk = run.roundsDiskBytes?.[i] ?? [];
   return (run.roundsPerSec?.[i] ?? [])
     .map((perSec, round) => {
       const taken = snapshots[round] ?? 0;
       const mark = taken > 0 ? `, ${taken} snap` : Number.isNaN(taken) ? ', snap ?' : '';
-      return `${perSec.toFixed(0)} (${p99s[round]?.toFixed(1) ?? '?'}${mark})`;
+      const bytes = disk[round];
+      const written =
+        bytes === undefined || Number.isNaN(bytes) ? '' : `, ${(bytes / 1e6).toFixed(0)} MB`;
+      return `${perSec.toFixed(0)} (${p99s[round]?.toFixed(1) ?? '?'}${written}${mark})`;
     })
     .join(', ');
 }
@@ -451,7 +484,7 @@ function writeResults(
     '',
     `- Date: ${date}`,
     `- Machine: ${machine}. The load generator shares the machine with the clusters under test.`,
-    `- Matrix: put, linearizable range (range-l), serializable range (range-s) at 1, 16 and 256 concurrent clients; ${valSize}-byte values, ${keySize}-byte keys; puts cycle over ${keySpaceSize} sequential keys; ranges read one key. Each cell first runs its own load unmeasured for about ${warmupSeconds} s and at least ${timing.warmupRequests} requests (the same for both systems: V8 needs several thousand requests to optimise a member's hot paths and the generator's), then about ${seconds} s measured (total chosen from the warm-up's throughput). Both clusters stay up, but only the one being measured runs: the other is frozen (SIGSTOP). Every cell runs ${rounds} times, alternating (${baseline.name}, ${candidate.name}, ${baseline.name}, ...); each cell shows each system's best round's throughput (other work on the shared machine only ever slows a run) and p50/p99 over the requests of all its rounds together (one round's p99 rests on a few dozen requests), and the last column lists every round's throughput and own p99, with the snapshots the members took during its measured run ("N snap", from their /metrics). Connections: 1 (to the leader) for 1 client, 3 for 16, 6 for 256, spread over all members starting with the leader.`,
+    `- Matrix: put, linearizable range (range-l), serializable range (range-s) at 1, 16 and 256 concurrent clients; ${valSize}-byte values, ${keySize}-byte keys; puts cycle over ${keySpaceSize} sequential keys; ranges read one key. Each cell first runs its own load unmeasured for about ${warmupSeconds} s and at least ${timing.warmupRequests} requests (the same for both systems: V8 needs several thousand requests to optimise a member's hot paths and the generator's), then about ${seconds} s measured (total chosen from the warm-up's throughput). Both clusters stay up, but only the one being measured runs: the other is frozen (SIGSTOP). Every cell runs ${rounds} times, alternating (${baseline.name}, ${candidate.name}, ${baseline.name}, ...); each cell shows each system's best round's throughput (other work on the shared machine only ever slows a run) and p50/p99 over the requests of all its rounds together (one round's p99 rests on a few dozen requests), and the last column lists every round's throughput and own p99, the megabytes the machine's disk wrote during its measured run ("N MB", all processes, from /sys/block) and the snapshots the members took during it ("N snap", from their /metrics). Connections: 1 (to the leader) for 1 client, 3 for 16, 6 for 256, spread over all members starting with the leader.`,
     `- Members: --heartbeat-interval=100 --election-timeout=1000 --snapshot-count=100000, data in a temp dir.`,
     `- Command: \`npm run bench:compare${suffix ? ` -- ${suffix}` : ''}\``,
     '',
