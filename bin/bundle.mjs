@@ -119,6 +119,9 @@ export async function buildBundle(root, entry, cacheDir) {
     packages: 'external',
     sourcemap: 'inline',
     sourcesContent: false,
+    // Not written there (write: false), but source map paths are made relative to this folder,
+    // where the bundle goes under its hashed name.
+    outfile: join(cacheDir, 'bundle.mjs'),
     write: false,
     metafile: true,
     logLevel: 'silent',

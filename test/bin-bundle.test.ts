@@ -54,6 +54,20 @@ test('a bundle runs the sources, each with its own import.meta.url', async () =>
   assert.equal(out.where, pathToFileURL(join(project, 'src', 'deep', 'where.ts')).href);
 });
 
+test('stack traces from a bundle point at the TypeScript source', async () => {
+  fs.writeFileSync(
+    join(project, 'src', 'boom.ts'),
+    'function boom(): never {\n  throw new Error("boom");\n}\nboom();\n',
+  );
+  const bundle = await buildBundle(project, 'src/boom.ts', cache);
+  const run = spawnSync(process.execPath, ['--enable-source-maps', bundle], { encoding: 'utf8' });
+  assert.notEqual(run.status, 0);
+  assert.ok(
+    run.stderr.includes(`at boom (${join(project, 'src', 'boom.ts')}:2:`),
+    `stack names the source: ${run.stderr}`,
+  );
+});
+
 test('an unchanged tree reuses the bundle; an edited source or config rebuilds it', async () => {
   const first = await bundleFor(project, 'src/main.ts', cache);
   assert.equal(cachedBundle(project, 'src/main.ts', cache), first);
