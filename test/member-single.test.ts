@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { etcdctl } from './support/etcdctl.js';
@@ -82,6 +83,34 @@ describe('a single member process', { timeout: 60_000 }, () => {
     assert.match(
       result.stderr,
       /--election-timeout\[1000ms\] should be at least 5 times --heartbeat-interval/,
+    );
+  });
+
+  it('refuses a data dir it cannot create with status 1 and the path, instead of hanging', (t) => {
+    // Node's recursive mkdir never returns under /proc (mkdir keeps failing with ENOENT there).
+    if (!existsSync('/proc/self')) {
+      t.skip('no /proc here');
+      return;
+    }
+    const bin = fileURLToPath(new URL('../bin/shoal.mjs', import.meta.url));
+    const result = spawnSync(
+      process.execPath,
+      [
+        bin,
+        'start',
+        '--name',
+        'x',
+        '--data-dir',
+        '/proc/shoal-test',
+        '--listen-client-urls',
+        'http://127.0.0.1:0',
+      ],
+      { encoding: 'utf8', timeout: 30_000 },
+    );
+    assert.equal(result.status, 1, result.stderr);
+    assert.match(
+      result.stderr,
+      /data dir \/proc\/shoal-test\/kv: cannot create \/proc\/shoal-test \(ENOENT\)/,
     );
   });
 });

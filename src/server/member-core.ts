@@ -15,7 +15,7 @@
  * are durable before anything is acknowledged (src/kv/crash-guard.ts says how a damaged store is
  * recognised).
  */
-import { mkdirSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { errNoSpace, type KvError } from '../kv/errors.js';
@@ -25,6 +25,7 @@ import { type ConfState, RaftError, type ReadState, Role, type Snapshot } from '
 import { DiskStorage } from '../storage/index.js';
 import { ClusterOps } from './cluster.js';
 import type { MemberConfig } from './config.js';
+import { createDataDir } from './data-dir.js';
 import { etcdErrors } from './etcd/errors.js';
 import type { Member as ApiMember } from './etcd/types.js';
 import { LeaseKeeper } from './leases.js';
@@ -191,7 +192,7 @@ export class MemberCore {
     log: Logger,
     metrics: MemberMetrics,
   ): Promise<MemberCore> {
-    mkdirSync(join(config.dataDir, 'kv'), { recursive: true });
+    createDataDir(join(config.dataDir, 'kv'));
     const storage = await DiskStorage.open(config.dataDir, {
       logger: log.child({ component: 'storage' }),
     });
