@@ -42,14 +42,25 @@ function configInputs(root) {
   return ['package.json', 'tsconfig.json'].map((name) => join(root, name));
 }
 
-function stamp(path) {
+/** A file's size and modification time, as the manifest records them ('missing' if absent). */
+function stat(path) {
   try {
-    const stat = fs.statSync(path);
-    return `${stat.size}:${stat.mtimeMs}`;
+    return fs.statSync(path);
   } catch {
-    return 'missing';
+    return undefined;
   }
 }
+
+function stamp(path) {
+  const found = stat(path);
+  return found === undefined ? 'missing' : `${found.size}:${found.mtimeMs}`;
+}
+
+/**
+ * A file modified this close to the build's start may have changed after esbuild read it (file
+ * times come from a coarse clock), so its stamp could describe content the bundle lacks.
+ */
+const EDITED_DURING_BUILD_MARGIN_MS = 1000;
 
 /** The cached bundle for `entry` when none of its inputs changed since it was built, else null. */
 export function cachedBundle(root, entry, cacheDir) {
@@ -109,6 +120,7 @@ function writeAtomically(path, contents) {
  */
 export async function buildBundle(root, entry, cacheDir) {
   const esbuild = await import('esbuild');
+  const startedMs = Date.now();
   const result = await esbuild.build({
     absWorkingDir: root,
     entryPoints: [join(root, entry)],
@@ -127,21 +139,29 @@ export async function buildBundle(root, entry, cacheDir) {
     logLevel: 'silent',
     plugins: [ownImportMetaUrl(root)],
   });
-  // Stamp the inputs as they were read; a file edited during the build rebuilds next time.
   const inputs = {};
-  for (const input of Object.keys(result.metafile.inputs)) {
-    const path = resolve(root, input);
+  let editedDuringBuild = false;
+  const paths = Object.keys(result.metafile.inputs).map((input) => resolve(root, input));
+  for (const path of [...paths, ...configInputs(root)]) {
     inputs[path] = stamp(path);
+    const mtimeMs = stat(path)?.mtimeMs ?? 0;
+    if (mtimeMs > startedMs - EDITED_DURING_BUILD_MARGIN_MS) editedDuringBuild = true;
   }
-  for (const path of configInputs(root)) inputs[path] = stamp(path);
   const contents = result.outputFiles[0].contents;
   const name = `${createHash('sha256').update(contents).digest('hex').slice(0, 16)}.mjs`;
   fs.mkdirSync(cacheDir, { recursive: true });
   const bundle = join(cacheDir, name);
   if (!fs.existsSync(bundle)) writeAtomically(bundle, contents);
   else fs.utimesSync(bundle, new Date(), new Date());
-  const manifest = { entry: resolve(root, entry), bundle: name, inputs };
-  writeAtomically(join(cacheDir, manifestName(root, entry)), JSON.stringify(manifest));
+  // A bundle that may lack an edit still runs this once, but is not recorded for reuse: the next
+  // start builds again.
+  const manifestPath = join(cacheDir, manifestName(root, entry));
+  if (editedDuringBuild) {
+    fs.rmSync(manifestPath, { force: true });
+  } else {
+    const manifest = { entry: resolve(root, entry), bundle: name, inputs };
+    writeAtomically(manifestPath, JSON.stringify(manifest));
+  }
   prune(cacheDir, name);
   return bundle;
 }
