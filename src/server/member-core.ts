@@ -192,7 +192,7 @@ export class MemberCore {
     log: Logger,
     metrics: MemberMetrics,
   ): Promise<MemberCore> {
-    createDataDir(join(config.dataDir, 'kv'));
+    await createDataDir(join(config.dataDir, 'kv'));
     const storage = await DiskStorage.open(config.dataDir, {
       logger: log.child({ component: 'storage' }),
     });

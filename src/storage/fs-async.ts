@@ -70,13 +70,50 @@ export function readFullySync(fd: number, buffer: Buffer, length: number, positi
 /**
  * Creates `dir` (and missing parents) and fsyncs each parent whose entry changed, so a log written
  * into it cannot vanish with its directory after a power loss.
+ *
+ * One level at a time, not `mkdir(dir, { recursive: true })`: Node 20's recursive mkdir never
+ * returns when mkdir keeps failing with ENOENT although the parent exists, as anywhere under
+ * /proc. Here a level that cannot be made is an error naming it: `cannot create <level> (<code>)`,
+ * or `<ancestor> is not a directory` when a file is in the way.
  */
 export async function makeDirectoryDurably(dir: string): Promise<void> {
-  const created = await fs.promises.mkdir(dir, { recursive: true });
-  if (created === undefined) return;
-  // `created` is the first directory made; every parent from its parent down to `dir`'s changed.
-  for (let path = dir; ; path = dirname(path)) {
-    await fsyncDirectory(dirname(path));
-    if (path === created || dirname(path) === path) break;
+  const missing: string[] = [];
+  for (let at = dir; ; ) {
+    let found: fs.Stats;
+    try {
+      found = await fs.promises.stat(at);
+    } catch (error) {
+      // ENOTDIR: some ancestor is a file; walking up finds it and names it.
+      const code = (error as NodeJS.ErrnoException).code;
+      const parent = dirname(at);
+      if ((code !== 'ENOENT' && code !== 'ENOTDIR') || parent === at) {
+        throw cannotCreate(at, error);
+      }
+      missing.push(at);
+      at = parent;
+      continue;
+    }
+    if (!found.isDirectory()) throw new Error(`${at} is not a directory`);
+    break;
   }
+  if (missing.length === 0) return;
+  for (const level of missing.reverse()) {
+    try {
+      await fs.promises.mkdir(level);
+    } catch (error) {
+      // Another process may have made it meanwhile; anything else is final.
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'EEXIST' || !(await fs.promises.stat(level)).isDirectory()) {
+        throw cannotCreate(level, error);
+      }
+    }
+  }
+  // Every created level's entry is in its parent: the nearest existing ancestor and each created
+  // level but the last.
+  for (const level of missing) await fsyncDirectory(dirname(level));
+}
+
+function cannotCreate(level: string, error: unknown): Error {
+  const { code, message } = error as NodeJS.ErrnoException;
+  return new Error(`cannot create ${level} (${code ?? message})`, { cause: error });
 }

@@ -42,6 +42,7 @@
  */
 export { DiskStorage, type DiskStorageOptions } from './disk-storage.js';
 export { CorruptionError, WalError, type WalErrorCode } from './errors.js';
+export { makeDirectoryDurably } from './fs-async.js';
 export {
   SNAPSHOT_CHUNK_BYTES_DEFAULT,
   SNAPSHOT_CHUNK_BYTES_MAX,
