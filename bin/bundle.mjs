@@ -42,7 +42,7 @@ function configInputs(root) {
   return ['package.json', 'tsconfig.json'].map((name) => join(root, name));
 }
 
-/** A file's size and modification time, as the manifest records them ('missing' if absent). */
+/** A file's stat, or undefined when it does not exist. */
 function stat(path) {
   try {
     return fs.statSync(path);
@@ -51,8 +51,8 @@ function stat(path) {
   }
 }
 
-function stamp(path) {
-  const found = stat(path);
+/** A file's size and modification time as the manifest records them ('missing' if absent). */
+function stamp(found) {
   return found === undefined ? 'missing' : `${found.size}:${found.mtimeMs}`;
 }
 
@@ -72,7 +72,7 @@ export function cachedBundle(root, entry, cacheDir) {
   }
   if (manifest.entry !== resolve(root, entry) || typeof manifest.bundle !== 'string') return null;
   for (const [path, expected] of Object.entries(manifest.inputs ?? {})) {
-    if (stamp(path) !== expected) return null;
+    if (stamp(stat(path)) !== expected) return null;
   }
   const bundle = join(cacheDir, manifest.bundle);
   return fs.existsSync(bundle) ? bundle : null;
@@ -84,7 +84,7 @@ function ownImportMetaUrl(root) {
     name: 'own-import-meta-url',
     setup(build) {
       build.onLoad({ filter: /\.[cm]?[jt]s$/ }, (args) => {
-        if (args.path.includes(`${join(root, 'node_modules')}`)) return undefined;
+        if (args.path.includes(join(root, 'node_modules'))) return undefined;
         const source = fs.readFileSync(args.path, 'utf8');
         const loader = args.path.endsWith('ts') ? 'ts' : 'js';
         if (!source.includes('import.meta.url')) return { contents: source, loader };
@@ -143,9 +143,9 @@ export async function buildBundle(root, entry, cacheDir) {
   let editedDuringBuild = false;
   const paths = Object.keys(result.metafile.inputs).map((input) => resolve(root, input));
   for (const path of [...paths, ...configInputs(root)]) {
-    inputs[path] = stamp(path);
-    const mtimeMs = stat(path)?.mtimeMs ?? 0;
-    if (mtimeMs > startedMs - EDITED_DURING_BUILD_MARGIN_MS) editedDuringBuild = true;
+    const found = stat(path);
+    inputs[path] = stamp(found);
+    if ((found?.mtimeMs ?? 0) > startedMs - EDITED_DURING_BUILD_MARGIN_MS) editedDuringBuild = true;
   }
   const contents = result.outputFiles[0].contents;
   const name = `${createHash('sha256').update(contents).digest('hex').slice(0, 16)}.mjs`;
