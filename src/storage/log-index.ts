@@ -33,6 +33,9 @@ export const CACHE_CHUNK_BYTES = 1024 * 1024;
 /** Payloads larger than this are cached as they are (one object each; they are few). */
 const CHUNK_PAYLOAD_BYTES_MAX = CACHE_CHUNK_BYTES / 8;
 const INITIAL_CAPACITY = 1024;
+/** Slots of `LogIndex.totals`. */
+const CACHE_BYTES = 0;
+const PAYLOAD_TAIL = 1;
 
 /** The columns of the slots, reallocated together when they grow or are moved down. */
 class Columns {
@@ -82,13 +85,22 @@ export class LogIndex {
   private start = 0;
   private length = 0;
   private cacheFirst = 1;
-  private cacheBytes = 0;
   private nextGeneration = 1;
   /** Payload chunks; `chunks[0]` is chunk number `firstChunk` of the stream. */
   private chunks: Buffer[] = [];
   private firstChunk = 0;
-  /** Where the next payload goes in the chunk stream (bytes from the start of chunk 0). */
-  private payloadTail = 0;
+  /**
+   * The two byte totals, `totals[CACHE_BYTES]` and `totals[PAYLOAD_TAIL]` (where the next payload
+   * goes in the chunk stream, bytes from the start of chunk 0), in a typed array rather than as
+   * number fields. V8 keeps a number field as a small integer until a value that is not one is
+   * stored (here: a size read back from a Float64Array column, or a total past 2^31), and then
+   * gives the object a new hidden class, which throws away every optimized function that has
+   * handled a LogIndex. In a member that happened at the first eviction, some 25,000 entries into
+   * its life: about twenty functions on the write path deoptimized at once, in every member at
+   * the same entry, and one-client puts ran a third slower for about 1.5 s while V8 compiled them
+   * again. A typed array's elements have one representation for good.
+   */
+  private readonly totals = new Float64Array(2);
   /** Cached payloads too large for a chunk, by index. */
   private readonly large = new Map<number, Uint8Array>();
 
@@ -103,7 +115,7 @@ export class LogIndex {
   }
 
   get cachedBytes(): number {
-    return this.cacheBytes;
+    return this.totals[CACHE_BYTES]!;
   }
 
   /**
@@ -127,7 +139,7 @@ export class LogIndex {
     this.storePayload(at, entry);
     this.length++;
     if (this.cacheFirst > entry.index) this.cacheFirst = entry.index;
-    this.cacheBytes += entrySizeBytes(entry);
+    this.totals[CACHE_BYTES]! += entrySizeBytes(entry);
     return generation;
   }
 
@@ -136,7 +148,7 @@ export class LogIndex {
     const keep = Math.max(0, index - this.first);
     if (keep >= this.length) return;
     for (let slot = Math.max(keep, this.cacheFirst - this.first); slot < this.length; slot++) {
-      this.cacheBytes -= 24 + this.columns.payloadBytes[this.start + slot]!;
+      this.totals[CACHE_BYTES]! -= 24 + this.columns.payloadBytes[this.start + slot]!;
       this.large.delete(this.first + slot);
     }
     this.length = keep;
@@ -173,7 +185,7 @@ export class LogIndex {
     if (index < this.first) return; // A gap remains before `first` (recovery only).
     const drop = index + 1 - this.first;
     for (let slot = Math.max(0, this.cacheFirst - this.first); slot < drop; slot++) {
-      this.cacheBytes -= 24 + this.columns.payloadBytes[this.start + slot]!;
+      this.totals[CACHE_BYTES]! -= 24 + this.columns.payloadBytes[this.start + slot]!;
       this.large.delete(this.first + slot);
     }
     this.start += drop;
@@ -240,10 +252,10 @@ export class LogIndex {
   /** Drops the oldest cached entries that are on disk until the cache fits its maximum. */
   evict(): void {
     const before = this.cacheFirst;
-    while (this.cacheBytes > this.cacheBytesMax && this.cacheFirst <= this.last) {
+    while (this.totals[CACHE_BYTES]! > this.cacheBytesMax && this.cacheFirst <= this.last) {
       const at = this.start + this.cacheFirst - this.first;
       if (this.columns.segments[at]! < 0) break; // Not written yet: it must stay.
-      this.cacheBytes -= 24 + this.columns.payloadBytes[at]!;
+      this.totals[CACHE_BYTES]! -= 24 + this.columns.payloadBytes[at]!;
       this.large.delete(this.cacheFirst);
       this.cacheFirst++;
     }
@@ -290,24 +302,24 @@ export class LogIndex {
       this.large.set(entry.index, entry.data);
       return;
     }
-    let offset = this.payloadTail % CACHE_CHUNK_BYTES;
+    let offset = this.totals[PAYLOAD_TAIL]! % CACHE_CHUNK_BYTES;
     if (offset + bytes > CACHE_CHUNK_BYTES) {
-      this.payloadTail += CACHE_CHUNK_BYTES - offset;
+      this.totals[PAYLOAD_TAIL]! += CACHE_CHUNK_BYTES - offset;
       offset = 0;
     }
-    const chunkNumber = Math.floor(this.payloadTail / CACHE_CHUNK_BYTES);
+    const chunkNumber = Math.floor(this.totals[PAYLOAD_TAIL]! / CACHE_CHUNK_BYTES);
     if (this.chunks.length === 0) this.firstChunk = chunkNumber;
     while (this.firstChunk + this.chunks.length <= chunkNumber) {
       this.chunks.push(Buffer.allocUnsafeSlow(CACHE_CHUNK_BYTES));
     }
     this.chunks[chunkNumber - this.firstChunk]!.set(entry.data, offset);
-    this.columns.payloadAt[at] = this.payloadTail;
-    this.payloadTail += bytes;
+    this.columns.payloadAt[at] = this.totals[PAYLOAD_TAIL]!;
+    this.totals[PAYLOAD_TAIL]! += bytes;
   }
 
   /** Lets go of the chunks before the one holding the oldest cached payload. */
   private releaseChunks(): void {
-    let keepFrom = Math.floor(this.payloadTail / CACHE_CHUNK_BYTES);
+    let keepFrom = Math.floor(this.totals[PAYLOAD_TAIL]! / CACHE_CHUNK_BYTES);
     for (let index = this.cacheFirst; index <= this.last; index++) {
       const payloadAt = this.columns.payloadAt[this.start + index - this.first]!;
       if (payloadAt >= 0) {
