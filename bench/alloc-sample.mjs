@@ -9,7 +9,8 @@
  *
  * Environment: ALLOC_SAMPLE_DIR (where to write, required), ALLOC_SAMPLE_START_MS (default 16000:
  * past a probe's warm-up), ALLOC_SAMPLE_MS (window length, default 5000), ALLOC_SAMPLE_INTERVAL
- * (mean bytes between samples, default 4096).
+ * (mean bytes between samples, default 4096), ALLOC_SAMPLE_MINOR=0 (drop the samples of objects the
+ * young generation collected: what is left is what survived into the old generation).
  */
 import fs from 'node:fs';
 import { Session } from 'node:inspector';
@@ -34,7 +35,7 @@ if (dir) {
         post('HeapProfiler.startSampling', {
           samplingInterval: interval,
           includeObjectsCollectedByMajorGC: true,
-          includeObjectsCollectedByMinorGC: true,
+          includeObjectsCollectedByMinorGC: process.env.ALLOC_SAMPLE_MINOR !== '0',
         }),
       )
       .then(() => {

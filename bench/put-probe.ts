@@ -126,7 +126,7 @@ try {
       total: n,
       keySize: 8,
       valSize: 256,
-      keySpaceSize: 100000,
+      keySpaceSize: Number(process.env.PROBE_KEY_SPACE ?? 100000),
       sequentialKeys: true,
       consistency: (process.env.PROBE_CONS ?? 'l') as 'l' | 's',
       rate: 0,
