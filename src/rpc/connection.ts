@@ -27,8 +27,14 @@ export abstract class Connection {
   private readonly flushBound = () => this.flush();
   private closeError: RpcError | null = null;
   private keepaliveTimer: NodeJS.Timeout | null = null;
-  /** performance.now() when the outstanding PING was queued; -1 when none is outstanding. */
-  private pingSentMs = -1;
+  /**
+   * performance.now() when the outstanding PING was queued; NaN when none is outstanding. NaN, not
+   * -1: V8 gives a number field the representation of the first value stored in it, and -1 would
+   * make it a small-integer field that the first ping's fractional time widens, changing every
+   * connection's hidden class and deoptimizing the send path in the middle of the load, seconds
+   * after the connection opened (seen in every member, 6-10 s into a benchmark run).
+   */
+  private pingSentMs = Number.NaN;
   private pingSequence = 0;
   private drainWaiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
   /** Servers stop reading a peer that does not read its responses (see bufferedBytesMax). */
@@ -218,7 +224,7 @@ export abstract class Connection {
     if (kind === FrameKind.PING) {
       this.send(FrameKind.PONG, 0, 0, arg, null, null);
     } else if (kind === FrameKind.PONG) {
-      if (arg === this.pingSequence) this.pingSentMs = -1;
+      if (arg === this.pingSequence) this.pingSentMs = Number.NaN;
     } else {
       this.onCallFrame(kind, flags, callId, arg, methodLength, body);
     }
@@ -251,7 +257,7 @@ export abstract class Connection {
     let lastPingMs = performance.now();
     this.keepaliveTimer = setInterval(() => {
       const nowMs = performance.now();
-      if (this.pingSentMs >= 0) {
+      if (!Number.isNaN(this.pingSentMs)) {
         if (nowMs - this.pingSentMs >= keepaliveTimeoutMs) {
           this.log.warn({ peer: this.peer, keepaliveTimeoutMs }, 'rpc: keepalive timed out');
           this.destroy(

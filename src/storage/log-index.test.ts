@@ -4,10 +4,9 @@
  * payloads small and large enough to fill and cross the cache's chunks.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
+import { runShapeFixture } from '../../test/support/v8-shape.js';
 import { type Entry, EntryType, entrySizeBytes } from '../raft/types.js';
 import { CACHE_CHUNK_BYTES, type EntryLocation, LogIndex } from './log-index.js';
 
@@ -233,15 +232,9 @@ test('the columns grow and move down over compacted slots without losing entries
 });
 
 test('a log index keeps its hidden class through evictions, compactions and 2 GiB of payloads', () => {
-  // V8's own check (%HaveSameMap) needs --allow-natives-syntax, so it runs in a child process.
-  const fixture = fileURLToPath(new URL('./log-index-shape.fixture.ts', import.meta.url));
-  const result = spawnSync(
-    process.execPath,
-    ['--allow-natives-syntax', '--import', 'tsx', fixture],
-    { encoding: 'utf8', timeout: 120_000 },
+  const outcome = runShapeFixture<{ sameBefore: boolean; sameAfter: boolean }>(
+    new URL('../../test/fixtures/log-index-shape.ts', import.meta.url),
   );
-  assert.equal(result.status, 0, result.stderr);
-  const outcome = JSON.parse(result.stdout) as { sameBefore: boolean; sameAfter: boolean };
   assert.equal(outcome.sameBefore, true, 'two fresh log indexes should share a hidden class');
   assert.equal(
     outcome.sameAfter,
