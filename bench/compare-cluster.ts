@@ -12,6 +12,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { closeConnections, openConnections, unaryCall } from '../src/cli/bench/connections.js';
+import type { BenchOptions } from '../src/cli/bench/runner.js';
 import { decimalKey, encodePutRequest, scanFields } from '../src/cli/bench/wire.js';
 import { MEMBER_NODE_FLAGS } from '../src/cli/node-flags.js';
 import { freePorts } from '../src/cli/ports.js';
@@ -204,6 +205,33 @@ const procClockTicksPerSec = 100;
  * CPU seconds (user + system) each member process has used so far, from /proc; NaN where it cannot
  * be read (not Linux, or the process is gone). Used to put a CPU cost on every request.
  */
+/**
+ * The load the probes run: `total` linearizable requests (puts unless `command` says range) over
+ * 100,000 sequential 8-byte keys with 256-byte values, bench:compare's cell shape.
+ */
+export function probeLoad(
+  command: 'put' | 'range',
+  endpoints: string[],
+  conns: number,
+  clients: number,
+  total: number,
+): BenchOptions {
+  return {
+    command,
+    endpoints,
+    conns,
+    clients,
+    total,
+    keySize: 8,
+    valSize: 256,
+    keySpaceSize: 100_000,
+    sequentialKeys: true,
+    consistency: 'l',
+    rate: 0,
+    seed: 1,
+  };
+}
+
 export function memberCpuSec(cluster: Cluster): number[] {
   return cluster.children.map((child) => {
     try {

@@ -19,6 +19,7 @@ import {
   type Cluster,
   memberCpuSec,
   pauseCluster,
+  probeLoad,
   resumeCluster,
   startCluster,
   stopCluster,
@@ -56,20 +57,9 @@ try {
     pauseCluster(cluster);
     contenders.push({ label: `shoal[${flags}]${entry === '' ? '' : ` ${entry}`}`, cluster });
   }
-  const options = (endpoints: string[], total: number) => ({
-    command: 'put' as const,
-    endpoints,
-    conns: clients === 1 ? 1 : clients <= 16 ? 3 : 6,
-    clients,
-    total,
-    keySize: 8,
-    valSize: 256,
-    keySpaceSize: 100_000,
-    sequentialKeys: true,
-    consistency: 'l' as const,
-    rate: 0,
-    seed: 1,
-  });
+  const conns = clients === 1 ? 1 : clients <= 16 ? 3 : 6;
+  const options = (endpoints: string[], total: number) =>
+    probeLoad('put', endpoints, conns, clients, total);
   for (let round = 1; round <= rounds; round++) {
     for (const { label, cluster } of contenders) {
       resumeCluster(cluster);

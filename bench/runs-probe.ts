@@ -20,6 +20,7 @@ import { runBench } from '../src/cli/bench/runner.js';
 import {
   leaderFirst,
   memberCpuSec,
+  probeLoad,
   type SystemKind,
   startCluster,
   stopCluster,
@@ -56,20 +57,9 @@ async function walFsync(endpoints: string[]): Promise<{ sum: number; count: numb
 try {
   const { endpoints } = await leaderFirst(cluster);
   const conns = clients === 1 ? 1 : 3;
-  const options = (total: number) => ({
-    command: (process.env.PROBE_CMD ?? 'put') as 'put' | 'range',
-    endpoints: endpoints.slice(0, conns),
-    conns,
-    clients,
-    total,
-    keySize: 8,
-    valSize: 256,
-    keySpaceSize: 100_000,
-    sequentialKeys: true,
-    consistency: 'l' as const,
-    rate: 0,
-    seed: 1,
-  });
+  const command = (process.env.PROBE_CMD ?? 'put') as 'put' | 'range';
+  const options = (total: number) =>
+    probeLoad(command, endpoints.slice(0, conns), conns, clients, total);
   await runBench(options(10_000));
   const results: string[] = [];
   for (let run = 0; run < runs; run++) {
