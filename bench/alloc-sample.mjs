@@ -10,7 +10,9 @@
  * Environment: ALLOC_SAMPLE_DIR (where to write, required), ALLOC_SAMPLE_START_MS (default 16000:
  * past a probe's warm-up), ALLOC_SAMPLE_MS (window length, default 5000), ALLOC_SAMPLE_INTERVAL
  * (mean bytes between samples, default 4096), ALLOC_SAMPLE_MINOR=0 (drop the samples of objects the
- * young generation collected: what is left is what survived into the old generation).
+ * young generation collected: what is left is what survived into the old generation),
+ * ALLOC_SAMPLE_MAJOR=0 (with ALLOC_SAMPLE_MINOR=0: also drop what the old generation collected, leaving
+ * only what was still alive when the window closed).
  */
 import fs from 'node:fs';
 import { Session } from 'node:inspector';
@@ -34,7 +36,7 @@ if (dir) {
       .then(() =>
         post('HeapProfiler.startSampling', {
           samplingInterval: interval,
-          includeObjectsCollectedByMajorGC: true,
+          includeObjectsCollectedByMajorGC: process.env.ALLOC_SAMPLE_MAJOR !== '0',
           includeObjectsCollectedByMinorGC: process.env.ALLOC_SAMPLE_MINOR !== '0',
         }),
       )

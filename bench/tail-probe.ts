@@ -3,8 +3,15 @@
  * a warm-up, then N timed puts; prints the slow ones (over 3x the median) with when they started,
  * so periodic causes (ticks, gossip, GC) show up as regular gaps.
  *   tsx bench/tail-probe.ts [shoal|etcd] [warmup] [n] [put|range]
+ * With SHOAL_TRACE_DIR set (the members traced by bench/trace-preload.mjs into that directory) it
+ * also writes client.txt there: each measured request's start and end and each of this process's
+ * garbage collections, on the members' clock, so bench/trace-report.ts can split what the client
+ * saw into the way to the leader, the leader, and the way back.
  */
 
+import fs from 'node:fs';
+import { join } from 'node:path';
+import { type PerformanceEntry, PerformanceObserver } from 'node:perf_hooks';
 import { closeConnections, openConnections, unaryCall } from '../src/cli/bench/connections.js';
 import { encodePutRequest, encodeRangeRequest } from '../src/cli/bench/wire.js';
 import { type SystemKind, startCluster, stopCluster, waitForLeader } from './compare-cluster.js';
@@ -37,13 +44,31 @@ try {
   for (let i = 0; i < warmup; i++) await one(i);
   const starts: number[] = [];
   const lat: number[] = [];
+  // With SHOAL_TRACE_DIR (members traced by bench/trace-preload.mjs), each measured request's
+  // start and end on the same clock as the members' traces, for bench/trace-report.ts.
+  const traceDir = process.env.SHOAL_TRACE_DIR;
+  const spans: string[] = [];
+  const gcs = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      const gcKind = (entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind;
+      spans.push(`gc ${gcKind ?? 0} ${entry.duration} ${performance.timeOrigin + entry.startTime}`);
+    }
+  });
+  if (traceDir !== undefined) gcs.observe({ entryTypes: ['gc'] });
   const t0 = performance.now();
   for (let i = 0; i < n; i++) {
     const s = performance.now();
     await one(warmup + i);
+    const e = performance.now();
     starts.push(s - t0);
-    lat.push(performance.now() - s);
+    lat.push(e - s);
+    if (traceDir !== undefined) {
+      spans.push(`req ${performance.timeOrigin + s} ${performance.timeOrigin + e}`);
+    }
   }
+  gcs.disconnect();
+  if (traceDir !== undefined)
+    fs.writeFileSync(join(traceDir, 'client.txt'), `${spans.join('\n')}\n`);
   const sorted = [...lat].sort((a, b) => a - b);
   const p50 = sorted[Math.floor(n / 2)]!;
   const p99 = sorted[Math.floor(n * 0.99)]!;

@@ -3,6 +3,12 @@
  * - for a one-client put loop over gRPC (requests that do not overlap), where each put's time went
  *   on the leader and its followers, for all puts and for the slow ones (over 2.5x the median),
  *   and how often the leader's own WAL write rather than a follower's acknowledgement was last;
+ * - for the slowest 1 % of those puts, how many overlap a garbage collection on the leader, on a
+ *   follower only, or on no member;
+ * - with DIR/client.txt (bench/tail-probe.ts writes it when SHOAL_TRACE_DIR is set), what the
+ *   client saw split into the way to the leader (the request's first byte read off the socket),
+ *   the leader (to its answer's socket write), and the way back, for all puts and the slowest 1 %,
+ *   and how many of those overlap a garbage collection in the client process;
  * - for any load, each member's garbage collections by kind, and its event loop's silences (no
  *   traced step for at least --silence-ms) split into those with a collection in them and the rest.
  *
@@ -133,6 +139,7 @@ function putBreakdown(leader: MemberTrace, followers: MemberTrace[], last: numbe
       .map((list) => since(firstCovering(list, index, 'b', prop.at)))
       .sort((x, y) => x - y);
     const put: Put = {
+      start: req,
       total: resps[i]!.at - req,
       'to propose': prop.at - req,
       'leader WAL': since(firstCovering(persists, index, 'range', prop.at)),
@@ -156,7 +163,7 @@ function putBreakdown(leader: MemberTrace, followers: MemberTrace[], last: numbe
     0.5,
   );
   const slow = puts.filter((p) => p.total! > 2.5 * median);
-  const columns = Object.keys(puts[0]!);
+  const columns = Object.keys(puts[0]!).filter((c) => c !== 'start');
   console.log(
     `puts traced on the leader: ${puts.length}, ${slow.length} slow (over 2.5x the median ${ms(median)} ms); ms from the proposal unless named`,
   );
@@ -172,6 +179,98 @@ function putBreakdown(leader: MemberTrace, followers: MemberTrace[], last: numbe
   const leaderLast = (p: Put) => p['leader WAL']! > p['first ack']!;
   console.log(
     `the leader's own WAL write finished after the first acknowledgement in ${puts.filter(leaderLast).length} of ${puts.length} puts (${slow.filter(leaderLast).length} of ${slow.length} slow ones)`,
+  );
+  const totals = puts.map((p) => p.total!);
+  const p99 = quantile(totals, 0.99);
+  const slowest = puts.filter((p) => p.total! >= p99);
+  const overlaps = (member: MemberTrace, p: Put) =>
+    (member.byStep.get('gc') ?? []).some(
+      (gc) => gc.at < p.start! + p.total! && gc.at + gc.b > p.start!,
+    );
+  const onLeader = slowest.filter((p) => overlaps(leader, p));
+  const onFollower = slowest.filter(
+    (p) => !overlaps(leader, p) && followers.some((f) => overlaps(f, p)),
+  );
+  console.log(
+    `the ${slowest.length} puts at or over p99 (${ms(p99)} ms): ${onLeader.length} overlap a GC on the leader, ${onFollower.length} one on a follower only, ${slowest.length - onLeader.length - onFollower.length} none`,
+  );
+}
+
+/**
+ * Splits each client-timed put (the last ones the leader saw, in order) at the leader's socket
+ * read of its request and socket write of its answer. All times are performance.timeOrigin-based,
+ * so the split rests on the processes' clocks agreeing (they read one machine's clock).
+ */
+function clientBreakdown(leader: MemberTrace, file: string): void {
+  const spans: [number, number][] = [];
+  const clientGcs: [number, number][] = [];
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    const f = line.split(' ');
+    if (f[0] === 'req') spans.push([Number(f[1]), Number(f[2])]);
+    else if (f[0] === 'gc') clientGcs.push([Number(f[3]), Number(f[3]) + Number(f[2])]);
+  }
+  const reqs = (leader.byStep.get('req') ?? []).slice(-spans.length);
+  const resps = (leader.byStep.get('resp') ?? []).slice(-spans.length);
+  const ins = leader.byStep.get('sockin') ?? [];
+  const outs = leader.byStep.get('sockout') ?? [];
+  if (reqs.length !== spans.length || resps.length !== spans.length) {
+    console.log(`client split: ${file} has ${spans.length} requests, the leader fewer`);
+    return;
+  }
+  type Split = {
+    total: number;
+    toLeader: number;
+    leader: number;
+    back: number;
+    span: [number, number];
+  };
+  const splits: Split[] = [];
+  for (let i = 0; i < spans.length; i++) {
+    const span = spans[i]!;
+    const read = ins[lowerBound(ins, reqs[i]!.at + 1e-6) - 1];
+    const written = firstAfter(outs, resps[i]!.at);
+    if (read === undefined || written === undefined || read.at < span[0]) continue;
+    splits.push({
+      total: span[1] - span[0],
+      toLeader: read.at - span[0],
+      leader: written.at - read.at,
+      back: span[1] - written.at,
+      span,
+    });
+  }
+  if (splits.length === 0) return;
+  const p99 = quantile(
+    splits.map((s) => s.total),
+    0.99,
+  );
+  const slowest = splits.filter((s) => s.total >= p99);
+  console.log(
+    `client-timed puts: ${splits.length} of ${spans.length} split at the leader's socket read and write`,
+  );
+  console.log('| part | p50 | p90 | p99 | slowest 1 % p50 |');
+  console.log('|---|---:|---:|---:|---:|');
+  for (const part of ['total', 'toLeader', 'leader', 'back'] as const) {
+    const names = {
+      total: 'client total',
+      toLeader: 'to the leader',
+      leader: 'leader',
+      back: 'back',
+    };
+    const all = splits.map((s) => s[part]);
+    console.log(
+      `| ${names[part]} | ${ms(quantile(all, 0.5))} | ${ms(quantile(all, 0.9))} | ${ms(quantile(all, 0.99))} | ${ms(
+        quantile(
+          slowest.map((s) => s[part]),
+          0.5,
+        ),
+      )} |`,
+    );
+  }
+  const withClientGc = slowest.filter((s) =>
+    clientGcs.some(([start, end]) => start < s.span[1] && end > s.span[0]),
+  ).length;
+  console.log(
+    `the ${slowest.length} client-timed puts at or over p99 (${ms(p99)} ms): ${withClientGc} overlap a GC in the client`,
   );
 }
 
@@ -226,4 +325,6 @@ putBreakdown(
   members.filter((m) => m !== leader),
   last,
 );
+const clientFile = join(dir, 'client.txt');
+if (fs.existsSync(clientFile)) clientBreakdown(leader, clientFile);
 for (const member of members) pauses(member, silenceMs);
