@@ -194,6 +194,21 @@ function putBreakdown(leader: MemberTrace, followers: MemberTrace[], last: numbe
   console.log(
     `the ${slowest.length} puts at or over p99 (${ms(p99)} ms): ${onLeader.length} overlap a GC on the leader, ${onFollower.length} one on a follower only, ${slowest.length - onLeader.length - onFollower.length} none`,
   );
+  const none = slowest.filter((p) => !onLeader.includes(p) && !onFollower.includes(p));
+  const groups = {
+    'GC on the leader': onLeader,
+    'GC on a follower only': onFollower,
+    'no GC': none,
+  };
+  const shown = ['total', 'leader WAL', 'first ack', 'second ack', 'commit', 'f1 WAL', 'f2 WAL'];
+  console.log(`| p99 puts, p50 of | ${shown.join(' | ')} |`);
+  console.log(`|---|${shown.map(() => '---:').join('|')}|`);
+  for (const [name, group] of Object.entries(groups)) {
+    const cells = shown.map((c) =>
+      ms(quantile(group.map((p) => p[c]!).filter(Number.isFinite), 0.5)),
+    );
+    console.log(`| ${name} (${group.length}) | ${cells.join(' | ')} |`);
+  }
 }
 
 /**
