@@ -32,6 +32,26 @@ function cpuSplit(pids: (number | undefined)[]): [number, number][] {
   });
 }
 
+/**
+ * Nanoseconds so far that each process's threads spent runnable but waiting for a CPU (field 2
+ * of /proc/PID/task/TID/schedstat), summed over its threads (or of its main thread alone).
+ */
+function runQueueWaitNs(pids: (number | undefined)[], mainOnly = false): number[] {
+  return pids.map((pid) => {
+    let total = 0;
+    for (const task of mainOnly ? [String(pid)] : fs.readdirSync(`/proc/${pid}/task`)) {
+      try {
+        total += Number(
+          fs.readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'utf8').split(' ')[1],
+        );
+      } catch {
+        // The thread ended between the listing and the read.
+      }
+    }
+    return total;
+  });
+}
+
 /** Minor page faults so far of each member (field 10 of /proc/PID/stat). */
 function minorFaults(pids: (number | undefined)[]): number[] {
   return pids.map((pid) => Number(statFields(pid)[7]));
@@ -112,6 +132,9 @@ try {
     const sysBefore = syscalls(cluster.children.map((c) => c.pid));
     const faultsBefore = minorFaults(cluster.children.map((c) => c.pid));
     const switchesBefore = switches(cluster.children.map((c) => c.pid));
+    const waitPids = [...cluster.children.map((c) => c.pid), process.pid];
+    const waitBefore = runQueueWaitNs(waitPids);
+    const mainWaitBefore = runQueueWaitNs(waitPids, true);
     const threadsBefore = cluster.children.map((c) => threadCpu(c.pid));
     const native = process.env.PROBE_PROTOCOL === 'native';
     const r = await (native ? runNativeBench : runBench)({
@@ -148,6 +171,16 @@ try {
       ((count - switchesBefore[i]!) / n).toFixed(2),
     );
     console.log(`  context switches per req per member: ${switched.join(' ')}`);
+    const waited = runQueueWaitNs(waitPids).map((ns, i) =>
+      ((ns - waitBefore[i]!) / 1000 / n).toFixed(1),
+    );
+    console.log(
+      `  µs per req waiting for a CPU (run queue), per member then the generator: ${waited.join(' ')}`,
+    );
+    const mainWaited = runQueueWaitNs(waitPids, true).map((ns, i) =>
+      ((ns - mainWaitBefore[i]!) / 1000 / n).toFixed(1),
+    );
+    console.log(`  the same, main threads only: ${mainWaited.join(' ')}`);
     const faults = minorFaults(cluster.children.map((c) => c.pid)).map((count, i) =>
       ((count - faultsBefore[i]!) / n).toFixed(3),
     );
