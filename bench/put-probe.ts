@@ -33,23 +33,31 @@ function cpuSplit(pids: (number | undefined)[]): [number, number][] {
 }
 
 /**
- * Nanoseconds so far that each process's threads spent runnable but waiting for a CPU (field 2
- * of /proc/PID/task/TID/schedstat), summed over its threads (or of its main thread alone).
+ * `value` of /proc/PID/task/TID/FILE summed over `pid`'s threads (or its main thread alone). A
+ * thread that ends between the listing and the read counts nothing.
  */
-function runQueueWaitNs(pids: (number | undefined)[], mainOnly = false): number[] {
-  return pids.map((pid) => {
-    let total = 0;
-    for (const task of mainOnly ? [String(pid)] : fs.readdirSync(`/proc/${pid}/task`)) {
-      try {
-        total += Number(
-          fs.readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'utf8').split(' ')[1],
-        );
-      } catch {
-        // The thread ended between the listing and the read.
-      }
+function sumOverThreads(
+  pid: number | undefined,
+  file: string,
+  value: (text: string) => number,
+  mainOnly = false,
+): number {
+  let total = 0;
+  for (const task of mainOnly ? [String(pid)] : fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      total += value(fs.readFileSync(`/proc/${pid}/task/${task}/${file}`, 'utf8'));
+    } catch {
+      // The thread is gone.
     }
-    return total;
-  });
+  }
+  return total;
+}
+
+/** Nanoseconds so far each process spent runnable but waiting for a CPU (schedstat field 2). */
+function runQueueWaitNs(pids: (number | undefined)[], mainOnly = false): number[] {
+  return pids.map((pid) =>
+    sumOverThreads(pid, 'schedstat', (text) => Number(text.split(' ')[1]), mainOnly),
+  );
 }
 
 /** Minor page faults so far of each member (field 10 of /proc/PID/stat). */
@@ -69,14 +77,13 @@ function syscalls(pids: (number | undefined)[]): [number, number, number, number
 
 /** Context switches (voluntary + involuntary) so far of each member, summed over its threads. */
 function switches(pids: (number | undefined)[]): number[] {
-  return pids.map((pid) => {
-    let total = 0;
-    for (const task of fs.readdirSync(`/proc/${pid}/task`)) {
-      const status = fs.readFileSync(`/proc/${pid}/task/${task}/status`, 'utf8');
-      for (const match of status.matchAll(/ctxt_switches:\s+(\d+)/g)) total += Number(match[1]);
-    }
-    return total;
-  });
+  return pids.map((pid) =>
+    sumOverThreads(pid, 'status', (status) => {
+      let count = 0;
+      for (const match of status.matchAll(/ctxt_switches:\s+(\d+)/g)) count += Number(match[1]);
+      return count;
+    }),
+  );
 }
 
 /** CPU seconds so far of `pid`'s event loop thread and of its other threads, by their name. */

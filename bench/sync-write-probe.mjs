@@ -16,6 +16,12 @@ const [mode, file, n, gapUs] = [
   Number(process.argv[4]),
   Number(process.argv[5] ?? 300),
 ];
+if ((mode !== 'dsync' && mode !== 'fdatasync') || file === undefined || !(n > 0)) {
+  console.error(
+    'usage: node bench/sync-write-probe.mjs dsync|fdatasync FILE WRITES [GAP_US] [START_AT]',
+  );
+  process.exit(2);
+}
 const size = 64 * 1024 * 1024;
 {
   const fd = fs.openSync(file, 'w');
@@ -31,8 +37,7 @@ const lat = [];
 let pos = 4096;
 // Sleeps between writes (not a spin: three spinning writers would contend for two cores).
 const pause = new Int32Array(new SharedArrayBuffer(4));
-const startAt = Number(process.argv[6] ?? 0);
-while (Date.now() < startAt) {}
+Atomics.wait(pause, 0, 0, Math.max(0, Number(process.argv[6] ?? 0) - Date.now()));
 for (let i = 0; i < n; i++) {
   const t = process.hrtime.bigint();
   fs.writeSync(fd, rec, 0, rec.length, pos);
