@@ -12,7 +12,8 @@
 import fs from 'node:fs';
 import { join } from 'node:path';
 import { type PerformanceEntry, PerformanceObserver } from 'node:perf_hooks';
-import { closeConnections, openConnections, unaryCall } from '../src/cli/bench/connections.js';
+import { connectTimeoutMs, endpointTarget } from '../src/cli/bench/connections.js';
+import { H2UnaryConnection } from '../src/cli/bench/h2-unary.js';
 import { encodePutRequest, encodeRangeRequest } from '../src/cli/bench/wire.js';
 import { type SystemKind, startCluster, stopCluster, waitForLeader } from './compare-cluster.js';
 
@@ -24,8 +25,10 @@ const cluster = await startCluster(kind, {
   nodeFlags: (process.env.PROBE_NODE_FLAGS ?? '').split(' ').filter(Boolean),
 });
 try {
-  const { endpoints } = await waitForLeader(cluster);
-  const [client] = await openConnections(endpoints.slice(0, 1), 1);
+  const { endpoints, leaderIndex } = await waitForLeader(cluster);
+  // The load generator's own HTTP/2 client (as bench:compare and `shoal bench` use), not grpc-js:
+  // grpc-js's per-call garbage made this process scavenge for 6-11 ms every 200 ms.
+  const client = await H2UnaryConnection.connect(endpointTarget(endpoints[0]!), connectTimeoutMs);
   const value = Buffer.alloc(256, 0x61);
   const one = (i: number) =>
     new Promise<void>((resolve, reject) => {
@@ -34,8 +37,7 @@ try {
         command === 'put'
           ? encodePutRequest(key, value).buffer
           : encodeRangeRequest(key, false).buffer;
-      unaryCall(
-        client!,
+      client.call(
         command === 'put' ? '/etcdserverpb.KV/Put' : '/etcdserverpb.KV/Range',
         req,
         (e) => (e ? reject(e) : resolve()),
@@ -67,8 +69,17 @@ try {
     }
   }
   gcs.disconnect();
-  if (traceDir !== undefined)
+  if (traceDir !== undefined) {
+    // A pair of readings of the trace clock and CLOCK_MONOTONIC (process.hrtime, the clock of
+    // `perf sched record -k CLOCK_MONOTONIC`), and each member's pid, so a run-queue trace can be
+    // lined up with the requests (bench/README, 2026-12-08 later section).
+    spans.push(`clock ${performance.timeOrigin + performance.now()} ${process.hrtime.bigint()}`);
+    for (const [i, child] of cluster.children.entries()) {
+      spans.push(`member ${child.pid} ${i === leaderIndex ? 'leader' : 'follower'}`);
+    }
+    spans.push(`client ${process.pid}`);
     fs.writeFileSync(join(traceDir, 'client.txt'), `${spans.join('\n')}\n`);
+  }
   const sorted = [...lat].sort((a, b) => a - b);
   const p50 = sorted[Math.floor(n / 2)]!;
   const p99 = sorted[Math.floor(n * 0.99)]!;
@@ -84,7 +95,7 @@ try {
     );
     prev = s;
   }
-  closeConnections([client!]);
+  client.close();
 } finally {
   await stopCluster(cluster, process.env.PROBE_KEEP_DIR !== undefined);
   if (process.env.PROBE_KEEP_DIR !== undefined) console.log(`kept ${cluster.dir}`);

@@ -4,7 +4,8 @@
 //   SHOAL_TRACE_DIR=/tmp/t PROBE_NODE_FLAGS="--import $PWD/bench/trace-preload.mjs" \
 //     npx tsx bench/tail-probe.ts shoal 8000 6000
 // (an absolute path: members run in their cluster's temporary directory), then read the files
-// with `npx tsx bench/trace-report.ts /tmp/t`.
+// with `npx tsx bench/trace-report.ts /tmp/t`. With SHOAL_TRACE_STEPS=0 it records only the
+// collections.
 import diagnostics from 'node:diagnostics_channel';
 import fs from 'node:fs';
 import { PerformanceObserver } from 'node:perf_hooks';
@@ -18,10 +19,13 @@ if (dir) {
     fs.appendFileSync(file, `${rows.join('\n')}\n`);
     rows = [];
   };
-  diagnostics.subscribe('shoal.trace', (event) => {
-    rows.push(`${event.step} ${event.a} ${event.b} ${event.atMs.toFixed(3)}`);
-    if (rows.length >= 20_000) flush();
-  });
+  // SHOAL_TRACE_STEPS=0 records the collections alone, without the cost of tracing every step.
+  if (process.env.SHOAL_TRACE_STEPS !== '0') {
+    diagnostics.subscribe('shoal.trace', (event) => {
+      rows.push(`${event.step} ${event.a} ${event.b} ${event.atMs.toFixed(3)}`);
+      if (rows.length >= 20_000) flush();
+    });
+  }
   new PerformanceObserver((list) => {
     for (const entry of list.getEntries()) {
       const start = performance.timeOrigin + entry.startTime;
