@@ -242,3 +242,18 @@ test('a log index keeps its hidden class through evictions, compactions and 2 Gi
     'a field of LogIndex changed representation: every optimized function using it deoptimizes',
   );
 });
+
+test('the first eviction does not deoptimize an optimized writer (the eviction path is warmed)', () => {
+  const outcome = runShapeFixture<{
+    optimizedBefore: boolean;
+    evicted: boolean;
+    optimizedAfter: boolean;
+  }>(new URL('../../test/fixtures/log-index-eviction-feedback.ts', import.meta.url));
+  assert.equal(outcome.optimizedBefore, true, 'the fixture could not get its writer optimized');
+  assert.equal(outcome.evicted, true, 'the fixture never filled the cache');
+  assert.equal(
+    outcome.optimizedAfter,
+    true,
+    "the first eviction ran code without type feedback and deoptimized its caller (as the WAL's flusher)",
+  );
+});

@@ -19,7 +19,7 @@
  * `offsetIndex + 1`; during recovery it may run ahead of it while a gap left by released segments
  * waits to be covered by a later compaction record (see wal-recovery.ts).
  */
-import { type Entry, type EntryType, entrySizeBytes } from '../raft/types.js';
+import { type Entry, EntryType, entrySizeBytes } from '../raft/types.js';
 
 /** Where an entry's record lies: -1 segment means "not written yet" (it is then in the cache). */
 export interface EntryLocation {
@@ -104,7 +104,12 @@ export class LogIndex {
   /** Cached payloads too large for a chunk, by index. */
   private readonly large = new Map<number, Uint8Array>();
 
-  constructor(readonly cacheBytesMax: number) {}
+  constructor(readonly cacheBytesMax: number) {
+    if (!evictionWarmed) {
+      evictionWarmed = true;
+      warmEviction();
+    }
+  }
 
   get last(): number {
     return this.first + this.length - 1;
@@ -331,5 +336,35 @@ export class LogIndex {
     if (drop <= 0) return;
     this.chunks.splice(0, drop);
     this.firstChunk += drop;
+  }
+}
+
+/**
+ * Whether `warmEviction` ran in this process. The first LogIndex built runs it, before any real
+ * entry exists.
+ */
+let evictionWarmed = false;
+const warmEvictionRounds = 64;
+
+/**
+ * Runs the eviction path once on a throwaway index. V8 optimizes the WAL's flusher, with `evict`
+ * inlined into it, long before the cache first fills (some 25,000 entries in), and the body of
+ * `evict`'s loop, never run until then, has no type feedback. So at the first eviction the
+ * flusher deoptimized ("insufficient type feedback for generic named access"). Its recompile
+ * took 11-23 ms on a V8 worker thread, in every member at the same entry, and on two cores that
+ * held up the members' event loops (bench/README, 2026-12-08). Evicting here gives that code its
+ * feedback, with the same hidden classes as the real index, before anything is optimized.
+ */
+function warmEviction(): void {
+  const index = new LogIndex(0);
+  const data = new Uint8Array(8);
+  // V8 gives a function a feedback vector only after its first few calls (lazy feedback
+  // allocation), so one eviction would record nothing: evict on each of a few dozen appends.
+  for (let i = 1; i <= warmEvictionRounds; i++) {
+    index.append(
+      { term: 1, index: i, type: EntryType.Normal, data },
+      { segment: 1, positionBytes: 40 * (i - 1), recordBytes: 40 },
+    );
+    index.evict();
   }
 }
