@@ -347,13 +347,13 @@ let evictionWarmed = false;
 const warmEvictionRounds = 64;
 
 /**
- * Runs the eviction path once on a throwaway index. V8 optimizes the WAL's flusher, with `evict`
+ * Runs the eviction path on a throwaway index. V8 optimizes the WAL's flusher, with `evict`
  * inlined into it, long before the cache first fills (some 25,000 entries in), and the body of
  * `evict`'s loop, never run until then, has no type feedback. So at the first eviction the
  * flusher deoptimized ("insufficient type feedback for generic named access"). Its recompile
- * took 11-23 ms on a V8 worker thread, in every member at the same entry, and on two cores that
- * held up the members' event loops (bench/README, 2026-12-08). Evicting here gives that code its
- * feedback, with the same hidden classes as the real index, before anything is optimized.
+ * took 11-23 ms on a V8 worker thread, in every member at the same entry, competing with the
+ * members' event loops for the cores (bench/README, 2026-12-08). Evicting here gives that code
+ * its feedback, with the same hidden classes as the real index, before anything is optimized.
  */
 function warmEviction(): void {
   const index = new LogIndex(0);
