@@ -7,7 +7,9 @@
  *   perf script -i /dev/shm/sched.data -F comm,tid,pid,cpu,time,event,trace > DIR/sched.txt
  * (the trace file on /dev/shm: written to the disk the WAL uses, it is itself part of the tail),
  * then `npx tsx bench/sched-report.ts DIR`. Members traced with bench/trace-preload.mjs
- * (SHOAL_TRACE_STEPS=0 records only their collections) add the collection column.
+ * (SHOAL_TRACE_STEPS=0 records only their collections) add the collection column. This report
+ * reads only sched_switch; the README's figures were recorded with sched_waking as well, and
+ * leaving it out lowers the tracer's own share of the tail.
  */
 import fs from 'node:fs';
 import { join } from 'node:path';

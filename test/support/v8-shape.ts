@@ -24,3 +24,24 @@ export function runShapeFixture<T>(fixture: URL): T {
 export function haveSameMapFunction(): (a: object, b: object) => boolean {
   return new Function('a', 'b', 'return %HaveSameMap(a, b);') as (a: object, b: object) => boolean;
 }
+
+/**
+ * V8's optimization controls for a fixture that checks a function stays optimized: prepare it,
+ * optimize it at its next call, and whether optimized code is attached now (the "optimized" bit
+ * of %GetOptimizationStatus, src/runtime/runtime.h). Only callable with --allow-natives-syntax.
+ */
+export function optimizationFunctions(): {
+  prepare: (f: unknown) => void;
+  optimizeOnNextCall: (f: unknown) => void;
+  isOptimized: (f: unknown) => boolean;
+} {
+  const status = new Function('f', 'return %GetOptimizationStatus(f);') as (f: unknown) => number;
+  const optimizedBit = 1 << 4;
+  return {
+    prepare: new Function('f', '%PrepareFunctionForOptimization(f);') as (f: unknown) => void,
+    optimizeOnNextCall: new Function('f', '%OptimizeFunctionOnNextCall(f);') as (
+      f: unknown,
+    ) => void,
+    isOptimized: (f) => (status(f) & optimizedBit) !== 0,
+  };
+}
